@@ -1,0 +1,54 @@
+# steep_repl: top-level build. Every target that needs the PostgreSQL toolchain installs it first
+# (scripts/setup.sh: pinned, cached in .cache/, a no-op when already there).
+
+PG_MAJOR  ?= 18
+PG_HOME   := $(CURDIR)/.cache/pg$(PG_MAJOR)
+PG_CONFIG_CACHED := $(PG_HOME)/bin/pg_config
+GO        ?= go
+GOFLAGS_TEST ?= -count=1 -timeout 18m
+# Debian's Makefile.global passes flags gcc 12 rejects and wants clang for bitcode: override both
+# for the cached toolchain only (a real server's pg_config is used as is).
+EXT_MAKE_FLAGS := PG_CONFIG=$(PG_CONFIG_CACHED) with_llvm=no CC=gcc \
+	CFLAGS="-O2 -g -Wall -Wmissing-prototypes -Wpointer-arith -Wdeclaration-after-statement -Werror=vla -Wendif-labels -Wformat-security -fno-strict-aliasing -fwrapv"
+
+.PHONY: all setup install-ext build test test-go bench cluster cluster-down demo clean help
+
+all: build install-ext
+
+help:
+	@echo "make demo          two local nodes, a job enqueued in psql and run by a sidecar"
+	@echo "make test          every test against real PostgreSQL $(PG_MAJOR) clusters"
+	@echo "make bench         benchmarks (queue latency and throughput)"
+	@echo "make cluster       start node_a and node_b with a sidecar each (.steep/cluster.env)"
+	@echo "make cluster-down  stop what make cluster started"
+	@echo "make setup         install the pinned PostgreSQL toolchain into .cache/"
+
+setup:
+	@scripts/setup.sh $(PG_MAJOR)
+
+install-ext: setup
+	@$(MAKE) -s -C extension $(EXT_MAKE_FLAGS) install >/dev/null
+
+build:
+	$(GO) build -o bin/steep-repl ./sidecar
+	$(GO) build -o bin/steep-console ./console
+
+test: install-ext build
+	$(GO) vet ./...
+	STEEP_PG_HOME=$(PG_HOME) $(GO) test $(GOFLAGS_TEST) ./...
+
+bench: install-ext build
+	STEEP_PG_HOME=$(PG_HOME) $(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./tests/...
+
+cluster: install-ext build
+	@scripts/cluster.sh up
+
+cluster-down:
+	@scripts/cluster.sh down
+
+demo: install-ext build
+	@scripts/demo.sh
+
+clean:
+	-$(MAKE) -s -C extension $(EXT_MAKE_FLAGS) clean
+	rm -rf bin

@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"time"
+
+	"github.com/steepdb/steep_repl/internal/runner"
+)
+
+func runCommand() command {
+	var worker, level string
+	var lease, poll, grace time.Duration
+	var concurrency int
+	return command{
+		name:    "run",
+		summary: "run the sidecar daemon: claim and run this node's jobs (JSON logs on stderr)",
+		example: "steep-repl run --db 'postgres://steep@localhost/postgres' --concurrency 4",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&worker, "worker", "", "name of this sidecar in job leases (default host:pid)")
+			fs.DurationVar(&lease, "lease", 30*time.Second, "job lease; the sidecar heartbeats every lease/3")
+			fs.DurationVar(&poll, "poll", 2*time.Second, "fallback poll interval when no NOTIFY arrives")
+			fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, time running jobs get before they are released")
+			fs.IntVar(&concurrency, "concurrency", 2, "jobs run at once")
+			fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+		},
+		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageError{"run takes no arguments"}
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return usageError{"invalid --log-level " + level}
+			}
+			logger := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
+			r, err := runner.New(runner.Config{
+				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
+				Concurrency: concurrency, ShutdownGrace: grace, Handlers: runner.BuiltinHandlers(), Logger: logger,
+			})
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			return r.Run(ctx)
+		},
+	}
+}

@@ -1,0 +1,26 @@
+-- Privileges: nothing for PUBLIC; steep_repl_admin runs the API (SECURITY DEFINER functions with a
+-- fixed search_path) and reads the state tables, except nodes.conninfo, which may hold a password.
+
+REVOKE ALL ON SCHEMA steep_repl FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA steep_repl FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA steep_repl FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA steep_repl FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA steep_repl TO steep_repl_admin;
+GRANT EXECUTE ON FUNCTION
+  steep_repl.register_node(text, text, boolean),
+  steep_repl.unregister_node(text),
+  steep_repl.transition(text, text, text),
+  steep_repl.enqueue_job(text, jsonb, text, integer, timestamptz),
+  steep_repl.claim_job(text, text[], interval, timestamptz),
+  steep_repl.heartbeat_job(bigint, text, interval, jsonb, timestamptz),
+  steep_repl.finish_job(bigint, text, text, jsonb, text, timestamptz),
+  steep_repl.cancel_job(bigint, timestamptz),
+  steep_repl.release_job(bigint, text),
+  steep_repl.tick(timestamptz),
+  steep_repl.wake_supervisor()
+TO steep_repl_admin;
+GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_transitions TO steep_repl_admin;
+GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, init_completed_at,
+              state_changed_at, last_error, registered_at)
+  ON steep_repl.nodes TO steep_repl_admin;
