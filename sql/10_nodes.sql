@@ -2,7 +2,7 @@
 
 CREATE TABLE steep_repl.nodes (
   name              text PRIMARY KEY
-                    CONSTRAINT node_name_format CHECK (name ~ '^[a-z][a-z0-9_]{0,47}$'),
+                    CONSTRAINT node_name_format CHECK (name ~ '^[a-z][a-z0-9_]{0,27}$'),
   conninfo          text NOT NULL,
   is_local          boolean NOT NULL DEFAULT false,
   init_state        text NOT NULL DEFAULT 'uninitialized'
@@ -40,10 +40,10 @@ BEGIN
   PERFORM steep_repl._require('name', name);
   PERFORM steep_repl._require('conninfo', conninfo);
   PERFORM steep_repl._require('is_local', is_local);
-  IF name !~ '^[a-z][a-z0-9_]{0,47}$' THEN
+  IF name !~ '^[a-z][a-z0-9_]{0,27}$' THEN
     RAISE EXCEPTION 'invalid node name "%"', name
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'A node name starts with a lowercase letter and has at most 48 lowercase letters, digits or underscores (it becomes part of slot and publication names).';
+            HINT = 'A node name starts with a lowercase letter and has at most 28 lowercase letters, digits or underscores (it becomes part of slot and publication names).';
   END IF;
   PERFORM steep_repl.check_conninfo(conninfo);
   IF EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = register_node.name) THEN

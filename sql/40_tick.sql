@@ -46,8 +46,8 @@ BEGIN
     PERFORM pg_catalog.pg_notify('steep_repl_jobs', '{"requeued":true}');
   END IF;
   RETURN pg_catalog.jsonb_build_object('jobs_requeued', v_requeued, 'jobs_failed', v_failed,
-                                       'jobs_cancelled', v_cancelled);
+                                       'jobs_cancelled', v_cancelled, 'inits', steep_repl._tick_inits(v_now));
 END
 $$;
 COMMENT ON FUNCTION steep_repl.tick(timestamptz) IS
-  'The supervisor''s periodic work (run every steep_repl.naptime): reaps expired job leases (requeue with backoff, or failed after max_attempts).';
+  'The supervisor''s periodic work (run every steep_repl.naptime): reaps expired job leases (requeue with backoff, or failed after max_attempts), then samples every active init into init_progress and moves it COPYING -> CATCHING_UP -> SYNCHRONIZED or FAILED.';

@@ -54,3 +54,59 @@ SELECT steep_repl.wake_supervisor();
 
 -- name: ReleaseJob
 SELECT steep_repl.release_job($1, $2);
+
+-- name: StartInit
+SELECT steep_repl.start_init($1, $2, $3, $4);
+
+-- name: CancelInit
+SELECT steep_repl.cancel_init($1);
+
+-- name: InitPlan
+SELECT steep_repl.init_plan($1);
+
+-- name: InitSubscribed
+SELECT steep_repl._init_subscribed($1, $2, $3);
+
+-- name: InitFailed
+SELECT steep_repl.init_failed($1, $2);
+
+-- name: InitCancelled
+SELECT steep_repl.init_cancelled($1, $2);
+
+-- name: InitProgress
+SELECT p.node, p.source_node, n.init_state, p.phase, p.percent, p.tables_total, p.tables_done, p.current_tables,
+       p.large_tables, p.bytes_total, p.bytes_done, p.rows_total, p.rows_done, p.rows_per_sec, p.bytes_per_sec,
+       p.eta_seconds, p.parallel_workers, p.lag_bytes, p.stalled_since, p.started_at, p.updated_at,
+       coalesce(n.last_error, p.message)
+FROM steep_repl.init_progress p JOIN steep_repl.nodes n ON n.name = p.node
+WHERE p.node = $1;
+
+-- name: InitTables
+SELECT schema_name, table_name, sync_state, source_bytes, source_rows, rows_copied, bytes_copied, fraction,
+       is_large, started_at, finished_at
+FROM steep_repl.init_tables WHERE node = $1 ORDER BY schema_name, table_name;
+
+-- name: SubscriptionExists
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = $1);
+
+-- name: PublicationExists
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1);
+
+-- name: SyncWorkerSettings
+SELECT current_setting('max_sync_workers_per_subscription')::int, current_setting('max_logical_replication_workers')::int;
+
+-- name: SetSyncWorkersSQL
+SELECT pg_catalog.format('ALTER SYSTEM SET max_sync_workers_per_subscription = %s', $1::int);
+
+-- name: ReloadConf
+SELECT pg_reload_conf();
+
+-- name: SourceSlots
+SELECT slot_name, active FROM pg_catalog.pg_replication_slots
+WHERE slot_name = $1 OR ($2::oid IS NOT NULL AND slot_name LIKE 'pg\_' || $2::text || '\_sync\_%');
+
+-- name: DropSlot
+SELECT pg_catalog.pg_drop_replication_slot($1);
+
+-- name: ActiveInitStartJobs
+SELECT count(*) FROM steep_repl.jobs WHERE kind = 'init.start' AND node = $1 AND state IN ('queued', 'running');

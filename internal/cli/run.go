@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"maps"
 	"time"
 
+	"github.com/steepdb/steep_repl/internal/autoinit"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -34,9 +36,11 @@ func runCommand() command {
 				return usageError{"invalid --log-level " + level}
 			}
 			logger := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
+			handlers := runner.BuiltinHandlers()
+			maps.Copy(handlers, autoinit.Handlers(logger))
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
-				Concurrency: concurrency, ShutdownGrace: grace, Handlers: runner.BuiltinHandlers(), Logger: logger,
+				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
 			})
 			if err != nil {
 				return usageError{err.Error()}

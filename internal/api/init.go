@@ -1,0 +1,174 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// InitOptions are start_init's options (zero values take the extension's defaults).
+type InitOptions struct {
+	Parallel      int      `json:"parallel,omitempty"`
+	Tables        []string `json:"tables,omitempty"`
+	Schemas       []string `json:"schemas,omitempty"`
+	Force         bool     `json:"force,omitempty"`
+	LagThreshold  int64    `json:"lag_threshold,omitempty"`
+	StallTimeout  float64  `json:"stall_timeout,omitempty"`
+	SourceTimeout float64  `json:"source_timeout,omitempty"`
+}
+
+// StartInit calls steep_repl.start_init on the target node and returns the init.start job id.
+func StartInit(ctx context.Context, db DB, target, source string, opts InitOptions) (int64, error) {
+	b, err := json.Marshal(opts)
+	if err != nil {
+		return 0, fmt.Errorf("start init of %s: encode options: %w", target, err)
+	}
+	var id int64
+	if err := db.QueryRow(ctx, q("StartInit"), target, source, "snapshot", string(b)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("start init of %s from %s: %w", target, source, err)
+	}
+	return id, nil
+}
+
+// CancelInit calls steep_repl.cancel_init; 0 means there was nothing to cancel.
+func CancelInit(ctx context.Context, db DB, node string) (int64, error) {
+	var id *int64
+	if err := db.QueryRow(ctx, q("CancelInit"), node).Scan(&id); err != nil {
+		return 0, fmt.Errorf("cancel init of %s: %w", node, err)
+	}
+	if id == nil {
+		return 0, nil
+	}
+	return *id, nil
+}
+
+// InitProgress is a row of steep_repl.init_progress with the node's state.
+type InitProgress struct {
+	Node, Source, State, Phase string
+	Percent                    float64
+	TablesTotal, TablesDone    int
+	CurrentTables, LargeTables []string
+	BytesTotal, BytesDone      int64
+	RowsTotal, RowsDone        int64
+	RowsPerSec, BytesPerSec    *float64
+	ETASeconds                 *float64
+	ParallelWorkers            int
+	LagBytes                   *int64
+	StalledSince               *time.Time
+	StartedAt, UpdatedAt       time.Time
+	Message                    *string
+}
+
+// GetInitProgress returns the init progress of node, or nil when it has none.
+func GetInitProgress(ctx context.Context, db DB, node string) (*InitProgress, error) {
+	var p InitProgress
+	err := db.QueryRow(ctx, q("InitProgress"), node).Scan(&p.Node, &p.Source, &p.State, &p.Phase, &p.Percent,
+		&p.TablesTotal, &p.TablesDone, &p.CurrentTables, &p.LargeTables, &p.BytesTotal, &p.BytesDone, &p.RowsTotal,
+		&p.RowsDone, &p.RowsPerSec, &p.BytesPerSec, &p.ETASeconds, &p.ParallelWorkers, &p.LagBytes, &p.StalledSince,
+		&p.StartedAt, &p.UpdatedAt, &p.Message)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("init progress of %s: %w", node, err)
+	}
+	return &p, nil
+}
+
+// InitTable is a row of steep_repl.init_tables.
+type InitTable struct {
+	Schema, Table, SyncState string
+	SourceBytes, SourceRows  int64
+	RowsCopied, BytesCopied  int64
+	Fraction                 float64
+	IsLarge                  bool
+	StartedAt, FinishedAt    *time.Time
+}
+
+// ListInitTables returns the per-table progress of node's init.
+func ListInitTables(ctx context.Context, db DB, node string) ([]InitTable, error) {
+	rows, err := db.Query(ctx, q("InitTables"), node)
+	if err != nil {
+		return nil, fmt.Errorf("init tables of %s: %w", node, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (InitTable, error) {
+		var t InitTable
+		err := row.Scan(&t.Schema, &t.Table, &t.SyncState, &t.SourceBytes, &t.SourceRows, &t.RowsCopied,
+			&t.BytesCopied, &t.Fraction, &t.IsLarge, &t.StartedAt, &t.FinishedAt)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("init tables of %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// InitPlan is what the sidecar needs to run an init (it holds the source's conninfo:
+// never log it).
+type InitPlan struct {
+	Target                  string  `json:"target"`
+	Source                  string  `json:"source"`
+	Phase                   string  `json:"phase"`
+	SourceConninfo          string  `json:"source_conninfo"`
+	Publication             string  `json:"publication"`
+	PublicationCreated      bool    `json:"publication_created"`
+	Subscription            string  `json:"subscription"`
+	SlotName                string  `json:"slot_name"`
+	SubscriptionOID         *uint32 `json:"subscription_oid"`
+	Parallel                int     `json:"parallel"`
+	CreatePublicationSQL    string  `json:"create_publication_sql"`
+	SetPublicationTablesSQL string  `json:"set_publication_tables_sql"`
+	DropPublicationSQL      string  `json:"drop_publication_sql"`
+	CreateSubscriptionSQL   string  `json:"create_subscription_sql"`
+	DropSubscriptionSQL     string  `json:"drop_subscription_sql"`
+	DetachSubscriptionSQL   string  `json:"detach_subscription_sql"`
+	Tables                  string  `json:"tables"`
+}
+
+// GetInitPlan returns the plan of node's init, or nil when it has none.
+func GetInitPlan(ctx context.Context, db DB, node string) (*InitPlan, error) {
+	var raw []byte
+	if err := db.QueryRow(ctx, q("InitPlan"), node).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("init plan of %s: %w", node, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var p InitPlan
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("init plan of %s: decode: %w", node, err)
+	}
+	return &p, nil
+}
+
+// InitSubscribed records that the subscription exists (PREPARING -> COPYING).
+func InitSubscribed(ctx context.Context, db DB, node string, publicationCreated bool, parallel int) error {
+	if _, err := db.Exec(ctx, q("InitSubscribed"), node, publicationCreated, parallel); err != nil {
+		return fmt.Errorf("record subscription of %s: %w", node, err)
+	}
+	return nil
+}
+
+// InitFailed moves node's init to FAILED with reason.
+func InitFailed(ctx context.Context, db DB, node, reason string) error {
+	if _, err := db.Exec(ctx, q("InitFailed"), node, reason); err != nil {
+		return fmt.Errorf("record failure of init of %s: %w", node, err)
+	}
+	return nil
+}
+
+// InitCancelled truncates the init's tables, clears its progress and makes node UNINITIALIZED.
+func InitCancelled(ctx context.Context, db DB, node string, detail map[string]any) error {
+	d, err := jsonArg(detail)
+	if err != nil {
+		return err
+	}
+	if _, err := db.Exec(ctx, q("InitCancelled"), node, d); err != nil {
+		return fmt.Errorf("record cancel of init of %s: %w", node, err)
+	}
+	return nil
+}

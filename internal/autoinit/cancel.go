@@ -1,0 +1,141 @@
+package autoinit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/runner"
+)
+
+// cancel runs init.cancel: wait for init.start to stop, drop the subscription (and with it
+// its slots on the source), any slot left behind, the publication if this init created it,
+// then let SQL truncate the tables and reset the state.
+func cancel(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+	target, err := targetOf(job)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("node", target, "job", job.ID)
+	if err := waitForStartJobs(ctx, job, target); err != nil {
+		return nil, err
+	}
+	detail := map[string]any{}
+	plan, err := api.GetInitPlan(ctx, job.DB, target)
+	if err != nil {
+		return nil, err
+	}
+	if plan != nil {
+		if err := teardown(ctx, job, plan, detail, log); err != nil {
+			return nil, runner.Retryable(err)
+		}
+	}
+	if err := api.InitCancelled(ctx, job.DB, target, detail); err != nil {
+		return nil, runner.Retryable(err)
+	}
+	log.Info("init cancelled", "event", "init.cancelled", "detail", detail)
+	return detail, nil
+}
+
+func waitForStartJobs(ctx context.Context, job *runner.Job, target string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := api.ActiveInitStartJobs(ctx, job.DB, target)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return runner.Retryable(fmt.Errorf("the init.start job of %s is still running", target))
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail map[string]any, log *slog.Logger) error {
+	src, srcErr := pgx.Connect(ctx, plan.SourceConninfo)
+	if srcErr == nil {
+		defer src.Close(context.Background())
+	}
+	exists, err := api.SubscriptionExists(ctx, job.DB, plan.Subscription)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if _, err := job.DB.Exec(ctx, plan.DropSubscriptionSQL); err != nil {
+			// The source is unreachable: detach the slot so the subscription can go, and say
+			// which slots are left on the source (they hold WAL there until dropped).
+			log.Warn("could not drop the subscription with its slot; detaching it", "event", "init.detach_subscription",
+				"error", redact(err, plan.SourceConninfo).Error())
+			if _, derr := job.DB.Exec(ctx, plan.DetachSubscriptionSQL); derr != nil {
+				return fmt.Errorf("detach subscription %s: %w", plan.Subscription, derr)
+			}
+			if _, derr := job.DB.Exec(ctx, plan.DropSubscriptionSQL); derr != nil {
+				return fmt.Errorf("drop subscription %s: %w", plan.Subscription, derr)
+			}
+		}
+		detail["subscription_dropped"] = plan.Subscription
+	}
+	if srcErr != nil {
+		detail["source_cleanup_pending"] = fmt.Sprintf("source node %s unreachable (%s): drop slot %s (and any pg_%%_sync_%% slot of it) and publication %s there by hand",
+			plan.Source, redact(srcErr, plan.SourceConninfo).Error(), plan.SlotName, plan.Publication)
+		return nil
+	}
+	if err := dropSlots(ctx, src, plan, log); err != nil {
+		return err
+	}
+	if plan.PublicationCreated {
+		if _, err := src.Exec(ctx, plan.DropPublicationSQL); err != nil {
+			return fmt.Errorf("drop publication %s on source node %s: %w", plan.Publication, plan.Source, err)
+		}
+		detail["publication_dropped"] = plan.Publication
+	}
+	return nil
+}
+
+// dropSlots drops the init's slot and its table-sync slots on the source, waiting a little for
+// walsenders of a just-dropped subscription to let go of them.
+func dropSlots(ctx context.Context, src *pgx.Conn, plan *api.InitPlan, log *slog.Logger) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		slots, err := api.InitSlots(ctx, src, plan.SlotName, plan.SubscriptionOID)
+		if err != nil {
+			return fmt.Errorf("on source node %s: %w", plan.Source, err)
+		}
+		busy := 0
+		for _, s := range slots {
+			if s.Active {
+				busy++
+				continue
+			}
+			if err := api.DropSlot(ctx, src, s.Name); err != nil && api.SQLState(err) != "42704" {
+				return fmt.Errorf("on source node %s: %w", plan.Source, err)
+			}
+			log.Info("dropped slot on the source", "event", "init.slot_dropped", "slot", s.Name)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("on source node %s: %d slot(s) of this init are still in use", plan.Source, busy)
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }

@@ -1,0 +1,119 @@
+-- Reaching another node from SQL, the way its subscription will: its registered conninfo,
+-- through dblink (whatever schema dblink was installed in).
+
+CREATE FUNCTION steep_repl._dblink_schema() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text;
+BEGIN
+  SELECT n.nspname INTO v FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+  WHERE e.extname = 'dblink';
+  IF v IS NULL THEN
+    RAISE EXCEPTION 'the dblink extension is not installed'
+      USING ERRCODE = 'undefined_object', HINT = 'CREATE EXTENSION dblink (steep_repl requires it).';
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._dblink_schema() IS 'Internal: schema holding dblink.';
+
+-- A node's conninfo with a connect timeout, so a dead peer costs seconds, not minutes.
+CREATE FUNCTION steep_repl._conninfo(node text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text;
+BEGIN
+  SELECT n.conninfo INTO v FROM steep_repl.nodes n WHERE n.name = node;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF v ~* 'connect_timeout' THEN
+    RETURN v;
+  ELSIF v ~ '^postgres(ql)?://' THEN
+    RETURN v || CASE WHEN pg_catalog.strpos(v, '?') > 0 THEN '&' ELSE '?' END || 'connect_timeout=5';
+  END IF;
+  RETURN v || ' connect_timeout=5';
+END
+$$;
+COMMENT ON FUNCTION steep_repl._conninfo(text) IS 'Internal: a node''s conninfo with connect_timeout=5 added when absent.';
+
+-- The user tables of "this" database with what an init needs to know about each; run locally
+-- and, through dblink, on the source, so both sides are described by the same query.
+CREATE FUNCTION steep_repl._table_catalog_sql() RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
+  SELECT $$
+  SELECT n.nspname::text, c.relname::text, c.oid::bigint,
+         pg_catalog.pg_table_size(c.oid)::bigint,
+         pg_catalog.greatest(c.reltuples, 0)::bigint,
+         (c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))),
+         coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname,
+                      pg_catalog.format_type(a.atttypid, a.atttypmod),
+                      CASE WHEN a.attnotnull THEN ' not null' ELSE '' END), ', ' ORDER BY a.attname)
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'steep_repl')
+    AND n.nspname !~ '^pg_(toast|temp)'
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
+  $$;
+$q$;
+COMMENT ON FUNCTION steep_repl._table_catalog_sql() IS
+  'Internal: the query describing user tables (schema, name, oid, bytes, row estimate, has replica identity, columns).';
+
+CREATE TYPE steep_repl.table_info AS (
+  schema_name text, table_name text, relid bigint, bytes bigint, row_estimate bigint,
+  has_identity boolean, columns text);
+COMMENT ON TYPE steep_repl.table_info IS 'Internal: one row of steep_repl._table_catalog_sql().';
+
+CREATE FUNCTION steep_repl._local_tables() RETURNS SETOF steep_repl.table_info
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE steep_repl._table_catalog_sql();
+END
+$$;
+COMMENT ON FUNCTION steep_repl._local_tables() IS 'Internal: user tables of this database.';
+
+CREATE FUNCTION steep_repl._remote_tables(node text) RETURNS SETOF steep_repl.table_info
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE pg_catalog.format(
+    'SELECT * FROM %I.dblink($1, $2) AS t(schema_name text, table_name text, relid bigint, bytes bigint,
+       row_estimate bigint, has_identity boolean, columns text)', steep_repl._dblink_schema())
+    USING steep_repl._conninfo(node), steep_repl._table_catalog_sql();
+END
+$$;
+COMMENT ON FUNCTION steep_repl._remote_tables(text) IS 'Internal: user tables of a registered node, read through dblink.';
+
+-- Slot lag on the source (see init_progress.lag_bytes); NULL when the slot does not exist.
+CREATE FUNCTION steep_repl._remote_slot_lag(node text, slot text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v bigint;
+BEGIN
+  EXECUTE pg_catalog.format('SELECT lag FROM %I.dblink($1, $2) AS t(lag bigint)', steep_repl._dblink_schema())
+    INTO v
+    USING steep_repl._conninfo(node), pg_catalog.format(
+      'SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
+       FROM pg_catalog.pg_replication_slots WHERE slot_name = %L', slot);
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._remote_slot_lag(text, text) IS 'Internal: bytes of WAL the source wrote beyond the slot''s confirmed_flush_lsn.';
+
+-- NULL when the node answers, else the connection error.
+CREATE FUNCTION steep_repl._probe(node text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v int;
+BEGIN
+  EXECUTE pg_catalog.format('SELECT x FROM %I.dblink($1, ''SELECT 1'') AS t(x int)', steep_repl._dblink_schema())
+    INTO v USING steep_repl._conninfo(node);
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLERRM;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._probe(text) IS 'Internal: NULL if the node answers SELECT 1, else the error text.';

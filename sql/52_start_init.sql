@@ -1,0 +1,233 @@
+-- start_init(): validate everything, create nothing until all checks pass, then queue the
+-- sidecar's init.start job. Called on the target node.
+
+CREATE FUNCTION steep_repl._init_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  k text;
+  v_parallel int;
+  v_known text[] := ARRAY['parallel', 'schema_sync', 'tables', 'schemas', 'force', 'lag_threshold',
+                          'stall_timeout', 'source_timeout', 'large_table_threshold'];
+BEGIN
+  IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(options) LOOP
+    IF NOT k = ANY (v_known) THEN
+      RAISE EXCEPTION 'unknown init option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: ' || pg_catalog.array_to_string(v_known, ', ') || '.';
+    END IF;
+  END LOOP;
+  BEGIN
+    v_parallel := coalesce((options->>'parallel')::int, 4);
+  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+    v_parallel := -1;
+  END;
+  IF v_parallel NOT BETWEEN 1 AND 16 THEN
+    RAISE EXCEPTION 'parallel must be between 1 and 16, got %', options->'parallel'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'parallel is the number of tables copied at once (default 4).';
+  END IF;
+  IF coalesce(options->>'schema_sync', 'strict') <> 'strict' THEN
+    RAISE EXCEPTION 'schema_sync "%" is not available yet', options->>'schema_sync'
+      USING ERRCODE = 'feature_not_supported', HINT = 'Only "strict" is implemented: make the schemas match first.';
+  END IF;
+  IF options ? 'tables' AND pg_catalog.jsonb_typeof(options->'tables') <> 'array' THEN
+    RAISE EXCEPTION 'tables must be a JSON array of "schema.table" names' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF options ? 'schemas' AND pg_catalog.jsonb_typeof(options->'schemas') <> 'array' THEN
+    RAISE EXCEPTION 'schemas must be a JSON array of schema names' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF options ? 'force' AND pg_catalog.jsonb_typeof(options->'force') <> 'boolean' THEN
+    RAISE EXCEPTION 'force must be true or false' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    RETURN pg_catalog.jsonb_build_object(
+      'parallel', v_parallel,
+      'schema_sync', 'strict',
+      'tables', coalesce(options->'tables', 'null'::jsonb),
+      'schemas', coalesce(options->'schemas', 'null'::jsonb),
+      'force', coalesce((options->>'force')::boolean, false),
+      'lag_threshold', coalesce((options->>'lag_threshold')::bigint, 1048576),
+      'stall_timeout', coalesce((options->>'stall_timeout')::numeric, 60),
+      'source_timeout', coalesce((options->>'source_timeout')::numeric, 60),
+      'large_table_threshold', coalesce((options->>'large_table_threshold')::bigint, 10737418240));
+  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+    RAISE EXCEPTION 'lag_threshold, large_table_threshold (bytes), stall_timeout and source_timeout (seconds) must be numbers'
+      USING ERRCODE = 'invalid_parameter_value';
+  END;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._init_options(jsonb) IS 'Internal: validates start_init options and fills in the defaults.';
+
+-- Does a table fall within the init's scope?
+CREATE FUNCTION steep_repl._in_scope(opts jsonb, schema_name text, table_name text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT (pg_catalog.jsonb_typeof(opts->'tables') IS DISTINCT FROM 'array'
+          OR (opts->'tables') ? (schema_name || '.' || table_name)
+          OR (schema_name = 'public' AND (opts->'tables') ? table_name))
+     AND (pg_catalog.jsonb_typeof(opts->'schemas') IS DISTINCT FROM 'array' OR (opts->'schemas') ? schema_name);
+$$;
+COMMENT ON FUNCTION steep_repl._in_scope(jsonb, text, text) IS 'Internal: whether schema.table is within the tables/schemas options.';
+
+CREATE FUNCTION steep_repl.start_init(target text, source text, method text DEFAULT 'snapshot',
+                                      options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_opts jsonb;
+  v_node steep_repl.nodes;
+  v_names record;
+  v_err text;
+  v_diffs text;
+  v_bad text;
+  v_tables text[];
+  v_job bigint;
+  v_workers int;
+BEGIN
+  PERFORM steep_repl._require('target', target);
+  PERFORM steep_repl._require('source', source);
+  PERFORM steep_repl._require('method', method);
+  PERFORM steep_repl._require('options', options);
+  IF method <> 'snapshot' THEN
+    RAISE EXCEPTION 'unknown init method "%"', method
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '"snapshot" copies through the subscription (copy_data = true).';
+  END IF;
+  v_opts := steep_repl._init_options(options);
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';
+  END IF;
+
+  -- The node row lock serializes concurrent start_init/cancel_init calls for the target.
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', target
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Call start_init on the target node itself (the node registered with is_local => true).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" already has an init in state %', target, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Watch it with SELECT * FROM steep_repl.init_progress, or stop it with SELECT steep_repl.cancel_init(%L).', target);
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.cancel') AND j.node = target
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+
+  -- Reach the source and describe both sides.
+  v_err := steep_repl._probe(source);
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the source is up and that its registered conninfo works from this server.';
+  END IF;
+  CREATE TEMP TABLE IF NOT EXISTS pg_temp.sr_src (LIKE steep_repl.table_info) ON COMMIT DROP;
+  CREATE TEMP TABLE IF NOT EXISTS pg_temp.sr_dst (LIKE steep_repl.table_info) ON COMMIT DROP;
+  TRUNCATE pg_temp.sr_src, pg_temp.sr_dst;
+  INSERT INTO pg_temp.sr_src SELECT * FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name);
+  INSERT INTO pg_temp.sr_dst SELECT * FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name);
+
+  -- Named tables must exist on the source.
+  IF pg_catalog.jsonb_typeof(v_opts->'tables') = 'array' THEN
+    SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.jsonb_array_elements_text(v_opts->'tables') x
+    WHERE NOT EXISTS (SELECT 1 FROM pg_temp.sr_src s
+                      WHERE x IN (s.schema_name || '.' || s.table_name, CASE WHEN s.schema_name = 'public' THEN s.table_name END));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'tables not found on source node "%": %', source, v_bad
+        USING ERRCODE = 'undefined_table', HINT = 'Name tables as "schema.table" (or "table" for public).';
+    END IF;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_temp.sr_src) THEN
+    RAISE EXCEPTION 'nothing to initialize: source node "%" has no user tables in scope', source
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
+  END IF;
+
+  -- strict schema sync: the same tables with the same columns on both sides.
+  SELECT pg_catalog.string_agg(d, E'\n' ORDER BY d) INTO v_diffs FROM (
+    SELECT pg_catalog.format('table %I.%I is on %s but not on %s', s.schema_name, s.table_name, source, target) d
+    FROM pg_temp.sr_src s LEFT JOIN pg_temp.sr_dst t USING (schema_name, table_name) WHERE t.table_name IS NULL
+    UNION ALL
+    SELECT pg_catalog.format('table %I.%I is on %s but not on %s', t.schema_name, t.table_name, target, source)
+    FROM pg_temp.sr_dst t LEFT JOIN pg_temp.sr_src s USING (schema_name, table_name) WHERE s.table_name IS NULL
+    UNION ALL
+    SELECT pg_catalog.format('table %I.%I has different columns: %s has (%s), %s has (%s)',
+                             s.schema_name, s.table_name, source, s.columns, target, t.columns)
+    FROM pg_temp.sr_src s JOIN pg_temp.sr_dst t USING (schema_name, table_name) WHERE s.columns <> t.columns) x;
+  IF v_diffs IS NOT NULL THEN
+    RAISE EXCEPTION 'schemas of "%" and "%" differ', source, target
+      USING ERRCODE = 'invalid_table_definition', DETAIL = v_diffs,
+            HINT = 'schema_sync is strict: create the same tables on the target first (pg_dump --schema-only from the source), or limit the scope with the tables/schemas options.';
+  END IF;
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_temp.sr_src s WHERE NOT s.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on source node "%": %', source, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on the source would fail: add a primary key, ALTER TABLE ... REPLICA IDENTITY FULL, or leave them out with the tables option.';
+  END IF;
+
+  -- The target must be empty, unless force (which truncates, and says so).
+  SELECT pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name) ORDER BY t.schema_name, t.table_name)
+    INTO v_tables FROM pg_temp.sr_dst t;
+  SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.unnest(v_tables) x
+  WHERE steep_repl._has_rows(x);
+  IF v_bad IS NOT NULL THEN
+    IF NOT (v_opts->>'force')::boolean AND v_node.init_state <> 'failed' THEN
+      RAISE EXCEPTION 'target node "%" is not empty: %', target, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
+    END IF;
+    EXECUTE 'TRUNCATE TABLE ' || pg_catalog.array_to_string(v_tables, ', ');
+    RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
+  END IF;
+
+  -- Everything checked: record the init and hand it to the sidecar.
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target;
+  SELECT pg_catalog.current_setting('max_logical_replication_workers')::int INTO v_workers;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, subscription, slot_name,
+    parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, large_tables)
+  SELECT target, source, method, v_opts, v_names.publication, v_names.subscription, v_names.slot_name,
+    (v_opts->>'parallel')::int, (v_opts->>'lag_threshold')::bigint,
+    pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
+    pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),
+    pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
+    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name))
+             FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
+  FROM pg_temp.sr_src s;
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
+  SELECT target, s.schema_name, s.table_name, t.relid::oid, s.bytes, s.row_estimate,
+         s.bytes > (v_opts->>'large_table_threshold')::bigint
+  FROM pg_temp.sr_src s JOIN pg_temp.sr_dst t USING (schema_name, table_name);
+
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));
+  v_job := steep_repl.enqueue_job('init.start', pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.start_init(text, text, text, jsonb) IS
+  'Starts initializing the local node target from source (copy_data = true subscription). Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start job id; watch steep_repl.init_progress.';
+
+CREATE FUNCTION steep_repl._has_rows(qualified_table text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v boolean;
+BEGIN
+  -- qualified_table is already quoted (format('%I.%I')).
+  EXECUTE 'SELECT EXISTS (SELECT 1 FROM ' || qualified_table || ')' INTO v;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._has_rows(text) IS 'Internal: whether an already-quoted schema.table holds a row.';

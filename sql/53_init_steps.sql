@@ -1,0 +1,155 @@
+-- The steps the sidecar reports while it runs init.start / init.cancel (superuser only:
+-- the plan holds the source's conninfo).
+
+CREATE FUNCTION steep_repl.init_plan(node text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_tables text;
+BEGIN
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_plan.node;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY t.schema_name, t.table_name)
+    INTO v_tables FROM steep_repl.init_tables t WHERE t.node = p.node;
+  RETURN pg_catalog.jsonb_build_object(
+    'target', p.node, 'source', p.source_node, 'phase', p.phase,
+    'source_conninfo', (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node),
+    'publication', p.publication, 'publication_created', p.publication_created,
+    'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid,
+    'parallel', p.parallel_workers,
+    -- DDL the sidecar runs outside a transaction block, quoted here with format().
+    'create_publication_sql', pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', p.publication, v_tables),
+    'set_publication_tables_sql', pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', p.publication, v_tables),
+    'drop_publication_sql', pg_catalog.format('DROP PUBLICATION IF EXISTS %I', p.publication),
+    'create_subscription_sql', pg_catalog.format(
+       'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = true, origin = none, create_slot = true, slot_name = %L)',
+       p.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node), p.publication, p.slot_name),
+    'drop_subscription_sql', pg_catalog.format('DROP SUBSCRIPTION IF EXISTS %I', p.subscription),
+    'detach_subscription_sql', pg_catalog.format('ALTER SUBSCRIPTION %1$I DISABLE; ALTER SUBSCRIPTION %1$I SET (slot_name = NONE)', p.subscription),
+    'tables', v_tables);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_plan(text) IS
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, tables.';
+
+CREATE FUNCTION steep_repl._init_subscribed(node text, publication_created boolean, parallel_workers integer)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_sub oid;
+BEGIN
+  SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s JOIN steep_repl.init_progress p ON p.subscription = s.subname
+  WHERE p.node = _init_subscribed.node AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database());
+  IF v_sub IS NULL THEN
+    RAISE EXCEPTION 'the subscription of the init of node "%" does not exist', node USING ERRCODE = 'undefined_object';
+  END IF;
+  UPDATE steep_repl.init_progress p SET
+    publication_created = p.publication_created OR _init_subscribed.publication_created,
+    parallel_workers = _init_subscribed.parallel_workers,
+    subscription_oid = v_sub, phase = 'copying', last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = _init_subscribed.node;
+  -- Rows arriving in a target table from now on are this init's (the tables were empty).
+  UPDATE steep_repl.init_tables t SET n_tup_ins_base = coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0)
+  WHERE t.node = _init_subscribed.node;
+  PERFORM steep_repl.transition(node, 'copying', 'subscription created; copying tables');
+END
+$$;
+COMMENT ON FUNCTION steep_repl._init_subscribed(text, boolean, integer) IS 'Sidecar step: the subscription exists; PREPARING -> COPYING.';
+
+-- Any failure of an init: stop the subscription's retry loop, keep what is there for diagnosis
+-- (cancel_init or a new start_init cleans up), and record the reason.
+CREATE FUNCTION steep_repl._init_fail(node text, reason text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_state text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = _init_fail.node FOR UPDATE;
+  IF v_state NOT IN ('preparing', 'copying', 'catching_up') THEN
+    RETURN;
+  END IF;
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = _init_fail.node;
+  IF FOUND AND EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname = p.subscription) THEN
+    EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I DISABLE', p.subscription);
+  END IF;
+  UPDATE steep_repl.init_progress ip SET phase = 'failed', message = reason, updated_at = pg_catalog.now(),
+    current_tables = '{}', rows_per_sec = NULL, bytes_per_sec = NULL, eta_seconds = NULL
+  WHERE ip.node = _init_fail.node;
+  PERFORM steep_repl.transition(node, 'failed', reason);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._init_fail(text, text) IS 'Internal: moves an active init to FAILED with a reason and disables its subscription.';
+
+CREATE FUNCTION steep_repl.init_failed(node text, reason text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._init_fail(node, reason);
+$$;
+COMMENT ON FUNCTION steep_repl.init_failed(text, text) IS 'Sidecar step: the init.start job failed; the node goes to FAILED with the reason.';
+
+-- The sidecar dropped the subscription, slots and publication: empty the tables this init
+-- filled, forget its progress, back to UNINITIALIZED.
+CREATE FUNCTION steep_repl.init_cancelled(node text, detail jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tables text;
+  v_state text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') INTO v_tables
+  FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
+    AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.schema_name, t.table_name)) IS NOT NULL;
+  IF v_tables IS NOT NULL THEN
+    EXECUTE 'TRUNCATE TABLE ' || v_tables;
+  END IF;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = init_cancelled.node;
+  IF v_state <> 'uninitialized' THEN
+    PERFORM steep_repl.transition(node, 'uninitialized', 'init cancelled');
+  END IF;
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (node, 'init.cancelled', v_state, 'uninitialized',
+          coalesce(detail, '{}') || pg_catalog.jsonb_build_object('truncated', coalesce(v_tables, '')));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_cancelled(text, jsonb) IS 'Sidecar step: replication objects are gone; truncate the init''s tables, clear progress, UNINITIALIZED.';
+
+CREATE FUNCTION steep_repl.cancel_init(node text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_job bigint;
+  r record;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = cancel_init.node FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  SELECT j.id INTO v_job FROM steep_repl.jobs j
+  WHERE j.kind = 'init.cancel' AND j.node = cancel_init.node AND j.state IN ('queued', 'running');
+  IF FOUND THEN
+    RAISE NOTICE 'cancel of the init of node "%" is already under way (job %)', node, v_job;
+    RETURN v_job;
+  END IF;
+  IF v_state = 'uninitialized' AND NOT EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node) THEN
+    RAISE NOTICE 'node "%" has no init to cancel', node;
+    RETURN NULL;
+  END IF;
+  IF v_state IN ('synchronized', 'diverged', 'reinitializing') THEN
+    RAISE EXCEPTION 'node "%" is % and has no init to cancel', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, or cleans up a FAILED one.';
+  END IF;
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind = 'init.start' AND j.node = cancel_init.node
+           AND j.state IN ('queued', 'running') LOOP
+    PERFORM steep_repl.cancel_job(r.id);
+  END LOOP;
+  v_job := steep_repl.enqueue_job('init.cancel', pg_catalog.jsonb_build_object('target', node), node, 5);
+  INSERT INTO steep_repl.events (node, event, from_state, detail)
+  VALUES (node, 'init.cancel_requested', v_state, pg_catalog.jsonb_build_object('job', v_job));
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.cancel_init(text) IS
+  'Cancels the init of node: the sidecar drops the subscription, its slots on the source and a publication created for it, truncates the tables it filled; the node goes back to UNINITIALIZED. Idempotent; returns the init.cancel job id (NULL with a notice when there is nothing to cancel).';

@@ -1,0 +1,174 @@
+-- tick()'s init duties: sample the subscription's progress from the target's catalogs into
+-- init_progress and move COPYING -> CATCHING_UP -> SYNCHRONIZED, or to FAILED with a reason.
+
+CREATE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_errors bigint;
+  v_probe text;
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_percent numeric;
+  v_then record;
+  v_rps numeric;
+  v_bps numeric;
+  v_progressed boolean;
+  v_lag bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
+    RETURN;
+  END IF;
+
+  -- A sync or apply error fails the init; say whether the source is the cause.
+  SELECT s.apply_error_count + s.sync_error_count INTO v_errors
+  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
+  IF coalesce(v_errors, 0) > 0 THEN
+    v_probe := steep_repl._probe(p.source_node);
+    PERFORM steep_repl._init_fail(p.node, CASE
+      WHEN v_probe IS NOT NULL THEN pg_catalog.format('source node %s is unreachable: %s', p.source_node, v_probe)
+      ELSE pg_catalog.format('subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+                             p.subscription, v_errors, p.node) END);
+    RETURN;
+  END IF;
+
+  UPDATE steep_repl.init_tables t SET
+    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
+                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
+    rows_copied = pg_catalog.greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
+    bytes_copied = pg_catalog.greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
+    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
+  FROM pg_catalog.pg_subscription_rel sr
+  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
+  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
+  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
+  -- against its size; below 1 until the table is synchronized.
+  UPDATE steep_repl.init_tables t SET fraction = CASE
+      WHEN t.sync_state IN ('synced', 'ready') THEN 1
+      WHEN t.sync_state = 'pending' THEN t.fraction
+      ELSE pg_catalog.greatest(t.fraction, pg_catalog.least(0.99, coalesce(
+             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
+             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
+  WHERE t.node = p.node;
+
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
+         coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
+    INTO v_done, v_rows, v_bytes
+  FROM steep_repl.init_tables t WHERE t.node = p.node;
+  v_percent := CASE WHEN v_done = p.tables_total THEN 100
+                    WHEN p.bytes_total > 0 THEN pg_catalog.least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
+  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
+
+  -- Rates over the rolling 10 s window.
+  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
+  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
+  WHERE s.node = p.node AND s.at >= now - interval '10 seconds' AND s.at < now ORDER BY s.at LIMIT 1;
+  IF v_then.at IS NOT NULL THEN
+    v_rps := (v_rows - v_then.rows_done) / pg_catalog.extract(epoch FROM now - v_then.at);
+    v_bps := (v_bytes - v_then.bytes_done) / pg_catalog.extract(epoch FROM now - v_then.at);
+  END IF;
+
+  UPDATE steep_repl.init_progress ip SET
+    tables_done = v_done, rows_done = pg_catalog.greatest(ip.rows_done, v_rows), bytes_done = pg_catalog.greatest(ip.bytes_done, v_bytes),
+    percent = pg_catalog.greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
+    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0
+                       WHEN v_bps > 0 THEN pg_catalog.round((p.bytes_total - v_bytes) / v_bps) END,
+    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
+    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
+    updated_at = now
+  WHERE ip.node = p.node
+  RETURNING * INTO p;
+
+  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
+  IF p.phase = 'copying' AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
+            'current_tables', p.current_tables));
+    p.stalled_since := now;
+  END IF;
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' THEN
+    IF NOT steep_repl._tick_source_reachable(p, now) THEN
+      RETURN;
+    END IF;
+  END IF;
+
+  IF p.phase = 'copying' AND v_done = p.tables_total THEN
+    UPDATE steep_repl.init_progress ip SET phase = 'catching_up', copy_done_at = now, percent = 100, current_tables = '{}'
+    WHERE ip.node = p.node;
+    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
+  ELSIF p.phase = 'catching_up' THEN
+    v_lag := steep_repl._remote_slot_lag(p.source_node, p.slot_name);
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_lag WHERE ip.node = p.node;
+    IF v_lag IS NOT NULL AND v_lag <= p.lag_threshold_bytes
+       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+      UPDATE steep_repl.init_progress ip SET phase = 'synchronized', synchronized_at = now, eta_seconds = 0
+      WHERE ip.node = p.node;
+      PERFORM steep_repl.transition(p.node, 'synchronized', pg_catalog.format('apply lag %s bytes <= %s', v_lag, p.lag_threshold_bytes));
+    END IF;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_init(steep_repl.init_progress, timestamptz) IS 'Internal: one progress sample and state step of one init.';
+
+-- Tracks how long the source has been unreachable; fails the init after source_timeout.
+CREATE FUNCTION steep_repl._tick_source_reachable(p steep_repl.init_progress, now timestamptz) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_probe text := steep_repl._probe(p.source_node);
+BEGIN
+  IF v_probe IS NULL THEN
+    UPDATE steep_repl.init_progress ip SET source_unreachable_since = NULL WHERE ip.node = p.node;
+    RETURN true;
+  END IF;
+  IF p.source_unreachable_since IS NULL THEN
+    UPDATE steep_repl.init_progress ip SET source_unreachable_since = now,
+      message = pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe)
+    WHERE ip.node = p.node;
+  ELSIF now - p.source_unreachable_since > p.source_timeout THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
+                                                            p.source_node, p.source_timeout, v_probe));
+  END IF;
+  RETURN false;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_source_reachable(steep_repl.init_progress, timestamptz) IS 'Internal: probes the source of an init.';
+
+CREATE FUNCTION steep_repl._tick_inits(now timestamptz) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  n integer := 0;
+  v_job steep_repl.jobs;
+BEGIN
+  FOR p IN SELECT ip.* FROM steep_repl.init_progress ip JOIN steep_repl.nodes nd ON nd.name = ip.node
+           WHERE ip.phase IN ('preparing', 'copying', 'catching_up') AND nd.init_state = ip.phase
+           ORDER BY ip.node FOR UPDATE OF ip SKIP LOCKED LOOP
+    n := n + 1;
+    IF p.phase = 'preparing' THEN
+      -- The sidecar's job owns PREPARING; if it ended without moving on, the init failed.
+      SELECT * INTO v_job FROM steep_repl.jobs j WHERE j.id = p.job_id;
+      IF v_job.state IN ('failed', 'cancelled') AND NOT EXISTS (SELECT 1 FROM steep_repl.jobs j
+           WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
+        PERFORM steep_repl._init_fail(p.node, pg_catalog.format('init job %s %s: %s', v_job.id, v_job.state,
+                                                                coalesce(v_job.error, 'no error recorded')));
+      END IF;
+      CONTINUE;
+    END IF;
+    PERFORM steep_repl._tick_init(p, now);
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_inits(timestamptz) IS 'Internal: tick()''s pass over active inits.';
