@@ -44,7 +44,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
   SELECT $$
   SELECT n.nspname::text, c.relname::text, c.oid::bigint,
          pg_catalog.pg_table_size(c.oid)::bigint,
-         pg_catalog.greatest(c.reltuples, 0)::bigint,
+         greatest(c.reltuples, 0)::bigint,
          (c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS (
             SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))),
          coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname,
@@ -108,12 +108,15 @@ CREATE FUNCTION steep_repl._probe(node text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v int;
+  v_detail text;
 BEGIN
   EXECUTE pg_catalog.format('SELECT x FROM %I.dblink($1, ''SELECT 1'') AS t(x int)', steep_repl._dblink_schema())
     INTO v USING steep_repl._conninfo(node);
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
-  RETURN SQLERRM;
+  -- dblink puts libpq's own words (refused, timeout, auth) in the detail.
+  GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+  RETURN pg_catalog.rtrim(SQLERRM || coalesce(': ' || NULLIF(v_detail, ''), ''), E'\n');
 END
 $$;
 COMMENT ON FUNCTION steep_repl._probe(text) IS 'Internal: NULL if the node answers SELECT 1, else the error text.';

@@ -17,7 +17,7 @@ BEGIN
     'target', p.node, 'source', p.source_node, 'phase', p.phase,
     'source_conninfo', (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node),
     'publication', p.publication, 'publication_created', p.publication_created,
-    'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid,
+    'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
     'parallel', p.parallel_workers,
     -- DDL the sidecar runs outside a transaction block, quoted here with format().
     'create_publication_sql', pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', p.publication, v_tables),

@@ -36,9 +36,9 @@ BEGIN
   UPDATE steep_repl.init_tables t SET
     sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
                                     WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
-    rows_copied = pg_catalog.greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
                       coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
-    bytes_copied = pg_catalog.greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
     started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
     finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
   FROM pg_catalog.pg_subscription_rel sr
@@ -49,7 +49,7 @@ BEGIN
   UPDATE steep_repl.init_tables t SET fraction = CASE
       WHEN t.sync_state IN ('synced', 'ready') THEN 1
       WHEN t.sync_state = 'pending' THEN t.fraction
-      ELSE pg_catalog.greatest(t.fraction, pg_catalog.least(0.99, coalesce(
+      ELSE greatest(t.fraction, least(0.99, coalesce(
              t.rows_copied::numeric / NULLIF(t.source_rows, 0),
              t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
   WHERE t.node = p.node;
@@ -60,7 +60,7 @@ BEGIN
     INTO v_done, v_rows, v_bytes
   FROM steep_repl.init_tables t WHERE t.node = p.node;
   v_percent := CASE WHEN v_done = p.tables_total THEN 100
-                    WHEN p.bytes_total > 0 THEN pg_catalog.least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
                     ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
   v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
 
@@ -71,13 +71,13 @@ BEGIN
   SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
   WHERE s.node = p.node AND s.at >= now - interval '10 seconds' AND s.at < now ORDER BY s.at LIMIT 1;
   IF v_then.at IS NOT NULL THEN
-    v_rps := (v_rows - v_then.rows_done) / pg_catalog.extract(epoch FROM now - v_then.at);
-    v_bps := (v_bytes - v_then.bytes_done) / pg_catalog.extract(epoch FROM now - v_then.at);
+    v_rps := (v_rows - v_then.rows_done) / extract(epoch FROM now - v_then.at);
+    v_bps := (v_bytes - v_then.bytes_done) / extract(epoch FROM now - v_then.at);
   END IF;
 
   UPDATE steep_repl.init_progress ip SET
-    tables_done = v_done, rows_done = pg_catalog.greatest(ip.rows_done, v_rows), bytes_done = pg_catalog.greatest(ip.bytes_done, v_bytes),
-    percent = pg_catalog.greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
+    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
     current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
                                       ORDER BY t.schema_name, t.table_name), '{}')
                       FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),

@@ -64,9 +64,26 @@ func setupNode(t *testing.T) *harness.Node {
 	opts := harness.DefaultOptions()
 	opts.Settings = fastSupervisor
 	n := harness.Start(t, opts)
+	failOnTickErrors(t, n)
 	n.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
 	n.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, true)", libpqConninfo(n))
 	return n
+}
+
+// tickErrorsExpected lists tests that break tick() on purpose.
+var tickErrorsExpected sync.Map
+
+// failOnTickErrors makes a test fail when the supervisor logged a failing tick(): tick()'s
+// errors are survived by design, so without this check they would go unnoticed.
+func failOnTickErrors(t *testing.T, n *harness.Node) {
+	t.Cleanup(func() {
+		if _, ok := tickErrorsExpected.Load(t.Name()); ok {
+			return
+		}
+		if n.LogContains("steep_repl supervisor: tick failed") {
+			t.Errorf("the supervisor's tick() failed on %s; see the server log", n.Name)
+		}
+	})
 }
 
 // libpqConninfo is how other nodes (and the server's own subscription workers) reach n.

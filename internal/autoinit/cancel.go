@@ -17,6 +17,15 @@ import (
 // its slots on the source), any slot left behind, the publication if this init created it,
 // then let SQL truncate the tables and reset the state.
 func cancel(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+	res, err := cancelSteps(ctx, job, log)
+	if err != nil {
+		// A cancel must end in UNINITIALIZED: every failure is worth another attempt.
+		return nil, runner.Retryable(err)
+	}
+	return res, nil
+}
+
+func cancelSteps(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
 	target, err := targetOf(job)
 	if err != nil {
 		return nil, err
@@ -32,11 +41,11 @@ func cancel(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]
 	}
 	if plan != nil {
 		if err := teardown(ctx, job, plan, detail, log); err != nil {
-			return nil, runner.Retryable(err)
+			return nil, err
 		}
 	}
 	if err := api.InitCancelled(ctx, job.DB, target, detail); err != nil {
-		return nil, runner.Retryable(err)
+		return nil, err
 	}
 	log.Info("init cancelled", "event", "init.cancelled", "detail", detail)
 	return detail, nil
@@ -53,7 +62,7 @@ func waitForStartJobs(ctx context.Context, job *runner.Job, target string) error
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return runner.Retryable(fmt.Errorf("the init.start job of %s is still running", target))
+			return fmt.Errorf("the init.start job of %s is still running", target)
 		}
 		select {
 		case <-ctx.Done():

@@ -40,6 +40,7 @@ func commands() []command {
 	cmds := []command{runCommand(), tickCommand(), versionCommand()}
 	cmds = append(cmds, nodeCommands()...)
 	cmds = append(cmds, jobCommands()...)
+	cmds = append(cmds, initCommands()...)
 	return cmds
 }
 
@@ -109,7 +110,7 @@ func interleave(args []string) []string {
 }
 
 // boolFlags are the flags that take no value (kept in one place for interleave).
-var boolFlags = map[string]bool{"local": true, "wait": true, "json": true}
+var boolFlags = map[string]bool{"local": true, "wait": true, "json": true, "follow": true, "json-progress": true, "quiet": true, "no-color": true, "force": true}
 
 func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
 

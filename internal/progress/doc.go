@@ -1,0 +1,12 @@
+// Package progress renders the progress of a node init for people and for programs:
+// a bar, human units (bytes, rates, row counts, durations), a one-line status, a detail
+// line naming the tables being copied, a final summary and an NDJSON object.
+//
+// Everything here is a pure function of a Snapshot: no I/O, no clock, no terminal
+// detection. The CLI reads steep_repl.init_progress through package api, converts the
+// row into a Snapshot and decides where and how often to print.
+//
+// Byte quantities use SI (decimal) units, 1 kB = 1000 B, 1 MB = 1000 kB and so on, the
+// units of disk and network rates. Note that PostgreSQL's pg_size_pretty uses 1024 per
+// step with the same unit names, so its figures are up to ~10% smaller than these.
+package progress
