@@ -190,24 +190,28 @@ func printStatus(w io.Writer, p *api.InitProgress, snap progress.Snapshot, ts []
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TABLE\tSTATE\tROWS\tSIZE\t%\t")
+	fmt.Fprintln(tw, "TABLE\tSTATE\tROWS\tSIZE\t%")
 	for _, r := range tableRows(ts) {
-		fmt.Fprintln(tw, strings.Join(r, "\t")+"\t")
+		fmt.Fprintln(tw, strings.TrimRight(strings.Join(r, "\t"), "\t"))
 	}
 	return tw.Flush()
 }
 
 // tableRows formats the per-table progress: schema.table, state, rows copied / source
-// estimate, source size, percent, and "large" for the tables the server counts as large.
+// estimate ("--" when the source has none: a table never analyzed), source size,
+// percent, and "large" for the tables the server counts as large.
 func tableRows(ts []api.InitTable) [][]string {
 	out := make([][]string, 0, len(ts))
 	for _, t := range ts {
-		large := ""
+		large, est := "", progress.Unknown
 		if t.IsLarge {
 			large = "large"
 		}
+		if t.SourceRows > 0 {
+			est = progress.Count(float64(t.SourceRows))
+		}
 		out = append(out, []string{t.Schema + "." + t.Table, t.SyncState,
-			progress.Count(float64(t.RowsCopied)) + " / " + progress.Count(float64(t.SourceRows)),
+			progress.Count(float64(t.RowsCopied)) + " / " + est,
 			progress.Bytes(t.SourceBytes), fmt.Sprintf("%.1f%%", 100*t.Fraction), large})
 	}
 	return out

@@ -58,17 +58,17 @@ func TestLineGate(t *testing.T) {
 		percent float64
 		print   bool
 	}{
-		{"preparing", 0, true},       // first sample
-		{"preparing", 0, false},      // nothing new
-		{"copying", 0, true},         // state change
-		{"copying", 0.9, false},      // same integer percent
-		{"copying", 1.0, true},       // next percent
-		{"copying", 1.7, false},      //
-		{"copying", 42.3, true},      // jump
-		{"catching_up", 42.3, true},  // state change, same percent
-		{"catching_up", 100, true},   //
-		{"synchronized", 100, true},  //
-		{"synchronized", 100, false}, //
+		{"preparing", 0, true},  // first sample
+		{"preparing", 0, false}, // nothing new
+		{"copying", 0, true},    // state change
+		{"copying", 0.9, false}, // same integer percent
+		{"copying", 1.0, true},  // next percent
+		{"copying", 1.7, false},
+		{"copying", 42.3, true},     // jump
+		{"catching_up", 42.3, true}, // state change, same percent
+		{"catching_up", 100, true},
+		{"synchronized", 100, true},
+		{"synchronized", 100, false},
 	}
 	var g lineGate
 	for i, s := range steps {
@@ -195,10 +195,12 @@ func TestTableRows(t *testing.T) {
 		{Schema: "public", Table: "orders", SyncState: "copying", SourceBytes: 1_500_000_000, SourceRows: 3_400_000,
 			RowsCopied: 1_200_000, Fraction: 0.353, IsLarge: true},
 		{Schema: "public", Table: "fresh", SyncState: "pending", SourceRows: -1},
+		{Schema: "s", Table: "unanalyzed", SyncState: "ready", RowsCopied: 347, Fraction: 1},
 	})
 	want := [][]string{
 		{"public.orders", "copying", "1.2M / 3.4M", "1.5 GB", "35.3%", "large"},
 		{"public.fresh", "pending", "0 / --", "0 B", "0.0%", ""},
+		{"s.unanalyzed", "ready", "347 / --", "0 B", "100.0%", ""},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("tableRows =\n%q\nwant\n%q", got, want)
