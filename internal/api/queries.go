@@ -1,16 +1,39 @@
 package api
 
 import (
-	_ "embed"
+	"embed"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
-//go:embed queries.sql
-var queriesSQL string
+//go:embed *.sql
+var queryFiles embed.FS
 
-// queries maps each "-- name: X" block of queries.sql to its SQL text.
-var queries = parseQueries(queriesSQL)
+// queries maps each "-- name: X" block of the package's .sql files to its SQL text.
+var queries = loadQueries(queryFiles)
+
+// loadQueries parses every .sql file; a name defined in two files panics like one defined twice.
+func loadQueries(fsys fs.FS) map[string]string {
+	out := map[string]string{}
+	files, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		panic(err)
+	}
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			panic(err)
+		}
+		for name, sql := range parseQueries(string(b)) {
+			if _, dup := out[name]; dup {
+				panic(fmt.Sprintf("api: query %q defined twice (again in %s)", name, f))
+			}
+			out[name] = sql
+		}
+	}
+	return out
+}
 
 // parseQueries splits a file of "-- name: X" blocks; it panics on a malformed file because
 // that is a build defect, caught by the package's tests.
