@@ -154,7 +154,8 @@ DECLARE
 BEGIN
   FOR p IN SELECT ip.* FROM steep_repl.init_progress ip JOIN steep_repl.nodes nd ON nd.name = ip.node
            WHERE ip.phase IN ('preparing', 'copying', 'catching_up') AND nd.init_state = ip.phase
-           ORDER BY ip.node FOR UPDATE OF ip SKIP LOCKED LOOP
+           -- Lock order everywhere: the nodes row, then init_progress (cancel and the sidecar do the same).
+           ORDER BY ip.node FOR UPDATE OF nd, ip SKIP LOCKED LOOP
     n := n + 1;
     IF p.phase = 'preparing' THEN
       -- The sidecar's job owns PREPARING; if it ended without moving on, the init failed.

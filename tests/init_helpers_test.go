@@ -16,17 +16,10 @@ type pair struct {
 	car  *sidecar
 }
 
-func setupPair(t *testing.T) *pair {
+func setupPair(t testing.TB) *pair {
 	t.Helper()
-	opts := harness.DefaultOptions()
-	opts.Settings = fastSupervisor
-	nodes := harness.StartN(t, 2, opts)
-	a, b := nodes[0], nodes[1]
-	for _, n := range nodes {
-		failOnTickErrors(t, n)
-		n.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
-		n.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, $2)", libpqConninfo(a), n == a)
-		n.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(b), n == b)
+	a, b := setupEmptyPair(t)
+	for _, n := range []*harness.Node{a, b} {
 		harness.LoadChinook(t, n, "")
 	}
 	b.Exec(t, "", `DO $$ DECLARE r record; BEGIN
@@ -36,12 +29,28 @@ func setupPair(t *testing.T) *pair {
 	return &pair{a: a, b: b, car: startSidecar(t, b, "sidecar_b")}
 }
 
-func (p *pair) state(t *testing.T) string {
+// setupEmptyPair starts node_a and node_b with the extension and both registered on both.
+func setupEmptyPair(t testing.TB) (a, b *harness.Node) {
+	t.Helper()
+	opts := harness.DefaultOptions()
+	opts.Settings = fastSupervisor
+	nodes := harness.StartN(t, 2, opts)
+	a, b = nodes[0], nodes[1]
+	for _, n := range nodes {
+		failOnTickErrors(t, n)
+		n.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
+		n.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, $2)", libpqConninfo(a), n == a)
+		n.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(b), n == b)
+	}
+	return a, b
+}
+
+func (p *pair) state(t testing.TB) string {
 	t.Helper()
 	return harness.QueryOne[string](t, p.b, "", "SELECT init_state FROM steep_repl.nodes WHERE name = 'node_b'")
 }
 
-func (p *pair) waitState(t *testing.T, want string, timeout time.Duration) {
+func (p *pair) waitState(t testing.TB, want string, timeout time.Duration) {
 	t.Helper()
 	p.b.WaitFor(t, timeout, "node_b "+want, func() bool {
 		st := p.state(t)
@@ -52,13 +61,13 @@ func (p *pair) waitState(t *testing.T, want string, timeout time.Duration) {
 	})
 }
 
-func (p *pair) startInit(t *testing.T, options string) int64 {
+func (p *pair) startInit(t testing.TB, options string) int64 {
 	t.Helper()
 	return harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', $1)", options)
 }
 
 // waitEqual polls the row-hash comparator until both nodes hold the same rows.
-func (p *pair) waitEqual(t *testing.T, timeout time.Duration) {
+func (p *pair) waitEqual(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -78,7 +87,7 @@ func (p *pair) waitEqual(t *testing.T, timeout time.Duration) {
 
 // addSlowTable creates a table on both nodes whose copy into the target takes about
 // rows x delay: an ENABLE ALWAYS trigger (it fires in the table-sync worker too) sleeps per row.
-func (p *pair) addSlowTable(t *testing.T, rows int, delay time.Duration) {
+func (p *pair) addSlowTable(t testing.TB, rows int, delay time.Duration) {
 	t.Helper()
 	for _, n := range []*harness.Node{p.a, p.b} {
 		n.Exec(t, "", "CREATE TABLE slow (id bigint PRIMARY KEY, payload text NOT NULL)")
@@ -91,13 +100,13 @@ func (p *pair) addSlowTable(t *testing.T, rows int, delay time.Duration) {
 	p.b.Exec(t, "", "ALTER TABLE slow ENABLE ALWAYS TRIGGER slow_down")
 }
 
-func (p *pair) removeSlowDown(t *testing.T) {
+func (p *pair) removeSlowDown(t testing.TB) {
 	t.Helper()
 	p.b.Exec(t, "", "DROP TRIGGER slow_down ON slow")
 }
 
 // assertNoInitLeftovers checks cancel's promise: nothing of the init remains on either node.
-func (p *pair) assertNoInitLeftovers(t *testing.T) {
+func (p *pair) assertNoInitLeftovers(t testing.TB) {
 	t.Helper()
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_subscription"); n != 0 {
 		t.Errorf("%d subscription(s) left on the target", n)

@@ -59,7 +59,7 @@ func repoRoot() string {
 var fastSupervisor = map[string]string{"steep_repl.naptime": "200ms"}
 
 // setupNode starts one cluster with the extension installed and itself registered as node_a.
-func setupNode(t *testing.T) *harness.Node {
+func setupNode(t testing.TB) *harness.Node {
 	t.Helper()
 	opts := harness.DefaultOptions()
 	opts.Settings = fastSupervisor
@@ -75,7 +75,7 @@ var tickErrorsExpected sync.Map
 
 // failOnTickErrors makes a test fail when the supervisor logged a failing tick(): tick()'s
 // errors are survived by design, so without this check they would go unnoticed.
-func failOnTickErrors(t *testing.T, n *harness.Node) {
+func failOnTickErrors(t testing.TB, n *harness.Node) {
 	t.Cleanup(func() {
 		if _, ok := tickErrorsExpected.Load(t.Name()); ok {
 			return
@@ -92,7 +92,7 @@ func libpqConninfo(n *harness.Node) string {
 }
 
 // sqlState runs sql on n and returns the SQLSTATE of its error ("" when it succeeded).
-func sqlState(t *testing.T, n *harness.Node, sql string, args ...any) (string, *pgconn.PgError) {
+func sqlState(t testing.TB, n *harness.Node, sql string, args ...any) (string, *pgconn.PgError) {
 	t.Helper()
 	_, err := n.Pool(t, "").Exec(context.Background(), sql, args...)
 	if err == nil {
@@ -147,7 +147,7 @@ func (b *lockedBuffer) String() string {
 
 // startSidecar runs `steep-repl run --db <node> --worker name args...`; cleanup kills it and,
 // when the test failed, prints its log.
-func startSidecar(t *testing.T, n *harness.Node, name string, args ...string) *sidecar {
+func startSidecar(t testing.TB, n *harness.Node, name string, args ...string) *sidecar {
 	t.Helper()
 	all := append([]string{"run", "--db", n.ConnString(""), "--worker", name, "--poll", "500ms"}, args...)
 	s := &sidecar{name: name, cmd: exec.Command(sidecarBin, all...), out: &lockedBuffer{}, done: make(chan struct{})}
@@ -182,7 +182,7 @@ func (s *sidecar) kill() {
 }
 
 // stop is SIGTERM and waits for the exit (at most timeout).
-func (s *sidecar) stop(t *testing.T, timeout time.Duration) int {
+func (s *sidecar) stop(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	s.signal(syscall.SIGTERM)
 	select {

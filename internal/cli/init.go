@@ -10,7 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -324,66 +323,6 @@ func (g *lineGate) changed(state string, percent float64) bool {
 	return true
 }
 
-// painter redraws the two status lines (the bar line and the detail) in place.
-type painter struct{ drawn bool }
-
-// frame returns the bytes that replace the previous frame (if any) with line and detail,
-// each cut to width columns (0: no limit) so that no line wraps and the cursor-up lands
-// on the bar line. The cursor is left at the end of the detail line.
-func (p *painter) frame(line, detail string, width int) string {
-	var b strings.Builder
-	if p.drawn {
-		b.WriteString("\x1b[1A")
-	}
-	b.WriteString("\r\x1b[2K" + fitWidth(line, width-1) + "\n\r\x1b[2K" + fitWidth(detail, width-1))
-	p.drawn = true
-	return b.String()
-}
-
-// end returns what ends the display: a newline after a drawn frame.
-func (p *painter) end() string {
-	if p.drawn {
-		p.drawn = false
-		return "\n"
-	}
-	return ""
-}
-
-// fitWidth cuts s to at most cols visible runes (cols <= 0: no cut), not counting ANSI
-// escape sequences; a cut colored string gets a reset.
-func fitWidth(s string, cols int) string {
-	if cols <= 0 {
-		return s
-	}
-	var b strings.Builder
-	n, escaped := 0, false
-	for i := 0; i < len(s); {
-		if s[i] == '\x1b' && i+1 < len(s) && s[i+1] == '[' {
-			j := i + 2
-			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
-				j++
-			}
-			if j < len(s) {
-				j++
-			}
-			b.WriteString(s[i:j])
-			i, escaped = j, true
-			continue
-		}
-		if n == cols {
-			if escaped {
-				b.WriteString("\x1b[0m")
-			}
-			return b.String()
-		}
-		_, size := utf8.DecodeRuneInString(s[i:])
-		b.WriteString(s[i : i+size])
-		i += size
-		n++
-	}
-	return b.String()
-}
-
 // errFollowTimeout is the cause of the end of --follow at --timeout.
 var errFollowTimeout = errors.New("follow timeout")
 
@@ -405,8 +344,8 @@ func (f *follower) run(ctx context.Context, db api.DB) error {
 		defer cancel()
 	}
 	var gate lineGate
-	var paint painter
-	defer func() { fmt.Fprint(f.out, paint.end()) }()
+	var paint progress.Painter
+	defer func() { fmt.Fprint(f.out, paint.End()) }()
 	var last *progress.Snapshot
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
@@ -431,7 +370,7 @@ func (f *follower) run(ctx context.Context, db api.DB) error {
 			}
 		}
 		if done, ok := initOutcome(state); done {
-			fmt.Fprint(f.out, paint.end())
+			fmt.Fprint(f.out, paint.End())
 			return f.result(state, last, ok)
 		}
 		select {
@@ -443,7 +382,7 @@ func (f *follower) run(ctx context.Context, db api.DB) error {
 }
 
 // show displays one sample according to the mode.
-func (f *follower) show(snap progress.Snapshot, gate *lineGate, paint *painter) error {
+func (f *follower) show(snap progress.Snapshot, gate *lineGate, paint *progress.Painter) error {
 	switch f.mode {
 	case modeJSON:
 		b, err := progress.JSON(snap)
@@ -452,7 +391,7 @@ func (f *follower) show(snap progress.Snapshot, gate *lineGate, paint *painter) 
 		}
 		fmt.Fprintf(f.out, "%s\n", b)
 	case modeTTY:
-		fmt.Fprint(f.out, paint.frame(progress.Line(snap, f.color), progress.Detail(snap), f.width()))
+		fmt.Fprint(f.out, paint.Frame(progress.Line(snap, f.color), progress.Detail(snap), f.width()))
 	case modePlain:
 		if gate.changed(snap.State, snap.Percent) {
 			fmt.Fprintln(f.out, progress.Line(snap, false))

@@ -117,50 +117,6 @@ func TestChooseModeAndColor(t *testing.T) {
 	}
 }
 
-func TestPainter(t *testing.T) {
-	var p painter
-	if got := p.end(); got != "" {
-		t.Errorf("end before any frame = %q", got)
-	}
-	if got, want := p.frame("L1", "D1", 0), "\r\x1b[2KL1\n\r\x1b[2KD1"; got != want {
-		t.Errorf("first frame = %q, want %q", got, want)
-	}
-	if got, want := p.frame("L2", "", 0), "\x1b[1A\r\x1b[2KL2\n\r\x1b[2K"; got != want {
-		t.Errorf("second frame = %q, want %q", got, want)
-	}
-	if got, want := p.frame("abcdef", "xyz", 5), "\x1b[1A\r\x1b[2Kabcd\n\r\x1b[2Kxyz"; got != want {
-		t.Errorf("narrow frame = %q, want %q", got, want)
-	}
-	if got := p.end(); got != "\n" {
-		t.Errorf("end = %q, want newline", got)
-	}
-	if got := p.end(); got != "" {
-		t.Errorf("second end = %q, want nothing", got)
-	}
-}
-
-func TestFitWidth(t *testing.T) {
-	tests := []struct {
-		s    string
-		cols int
-		want string
-	}{
-		{"hello", 0, "hello"},
-		{"hello", -1, "hello"},
-		{"hello", 10, "hello"},
-		{"hello", 5, "hello"},
-		{"hello", 3, "hel"},
-		{"[██░░] 50%", 4, "[██░"},
-		{"a \x1b[33mCOPYING\x1b[0m b", 20, "a \x1b[33mCOPYING\x1b[0m b"},
-		{"a \x1b[33mCOPYING\x1b[0m b", 5, "a \x1b[33mCOP\x1b[0m"},
-	}
-	for _, tt := range tests {
-		if got := fitWidth(tt.s, tt.cols); got != tt.want {
-			t.Errorf("fitWidth(%q, %d) = %q, want %q", tt.s, tt.cols, got, tt.want)
-		}
-	}
-}
-
 func fptr(v float64) *float64 { return &v }
 
 func sampleProgress() *api.InitProgress {
@@ -234,7 +190,7 @@ func TestFollowerShow(t *testing.T) {
 		var out bytes.Buffer
 		f := follower{mode: mode, out: &out, width: func() int { return 0 }}
 		var g lineGate
-		var p painter
+		var p progress.Painter
 		for range n {
 			if err := f.show(snap, &g, &p); err != nil {
 				t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package progress renders the progress of a node init for people and for programs:
 // a bar, human units (bytes, rates, row counts, durations), a one-line status, a detail
-// line naming the tables being copied, a final summary and an NDJSON object.
+// line naming the tables being copied, a final summary and an NDJSON object, plus the
+// ANSI frames that redraw the status lines in place on a terminal (Painter, Fit).
 //
-// Everything here is a pure function of a Snapshot: no I/O, no clock, no terminal
+// Everything here is pure (mostly functions of a Snapshot): no I/O, no clock, no terminal
 // detection. The CLI reads steep_repl.init_progress through package api, converts the
 // row into a Snapshot and decides where and how often to print.
 //
