@@ -123,22 +123,29 @@ func initCancelCommand() command {
 }
 
 func initStatusCommand() command {
-	var asJSON, noColor bool
+	var asJSON, noColor, follow bool
 	return command{
 		name: "init status", args: "NODE",
 		summary: "show NODE's init progress and the copy state of each table",
-		example: "steep-repl init status node_b --db postgres://10.0.0.2/postgres",
+		example: "steep-repl init status node_b --db postgres://10.0.0.2/postgres --follow",
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&asJSON, "json", false, "print the progress as one JSON object (the --json-progress format)")
 			fs.BoolVar(&noColor, "no-color", false, "no ANSI colors (also off when NO_COLOR is set or stdout is not a terminal)")
+			fs.BoolVar(&follow, "follow", false, "keep showing the progress line until SYNCHRONIZED (exit 0), FAILED or cancelled (exit 1)")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError{"need a NODE"}
 			}
 			node := args[0]
-			color := useColor(isTerminal(env.Stdout), noColor, os.Getenv("NO_COLOR"), os.Getenv("TERM"))
+			tty := isTerminal(env.Stdout)
+			color := useColor(tty, noColor, os.Getenv("NO_COLOR"), os.Getenv("TERM"))
 			return withConn(ctx, env, func(db api.DB) error {
+				if follow {
+					f := follower{target: node, mode: chooseMode(asJSON, false, tty, os.Getenv("TERM")), color: color,
+						out: env.Stdout, human: env.Stdout, width: termWidth(env.Stdout)}
+					return f.run(ctx, db)
+				}
 				p, err := api.GetInitProgress(ctx, db, node)
 				if err != nil {
 					return err
@@ -325,117 +332,6 @@ func (g *lineGate) changed(state string, percent float64) bool {
 
 // errFollowTimeout is the cause of the end of --follow at --timeout.
 var errFollowTimeout = errors.New("follow timeout")
-
-// follower follows an init until it ends, --timeout passes or ctx is cancelled.
-type follower struct {
-	target, source string
-	timeout        time.Duration
-	quiet          bool
-	mode           followMode
-	color          bool
-	out, human     io.Writer  // progress display; messages
-	width          func() int // terminal columns, 0 when unknown
-}
-
-func (f *follower) run(ctx context.Context, db api.DB) error {
-	if f.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, f.timeout, errFollowTimeout)
-		defer cancel()
-	}
-	var gate lineGate
-	var paint progress.Painter
-	defer func() { fmt.Fprint(f.out, paint.End()) }()
-	var last *progress.Snapshot
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		p, err := api.GetInitProgress(ctx, db, f.target)
-		if err != nil {
-			return f.stopped(ctx, last, err)
-		}
-		state := ""
-		if p == nil {
-			// A cancel forgets the progress: the node's state tells how it ended.
-			n, err := findNode(ctx, db, f.target)
-			if err != nil {
-				return f.stopped(ctx, last, err)
-			}
-			state = n.InitState
-		} else {
-			snap := snapshotOf(p, time.Now())
-			last, state = &snap, p.State
-			if err := f.show(snap, &gate, &paint); err != nil {
-				return err
-			}
-		}
-		if done, ok := initOutcome(state); done {
-			fmt.Fprint(f.out, paint.End())
-			return f.result(state, last, ok)
-		}
-		select {
-		case <-ctx.Done():
-			return f.stopped(ctx, last, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-// show displays one sample according to the mode.
-func (f *follower) show(snap progress.Snapshot, gate *lineGate, paint *progress.Painter) error {
-	switch f.mode {
-	case modeJSON:
-		b, err := progress.JSON(snap)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(f.out, "%s\n", b)
-	case modeTTY:
-		fmt.Fprint(f.out, paint.Frame(progress.Line(snap, f.color), progress.Detail(snap), f.width()))
-	case modePlain:
-		if gate.changed(snap.State, snap.Percent) {
-			fmt.Fprintln(f.out, progress.Line(snap, false))
-		}
-	}
-	return nil
-}
-
-// result reports the end of an init: the summary line on success, an error otherwise.
-func (f *follower) result(state string, last *progress.Snapshot, ok bool) error {
-	if ok {
-		if last != nil {
-			fmt.Fprintln(f.human, progress.Summary(*last))
-		}
-		return nil
-	}
-	retry := fmt.Sprintf("'steep-repl init %s --from %s'", f.target, f.source)
-	switch {
-	case state == api.StateUninitialized:
-		return fmt.Errorf("init of %s from %s was cancelled; %s is UNINITIALIZED (start again with %s)",
-			f.target, f.source, f.target, retry)
-	case state == api.StateFailed && last != nil:
-		return fmt.Errorf("%s (clean up with 'steep-repl init cancel %s', or retry with %s)",
-			progress.Summary(*last), f.target, retry)
-	}
-	return fmt.Errorf("init of %s from %s ended in state %s", f.target, f.source, upper(state))
-}
-
-// stopped explains why following ended early: --timeout, an interrupt, or err.
-func (f *follower) stopped(ctx context.Context, last *progress.Snapshot, err error) error {
-	where := ""
-	if last != nil {
-		where = fmt.Sprintf(" (%s at %.1f%%)", upper(last.State), last.Percent)
-	}
-	next := fmt.Sprintf("the init goes on: watch it with 'steep-repl init status %s', stop it with 'steep-repl init cancel %s'",
-		f.target, f.target)
-	switch {
-	case errors.Is(context.Cause(ctx), errFollowTimeout):
-		return fmt.Errorf("init of %s not finished after %s%s; %s", f.target, f.timeout, where, next)
-	case ctx.Err() != nil:
-		return fmt.Errorf("stopped following the init of %s%s; %s", f.target, where, next)
-	}
-	return fmt.Errorf("follow init of %s: %w", f.target, err)
-}
 
 // cancelDone reports whether a cancelled init is over: its progress is gone and the
 // node is UNINITIALIZED.
