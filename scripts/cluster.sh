@@ -240,7 +240,7 @@ create_node() {
 	write_server_conf "$node"
 	# CREATE EXTENSION in single-user mode: needs no SQL client (psql may be absent).
 	if ! out=$(as_server "$(pg_bin postgres)" --single -D "$dir" -c log_min_messages=warning postgres \
-		<<<'CREATE EXTENSION IF NOT EXISTS steep_repl;' 2>&1) || grep -qE '(ERROR|FATAL|PANIC):' <<<"$out"; then
+		<<<'CREATE EXTENSION IF NOT EXISTS steep_repl CASCADE;' 2>&1) || grep -qE '(ERROR|FATAL|PANIC):' <<<"$out"; then
 		printf '%s\n' "$out" >&2
 		die "CREATE EXTENSION steep_repl on $node failed"
 	fi

@@ -1,219 +1,111 @@
 #!/usr/bin/env bash
-# scripts/demo.sh — `make demo`: start the two-node cluster (scripts/cluster.sh up) and show the
-# spine at work: jobs enqueued in SQL and run by the sidecar, the init state machine refusing an
-# illegal transition, the event log, the supervisor background worker and the sidecar's JSON log.
-# Non-interactive; the cluster keeps running afterwards (make cluster-down stops it).
-#
-# Uses psql when present (installing postgresql-client with apt-get when running as root),
-# else the same API through bin/steep-repl. DEMO_NO_PSQL=1 forces the steep-repl path.
+# scripts/demo.sh — `make demo`: a local two-node init, end to end.
+#   node_a holds Chinook plus a generated table; node_b has the same tables, empty.
+#   In psql on node_b: SELECT steep_repl.start_init('node_b', 'node_a');
+#   live progress until SYNCHRONIZED, every table compared by hash on both nodes,
+#   then a row inserted on node_a is shown arriving on node_b.
+# Non-interactive. The cluster keeps running afterwards (make cluster-down stops it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 STEEP_REPL=$ROOT/bin/steep-repl
+CHINOOK=${STEEP_SHARED_DIR:-$ROOT/../shared}/datasets/chinook/chinook.sql
+DEMO_ROWS=${DEMO_ROWS:-1500000}
 STEP=0
 
-if [[ -t 1 ]]; then
-	BOLD=$'\033[1m' DIM=$'\033[2m' RESET=$'\033[0m'
-else
-	BOLD='' DIM='' RESET=''
-fi
-
-heading() {
-	STEP=$((STEP + 1))
-	printf '\n%s== %d. %s ==%s\n' "$BOLD" "$STEP" "$*" "$RESET"
-}
+if [[ -t 1 ]]; then BOLD=$'\033[1m' DIM=$'\033[2m' RESET=$'\033[0m'; else BOLD='' DIM='' RESET=''; fi
+heading() { STEP=$((STEP + 1)); printf '\n%s== %d. %s ==%s\n' "$BOLD" "$STEP" "$*" "$RESET"; }
 say() { printf '%s\n' "$*"; }
-shown() { printf '%s$ %s%s\n' "$DIM" "$*" "$RESET"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
-# ---------------------------------------------------------------------------------------------
-heading "Start node_a and node_b, with a sidecar each (scripts/cluster.sh up)"
-"$ROOT/scripts/cluster.sh" up
-NODE_A_URL=$(sed -n 's/^NODE_A_URL=//p' .steep/cluster.env)
-NODE_B_URL=$(sed -n 's/^NODE_B_URL=//p' .steep/cluster.env)
-
-# ---------------------------------------------------------------------------------------------
-# A SQL client: psql if present (psql 15+ talks to an 18 server fine for this).
-HAVE_PSQL=0
-if [[ -z ${DEMO_NO_PSQL:-} ]]; then
-	if command -v psql >/dev/null 2>&1; then
-		HAVE_PSQL=1
-	elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		say ""
+# psql is the front door of the demo (psql 15+ talks to the 18 server fine).
+if ! command -v psql >/dev/null 2>&1; then
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		say "psql is not installed: installing postgresql-client with apt-get (one-off)..."
 		export DEBIAN_FRONTEND=noninteractive
-		# Try with the current package lists first; refresh them only if that fails.
 		apt-get install -y -q postgresql-client >/dev/null 2>&1 ||
-			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql-client >/dev/null 2>&1; } || true
-		if command -v psql >/dev/null 2>&1; then
-			HAVE_PSQL=1
-		else
-			say "could not install postgresql-client; this demo uses bin/steep-repl instead."
-		fi
+			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql-client >/dev/null 2>&1; } ||
+			die "could not install postgresql-client"
 	else
-		say ""
-		say "psql is not installed; this demo uses bin/steep-repl instead. To follow along in SQL, install"
-		say "the PostgreSQL client: sudo apt-get install postgresql-client (Debian/Ubuntu),"
-		say "sudo dnf install postgresql (Fedora/RHEL) or brew install libpq (macOS)."
+		die "the demo needs psql: sudo apt-get install postgresql-client (or dnf install postgresql, brew install libpq)"
 	fi
 fi
-if [[ $HAVE_PSQL == 0 ]]; then
-	say "(steep-repl fallback: some views below need psql and are shown through the CLI or ps instead)"
-fi
+[[ -r $CHINOOK ]] || die "Chinook not found at $CHINOOK (set STEEP_SHARED_DIR to the folder holding datasets/)"
 
-PSQL=(psql -X -q -P pager=off -v ON_ERROR_STOP=1 -v SHOW_CONTEXT=never)
-# q URL SQL: one statement, unaligned, no headers (for values the script uses).
+PSQL=(psql -X -q -P pager=off -v ON_ERROR_STOP=1)
 q() { "${PSQL[@]}" -At -d "$1" -c "$2"; }
-# show NODE URL SQL: print the statement like psql's prompt would, then its result.
-show() {
-	printf '%s%s=# %s%s\n' "$DIM" "$1" "$3" "$RESET"
-	"${PSQL[@]}" -d "$2" -c "$3"
-}
+show() { printf '%s%s=# %s%s\n' "$DIM" "$1" "$3" "$RESET"; "${PSQL[@]}" -d "$2" -c "$3"; }
 
 # ---------------------------------------------------------------------------------------------
-heading "Enqueue two jobs on node_b: steep_repl.enqueue_job(kind, args)"
-if [[ $HAVE_PSQL == 1 ]]; then
-	before=$(q "$NODE_B_URL" "SELECT coalesce(max(id), 0) FROM steep_repl.jobs")
-	say "Inside a transaction the new jobs are 'queued' and invisible to the sidecar; COMMIT"
-	say "publishes them and fires NOTIFY steep_repl_jobs, which wakes the sidecar at once."
-	printf '%s(psql -d "%s")%s\n' "$DIM" "$NODE_B_URL" "$RESET"
-	"${PSQL[@]}" -a -d "$NODE_B_URL" <<SQL
-BEGIN;
-SELECT steep_repl.enqueue_job('sleep', '{"seconds": 2}') AS sleep_job;
-SELECT steep_repl.enqueue_job('noop', '{}') AS noop_job;
-SELECT id, kind, args, state FROM steep_repl.jobs WHERE id > $before ORDER BY id;
-COMMIT;
-SQL
-else
-	before=""
-	shown "bin/steep-repl job enqueue sleep --args '{\"seconds\": 2}' --db \$NODE_B_URL"
-	"$STEEP_REPL" job enqueue sleep --args '{"seconds": 2}' --db "$NODE_B_URL"
-	shown "bin/steep-repl job enqueue noop --db \$NODE_B_URL"
-	"$STEEP_REPL" job enqueue noop --db "$NODE_B_URL"
-fi
+heading "A fresh two-node cluster: node_a and node_b, a sidecar each (scripts/cluster.sh)"
+"$ROOT/scripts/cluster.sh" down >/dev/null 2>&1 || true
+"$ROOT/scripts/cluster.sh" up
+A=$(sed -n 's/^NODE_A_URL=//p' .steep/cluster.env)
+B=$(sed -n 's/^NODE_B_URL=//p' .steep/cluster.env)
 
 # ---------------------------------------------------------------------------------------------
-heading "Watch the sidecar run them: queued -> running -> succeeded"
-start=$(date +%s%N)
-last=""
-for ((i = 0; i < 40; i++)); do
-	if [[ $HAVE_PSQL == 1 ]]; then
-		table=$("${PSQL[@]}" -d "$NODE_B_URL" -c "
-			SELECT id, kind, state, attempt, coalesce(lease_owner, '') AS worker,
-			       coalesce(result::text, '') AS result,
-			       coalesce(round(extract(epoch FROM finalized_at - created_at)::numeric, 2)::text, '') AS secs
-			  FROM steep_repl.jobs WHERE id > $before ORDER BY id")
-		pending=$(q "$NODE_B_URL" "SELECT count(*) FROM steep_repl.jobs WHERE id > $before AND state IN ('queued', 'running')")
-	else
-		table=$("$STEEP_REPL" job list --limit 2 --db "$NODE_B_URL")
-		pending=$(grep -cE '[[:space:]](queued|running)[[:space:]]' <<<"$table" || true)
-	fi
-	if [[ $table != "$last" ]]; then
-		elapsed=$((($(date +%s%N) - start) / 1000000))
-		printf '%s-- after %d.%01d s%s\n%s\n' "$DIM" $((elapsed / 1000)) $((elapsed % 1000 / 100)) "$RESET" "$table"
-		last=$table
-	fi
-	[[ $pending == 0 ]] && break
-	sleep 0.5
+heading "Data on node_a: Chinook (11 tables) and demo_events ($DEMO_ROWS rows); node_b: same tables, empty"
+# Chinook's script creates its own database and switches to it: keep only its tables and rows.
+chinook_sql() { grep -v -e '^\\' -e '^DROP DATABASE' -e '^CREATE DATABASE' "$CHINOOK"; }
+EVENTS_DDL="CREATE TABLE demo_events (id bigint PRIMARY KEY, account int NOT NULL, kind text NOT NULL, payload text NOT NULL, at timestamptz NOT NULL)"
+for url in "$A" "$B"; do
+	chinook_sql | "${PSQL[@]}" -d "$url" >/dev/null
+	q "$url" "$EVENTS_DDL" >/dev/null
 done
-if [[ $pending != 0 ]]; then
-	say "(the jobs are not finished after 20 s: see .steep/sidecar_node_b.log)"
-fi
+q "$A" "INSERT INTO demo_events SELECT g, g % 5000, (ARRAY['login','order','refund','view'])[1 + g % 4],
+        md5(g::text) || md5((g * 31)::text), now() - g * interval '1 second' FROM generate_series(1, $DEMO_ROWS) g;
+        ANALYZE" >/dev/null
+q "$B" "DO \$\$ DECLARE r record; BEGIN
+          FOR r IN SELECT format('%I.%I', schemaname, tablename) t FROM pg_tables WHERE schemaname = 'public' LOOP
+            EXECUTE 'TRUNCATE ' || r.t || ' CASCADE'; END LOOP; END \$\$" >/dev/null
+show node_a "$A" "SELECT count(*) AS tables, pg_size_pretty(sum(pg_table_size(format('%I.%I', schemaname, tablename)))) AS size FROM pg_tables WHERE schemaname = 'public';"
 
 # ---------------------------------------------------------------------------------------------
-heading "The init state machine, enforced in the database"
-# transition NEWSTATE [REASON]: through SQL or the CLI; returns the command's status.
-transition() {
-	if [[ $HAVE_PSQL == 1 ]]; then
-		local sql="SELECT steep_repl.transition('node_b', '$1'" q="'"
-		[[ -n ${2:-} ]] && sql+=", $q$2$q"
-		sql+=")"
-		printf '%snode_b=# %s;%s\n' "$DIM" "$sql" "$RESET"
-		"${PSQL[@]}" -d "$NODE_B_URL" -c "$sql" 2>&1
-	else
-		local reason=""
-		[[ -n ${2:-} ]] && reason=" --reason \"$2\""
-		shown "bin/steep-repl node transition node_b $1$reason --db \$NODE_B_URL"
-		"$STEEP_REPL" node transition node_b "$1" ${2:+--reason "$2"} --db "$NODE_B_URL" 2>&1
-	fi
-}
-node_b_state() {
-	if [[ $HAVE_PSQL == 1 ]]; then
-		q "$NODE_B_URL" "SELECT init_state FROM steep_repl.nodes WHERE name = 'node_b'"
-	else
-		"$STEEP_REPL" node list --db "$NODE_B_URL" | awk '$1 == "node_b" { print tolower($3) }'
-	fi
-}
-
-# A demo interrupted earlier may have left node_b elsewhere: bring it back first.
-state=$(node_b_state)
-case $state in
-uninitialized) ;;
-synchronized) transition reinitializing 'demo: reset' >/dev/null && transition uninitialized 'demo: reset' >/dev/null ;;
-*) transition uninitialized 'demo: reset' >/dev/null || true ;;
-esac
-state=$(node_b_state)
-if [[ $state != uninitialized ]]; then
-	say "node_b is $state and cannot return to uninitialized by a legal transition: skipping this part."
-else
-	say "UNINITIALIZED -> PREPARING -> COPYING are legal steps (an init started by hand):"
-	transition preparing 'demo: an init by hand'
-	transition copying
-	say ""
-	say "COPYING -> SYNCHRONIZED skips CATCHING_UP: refused, and nothing changes:"
-	if transition synchronized; then
-		say "(unexpected: the illegal transition was accepted)"
-	fi
-	say "node_b is still $(node_b_state | tr '[:lower:]' '[:upper:]')."
-	say ""
-	say "Cancelling (any active state -> UNINITIALIZED) is legal and puts node_b back:"
-	transition uninitialized 'demo: cancelled'
-	if [[ $HAVE_PSQL == 1 ]]; then
-		show node_b "$NODE_B_URL" "SELECT name, is_local, init_state, state_changed_at::timestamp(0) FROM steep_repl.nodes ORDER BY name;"
-	else
-		shown "bin/steep-repl node list --db \$NODE_B_URL"
-		"$STEEP_REPL" node list --db "$NODE_B_URL"
-	fi
-fi
+heading "In psql on node_b: start the init"
+show node_b "$B" "SELECT steep_repl.start_init('node_b', 'node_a');"
+say "start_init checked both schemas, the source's reachability and that node_b is empty, then"
+say "queued the init for node_b's sidecar, which creates the publication and the subscription."
 
 # ---------------------------------------------------------------------------------------------
-heading "Every transition is an event (steep_repl.events, append-only, NOTIFY steep_repl_events)"
-if [[ $HAVE_PSQL == 1 ]]; then
-	show node_b "$NODE_B_URL" "SELECT * FROM (SELECT id, to_char(at, 'HH24:MI:SS.MS') AS at, node, event, from_state, to_state, detail FROM steep_repl.events ORDER BY id DESC LIMIT 10) e ORDER BY id;"
-else
-	say "(the event table needs a SQL client: with psql, SELECT * FROM steep_repl.events ORDER BY id;)"
-fi
+heading "Live progress (steep-repl init status node_b --follow, read from steep_repl.init_progress)"
+"$STEEP_REPL" init status node_b --follow --db "$B" || die "the init did not reach SYNCHRONIZED: see .steep/node_b.log and .steep/sidecar_node_b.log"
+"$STEEP_REPL" init status node_b --db "$B" --no-color | head -n 20
 
 # ---------------------------------------------------------------------------------------------
-heading "The supervisor background worker runs steep_repl.tick() on each node"
-if [[ $HAVE_PSQL == 1 ]]; then
-	for node in node_a node_b; do
-		url=$NODE_A_URL
-		[[ $node == node_b ]] && url=$NODE_B_URL
-		show "$node" "$url" "SELECT pid, backend_type, datname, backend_start::timestamp(0), current_setting('steep_repl.naptime') AS naptime FROM pg_stat_activity WHERE backend_type = 'steep_repl supervisor';"
-	done
-else
-	# cluster.sh sets cluster_name, so the process titles read "postgres: node_X: steep_repl supervisor".
-	shown "pgrep -a -f 'node_[ab]: steep_repl supervisor'"
-	pgrep -a -f 'node_[ab]: steep_repl supervisor' || say "(no supervisor process found)"
-fi
-say "The same duties once, by hand (reap expired leases, sample progress, drop expired slots):"
-shown "bin/steep-repl tick --db \$NODE_B_URL"
-"$STEEP_REPL" tick --db "$NODE_B_URL"
+heading "Every table on both nodes, hashed row by row"
+HASH="SELECT format('%-16s %8s rows  %s', t.tablename, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I', t.tablename), false, true, '')))[1],
+             (xpath('/row/h/text()', query_to_xml(format('SELECT md5(coalesce(string_agg(md5(x::text), '''' ORDER BY md5(x::text)), '''')) AS h FROM %I x', t.tablename), false, true, '')))[1])
+      FROM pg_tables t WHERE t.schemaname = 'public' ORDER BY t.tablename"
+q "$A" "$HASH" >.steep/demo_hash_a
+q "$B" "$HASH" >.steep/demo_hash_b
+paste -d'|' .steep/demo_hash_a .steep/demo_hash_b | while IFS='|' read -r a b; do
+	mark="equal"
+	[[ $a == "$b" ]] || mark="DIFFERENT"
+	printf '  %s  %s\n' "$a" "$mark"
+done
+cmp -s .steep/demo_hash_a .steep/demo_hash_b || die "node_b differs from node_a"
 
 # ---------------------------------------------------------------------------------------------
-heading "The sidecar's JSON log (.steep/sidecar_node_b.log)"
-shown "tail -n 6 .steep/sidecar_node_b.log"
-tail -n 6 .steep/sidecar_node_b.log
+heading "Replication goes on: a row inserted on node_a arrives on node_b"
+show node_a "$A" "INSERT INTO artist (name) VALUES ('The Steep Replicators') RETURNING artist_id, name;"
+for ((i = 0; i < 50; i++)); do
+	got=$(q "$B" "SELECT count(*) FROM artist WHERE name = 'The Steep Replicators'")
+	[[ $got == 1 ]] && break
+	sleep 0.1
+done
+show node_b "$B" "SELECT artist_id, name FROM artist WHERE name = 'The Steep Replicators';"
+[[ $got == 1 ]] || die "the row did not arrive on node_b within 5 s"
 
 # ---------------------------------------------------------------------------------------------
+heading "What happened, as recorded on node_b (steep_repl.events)"
+show node_b "$B" "SELECT to_char(at, 'HH24:MI:SS.MS') AS at, event, from_state, to_state, detail->>'reason' AS reason FROM steep_repl.events WHERE node = 'node_b' ORDER BY id;"
+
 heading "Done"
 cat <<EOF
-The cluster keeps running: node_a at $NODE_A_URL
-                           node_b at $NODE_B_URL
-(also in .steep/cluster.env). Try:
-  psql '$NODE_B_URL' -c "SELECT steep_repl.enqueue_job('sleep', '{\"seconds\": 5}')"
-  bin/steep-repl job list --db '$NODE_B_URL'
-  bin/steep-console --db '$NODE_B_URL'
+The cluster keeps running (URLs in .steep/cluster.env):
+  psql '$B' -c 'SELECT * FROM steep_repl.init_progress'
+  bin/steep-repl init status node_b --db '$B'
+  bin/steep-console --db '$B'
 make cluster-down stops it and deletes .steep/.
 EOF
