@@ -46,7 +46,8 @@ BEGIN
     PERFORM pg_catalog.pg_notify('steep_repl_jobs', '{"requeued":true}');
   END IF;
   RETURN pg_catalog.jsonb_build_object('jobs_requeued', v_requeued, 'jobs_failed', v_failed,
-                                       'jobs_cancelled', v_cancelled, 'inits', steep_repl._tick_inits(v_now));
+                                       'jobs_cancelled', v_cancelled, 'inits', steep_repl._tick_inits(v_now),
+                                       'slots_expired', steep_repl._tick_expire_slots(v_now));
 END
 $$;
 COMMENT ON FUNCTION steep_repl.tick(timestamptz) IS

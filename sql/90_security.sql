@@ -20,10 +20,12 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.tick(timestamptz),
   steep_repl.wake_supervisor(),
   steep_repl.start_init(text, text, text, jsonb),
-  steep_repl.cancel_init(text)
+  steep_repl.cancel_init(text),
+  steep_repl.prepare_init(text, text, interval),
+  steep_repl.complete_init(text, text, text, pg_lsn, jsonb)
 TO steep_repl_admin;
 GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_transitions,
-  steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples TO steep_repl_admin;
+  steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples, steep_repl.init_slots TO steep_repl_admin;
 GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, init_completed_at,
               state_changed_at, last_error, registered_at)
   ON steep_repl.nodes TO steep_repl_admin;

@@ -1,0 +1,135 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steepdb/steep_repl/tests/harness"
+)
+
+// manualSource starts node_a with the extension, Chinook and three load tables, registered as the
+// local node, with node_b registered as the node to seed (its address is not used by manual init).
+func manualSource(t *testing.T) *harness.Node {
+	t.Helper()
+	a := setupNode(t)
+	a.Exec(t, "", "SELECT steep_repl.register_node('node_b', 'host=127.0.0.1 port=1 dbname=postgres', false)")
+	harness.LoadChinook(t, a, "")
+	for i := 1; i <= 3; i++ {
+		a.Exec(t, "", fmt.Sprintf("CREATE TABLE load_%d (id int PRIMARY KEY, v text NOT NULL, n int NOT NULL)", i))
+		a.Exec(t, "", fmt.Sprintf("INSERT INTO load_%d SELECT g, md5(g::text), 0 FROM generate_series(1, 20000) g", i))
+	}
+	return a
+}
+
+// baseBackupInto takes a low-level base backup of src into dir (pg_backup_start, file copy,
+// pg_backup_stop, backup_label) and returns the backup's end LSN.
+func baseBackupInto(t *testing.T, src *harness.Node, dir string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := src.Pool(t, "").Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_backup_start('steep_repl test', true)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := harness.CopyDataDir(src, dir); err != nil {
+		t.Fatal(err)
+	}
+	var lsn, label, spcmap string
+	if err := conn.QueryRow(ctx, "SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_backup_stop(true)").Scan(&lsn, &label, &spcmap); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "backup_label"), label)
+	if spcmap != "" {
+		writeFile(t, filepath.Join(dir, "tablespace_map"), spcmap)
+	}
+	return lsn
+}
+
+func restoreSettings(src *harness.Node, extra map[string]string) harness.Options {
+	opts := harness.DefaultOptions()
+	opts.Settings = map[string]string{"restore_command": fmt.Sprintf("cp %s/pg_wal/%%f %%p", src.DataDir)}
+	maps.Copy(opts.Settings, fastSupervisor)
+	maps.Copy(opts.Settings, extra)
+	return opts
+}
+
+func waitPromoted(t *testing.T, n *harness.Node) {
+	t.Helper()
+	n.WaitFor(t, 60*time.Second, "promotion", func() bool {
+		return !harness.QueryOne[bool](t, n, "", "SELECT pg_is_in_recovery()")
+	})
+}
+
+// assertCleanReplication: every row equal and no apply error or data conflict on the target.
+func assertCleanReplication(t *testing.T, p *pair) {
+	t.Helper()
+	p.waitEqual(t, 60*time.Second)
+	got := harness.QueryOne[string](t, p.b, "", `SELECT format('apply=%s sync=%s conflicts=%s origin_differs=%s', apply_error_count, sync_error_count,
+		confl_insert_exists + confl_update_exists + confl_update_missing + confl_delete_missing + confl_multiple_unique_conflicts,
+		confl_update_origin_differs + confl_delete_origin_differs)
+		FROM pg_stat_subscription_stats`)
+	t.Logf("subscription stats: %s", got)
+	if !strings.HasPrefix(got, "apply=0 sync=0 conflicts=0 ") {
+		t.Fatalf("subscription stats: %s", got)
+	}
+}
+
+func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
+	t.Parallel()
+	a := manualSource(t)
+	stop := make(chan struct{})
+	writes := writeLoad(t, a.Pool(t, ""), 3, stop)
+	time.Sleep(500 * time.Millisecond) // load before the slot
+
+	var slot, slotLSN string
+	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &slotLSN); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // load between the slot and the backup
+	var endLSN string
+	b := harness.StartFromDataDir(t, restoreSettings(a, map[string]string{
+		"recovery_target": "immediate", "recovery_target_action": "promote"}), "node_b", func(dir string) error {
+		endLSN = baseBackupInto(t, a, dir)
+		writeFile(t, filepath.Join(dir, "recovery.signal"), "")
+		return nil
+	})
+	failOnTickErrors(t, b)
+	waitPromoted(t, b)
+	t.Logf("slot %s consistent at %s; backup ended at %s", slot, slotLSN, endLSN)
+
+	report := harness.QueryOne[string](t, b, "", "SELECT steep_repl.complete_init('node_b', 'node_a', $1)::text", slot)
+	if !strings.Contains(report, `"lsn_from": "timeline history"`) || !strings.Contains(report, `"identity_assumed": true`) {
+		t.Fatalf("complete_init report %s", report)
+	}
+	if code, _ := sqlState(t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', $1)", slot); code != "55000" {
+		t.Fatalf("a second complete_init: SQLSTATE %q, want 55000", code)
+	}
+	p := &pair{a: a, b: b}
+	p.waitState(t, "synchronized", 60*time.Second)
+	time.Sleep(time.Second) // load after
+	close(stop)
+	t.Logf("%d write transactions during the manual init", writes.Load())
+	assertCleanReplication(t, p)
+	if local := harness.QueryOne[string](t, b, "", "SELECT name FROM steep_repl.nodes WHERE is_local"); local != "node_b" {
+		t.Fatalf("the restored copy thinks it is %s", local)
+	}
+	if used := harness.QueryOne[string](t, a, "", "SELECT coalesce(used_by, '') FROM steep_repl.init_slots WHERE slot_name = $1", slot); used != "node_b" {
+		t.Fatalf("the source did not record the slot as used (used_by %q)", used)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
