@@ -133,3 +133,119 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
+	t.Parallel()
+	a := manualSource(t)
+	stop := make(chan struct{})
+	writes := writeLoad(t, a.Pool(t, ""), 3, stop)
+	primary := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres", a.Port)
+	standbyOpts := restoreSettings(a, map[string]string{"primary_conninfo": primary})
+	b := harness.StartFromDataDir(t, standbyOpts, "node_b", func(dir string) error {
+		baseBackupInto(t, a, dir)
+		writeFile(t, filepath.Join(dir, "standby.signal"), "")
+		return nil
+	})
+	failOnTickErrors(t, b)
+	b.WaitFor(t, 60*time.Second, "the standby streaming", func() bool {
+		return harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == 1
+	})
+
+	// The pg_createsubscriber way: stop the standby, make the slot, replay exactly to it, promote.
+	b.Stop(t)
+	var slot, lsn string
+	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &lsn); err != nil {
+		t.Fatal(err)
+	}
+	promoteOpts := restoreSettings(a, map[string]string{"primary_conninfo": primary,
+		"recovery_target_lsn": lsn, "recovery_target_action": "promote"})
+	b.Reconfigure(t, promoteOpts)
+	b.Restart(t)
+	waitPromoted(t, b)
+
+	report := harness.QueryOne[string](t, b, "", "SELECT steep_repl.complete_init('node_b', 'node_a', $1)::text", slot)
+	t.Logf("slot at %s; complete_init: %s", lsn, report)
+	p := &pair{a: a, b: b}
+	p.waitState(t, "synchronized", 60*time.Second)
+	time.Sleep(time.Second)
+	close(stop)
+	t.Logf("%d write transactions during the manual init", writes.Load())
+	assertCleanReplication(t, p)
+}
+
+func TestPreparedSlotPastExpiryIsDroppedAndCannotBeCompleted(t *testing.T) {
+	t.Parallel()
+	a := manualSource(t)
+	var slot string
+	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot FROM steep_repl.prepare_init('node_b', 'short_lived', '200 milliseconds')").Scan(&slot); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitFor(t, 10*time.Second, "the supervisor dropping the expired slot", func() bool {
+		return harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'short_lived'") == 0
+	})
+	ev := harness.QueryOne[string](t, a, "", "SELECT format('%s %s', node, detail->>'slot') FROM steep_repl.events WHERE event = 'init.slot_expired'")
+	if ev != "node_b short_lived" {
+		t.Fatalf("expiry event %q", ev)
+	}
+	// A second node stands for the seeded target: it reaches node_a through the registry.
+	opts := harness.DefaultOptions()
+	b := harness.Start(t, opts)
+	b.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
+	b.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, false)", libpqConninfo(a))
+	b.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, true)", libpqConninfo(b))
+	code, pgErr := sqlState(t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', 'short_lived', '0/1')")
+	if code != "55000" || !strings.Contains(pgErr.Message, `slot "short_lived" on node "node_a" is gone: expired at`) {
+		t.Fatalf("completing with an expired slot: %s %+v", code, pgErr)
+	}
+}
+
+func TestCompleteInitRefusesBadSlotsAndEarlyBackups(t *testing.T) {
+	t.Parallel()
+	a := manualSource(t)
+	var lsn string
+	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	b := harness.Start(t, harness.DefaultOptions())
+	failOnTickErrors(t, b)
+	b.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
+	b.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, false)", libpqConninfo(a))
+	b.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, true)", libpqConninfo(b))
+	b.Exec(t, "", "SELECT steep_repl.register_node('node_c', 'host=127.0.0.1 port=1 connect_timeout=2', false)")
+	cases := []struct{ name, sql, code, msg string }{
+		{"backup before the slot", "SELECT steep_repl.complete_init('node_b', 'node_a', 'sr_node_a_node_b', '0/10')", "55000", "before slot \"sr_node_a_node_b\"'s consistent point"},
+		{"slot never prepared", "SELECT steep_repl.complete_init('node_b', 'node_a', 'nope', $1::pg_lsn)", "42704", `slot "nope" was not prepared`},
+		{"no LSN on a never-promoted server", "SELECT steep_repl.complete_init('node_b', 'node_a', 'sr_node_a_node_b')", "22023", "source_lsn is needed"},
+		{"unknown source", "SELECT steep_repl.complete_init('node_b', 'node_x', 'sr_node_a_node_b', $1::pg_lsn)", "42704", `node "node_x" is not registered`},
+		{"unreachable source", "SELECT steep_repl.complete_init('node_b', 'node_c', 'sr_node_a_node_b', $1::pg_lsn)", "08001", `source node "node_c" is not reachable`},
+		{"target is source", "SELECT steep_repl.complete_init('node_a', 'node_a', 'sr_node_a_node_b', $1::pg_lsn)", "22023", "same node"},
+		{"NULL slot", "SELECT steep_repl.complete_init('node_b', 'node_a', NULL, $1::pg_lsn)", "22004", "slot_name must not be NULL"},
+	}
+	for _, c := range cases {
+		args := []any{}
+		if strings.Contains(c.sql, "$1") {
+			args = append(args, lsn)
+		}
+		code, pgErr := sqlState(t, b, c.sql, args...)
+		if code != c.code || !strings.Contains(pgErr.Message, c.msg) {
+			t.Errorf("%s: %s %v, want %s %q", c.name, code, pgErr, c.code, c.msg)
+		}
+	}
+	if n := harness.QueryOne[int64](t, b, "", "SELECT count(*) FROM pg_subscription"); n != 0 {
+		t.Fatal("a refused complete_init created a subscription")
+	}
+	if used := harness.QueryOne[bool](t, a, "", "SELECT used_at IS NULL FROM steep_repl.init_slots"); !used {
+		t.Fatal("a refused complete_init marked the slot used")
+	}
+	for _, c := range []struct{ sql, code string }{
+		{"SELECT * FROM steep_repl.prepare_init('node_a')", "22023"},
+		{"SELECT * FROM steep_repl.prepare_init('node_x')", "42704"},
+		{"SELECT * FROM steep_repl.prepare_init('node_b')", "42710"},
+		{"SELECT * FROM steep_repl.prepare_init('node_b', 'Bad Name')", "22023"},
+		{"SELECT * FROM steep_repl.prepare_init('node_b', 'other', '-1 day')", "22023"},
+	} {
+		if code, _ := sqlState(t, a, c.sql); code != c.code {
+			t.Errorf("%s: SQLSTATE %q, want %s", c.sql, code, c.code)
+		}
+	}
+}
