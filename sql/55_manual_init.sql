@@ -14,11 +14,15 @@ CREATE TABLE steep_repl.init_slots (
   used_by        text,
   dropped_at     timestamptz,
   drop_reason    text,
+  snapshot_name  text,
+  export_job     bigint,
   CONSTRAINT expires_after_creation CHECK (expires_at > created_at),
   CONSTRAINT dropped_has_reason CHECK ((dropped_at IS NULL) = (drop_reason IS NULL))
 );
 COMMENT ON TABLE steep_repl.init_slots IS
   'Slots made by prepare_init on this (source) node: the consistent LSN a seeded target may subscribe from, until expires_at. tick() drops unused ones past expiry.';
+COMMENT ON COLUMN steep_repl.init_slots.snapshot_name IS
+  'prepare_init_export: the snapshot exported when the slot was created (pg_dump --snapshot), usable while the sidecar holds it (until release_init_snapshot).';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_slots', '');
 
 -- The local node's name; 55000 when none is registered.

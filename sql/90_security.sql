@@ -22,7 +22,9 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.start_init(text, text, text, jsonb),
   steep_repl.cancel_init(text),
   steep_repl.prepare_init(text, text, interval),
-  steep_repl.complete_init(text, text, text, pg_lsn, jsonb)
+  steep_repl.complete_init(text, text, text, pg_lsn, jsonb),
+  steep_repl.prepare_init_export(text, text, interval, interval),
+  steep_repl.release_init_snapshot(text)
 TO steep_repl_admin;
 GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_transitions,
   steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples, steep_repl.init_slots TO steep_repl_admin;

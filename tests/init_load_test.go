@@ -15,11 +15,15 @@ import (
 )
 
 // writeLoad runs inserts, updates and deletes on tables load_1..load_n of the source from two
-// connections until stop is closed; it returns the number of committed transactions.
-func writeLoad(t *testing.T, pool *pgxpool.Pool, tables int, stop <-chan struct{}) *atomic.Int64 {
+// connections until the returned stop is called (at the latest when the test ends); the counter
+// holds the number of committed transactions.
+func writeLoad(t *testing.T, pool *pgxpool.Pool, tables int) (*atomic.Int64, func()) {
 	t.Helper()
 	var done atomic.Int64
 	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var once sync.Once
+	stopFn := func() { once.Do(func() { close(stop) }); wg.Wait() }
 	for w := 0; w < 2; w++ {
 		wg.Add(1)
 		go func(seed uint64) {
@@ -48,11 +52,12 @@ func writeLoad(t *testing.T, pool *pgxpool.Pool, tables int, stop <-chan struct{
 				if err == nil {
 					done.Add(1)
 				}
+				time.Sleep(500 * time.Microsecond) // leave the 2 cores some room for the init itself
 			}
 		}(uint64(w))
 	}
-	t.Cleanup(wg.Wait)
-	return &done
+	t.Cleanup(stopFn)
+	return &done, stopFn
 }
 
 func TestInitUnderWriteLoadEndsWithEveryRowEqual(t *testing.T) {
@@ -65,13 +70,12 @@ func TestInitUnderWriteLoadEndsWithEveryRowEqual(t *testing.T) {
 		}
 		p.a.Exec(t, "", fmt.Sprintf("INSERT INTO load_%d SELECT g, md5(g::text), 0 FROM generate_series(1, 40000) g", i))
 	}
-	stop := make(chan struct{})
-	writes := writeLoad(t, p.a.Pool(t, ""), tables, stop)
+	writes, stop := writeLoad(t, p.a.Pool(t, ""), tables)
 	time.Sleep(500 * time.Millisecond) // the load is running before the init starts
 	p.startInit(t, `{"parallel": 3}`)
 	p.waitState(t, "synchronized", 120*time.Second)
 	time.Sleep(time.Second) // and keeps running after
-	close(stop)
+	stop()
 	t.Logf("%d write transactions ran on the source during the init", writes.Load())
 	if writes.Load() < 100 {
 		t.Fatalf("the write load committed only %d transactions", writes.Load())

@@ -86,8 +86,7 @@ func assertCleanReplication(t *testing.T, p *pair) {
 func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	t.Parallel()
 	a := manualSource(t)
-	stop := make(chan struct{})
-	writes := writeLoad(t, a.Pool(t, ""), 3, stop)
+	writes, stop := writeLoad(t, a.Pool(t, ""), 3)
 	time.Sleep(500 * time.Millisecond) // load before the slot
 
 	var slot, slotLSN string
@@ -116,7 +115,7 @@ func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	p := &pair{a: a, b: b}
 	p.waitState(t, "synchronized", 60*time.Second)
 	time.Sleep(time.Second) // load after
-	close(stop)
+	stop()
 	t.Logf("%d write transactions during the manual init", writes.Load())
 	assertCleanReplication(t, p)
 	if local := harness.QueryOne[string](t, b, "", "SELECT name FROM steep_repl.nodes WHERE is_local"); local != "node_b" {
@@ -137,8 +136,7 @@ func writeFile(t *testing.T, path, content string) {
 func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
 	t.Parallel()
 	a := manualSource(t)
-	stop := make(chan struct{})
-	writes := writeLoad(t, a.Pool(t, ""), 3, stop)
+	writes, stop := writeLoad(t, a.Pool(t, ""), 3)
 	primary := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres", a.Port)
 	standbyOpts := restoreSettings(a, map[string]string{"primary_conninfo": primary})
 	b := harness.StartFromDataDir(t, standbyOpts, "node_b", func(dir string) error {
@@ -168,7 +166,7 @@ func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
 	p := &pair{a: a, b: b}
 	p.waitState(t, "synchronized", 60*time.Second)
 	time.Sleep(time.Second)
-	close(stop)
+	stop()
 	t.Logf("%d write transactions during the manual init", writes.Load())
 	assertCleanReplication(t, p)
 }

@@ -172,3 +172,101 @@ func InitCancelled(ctx context.Context, db DB, node string, detail map[string]an
 	}
 	return nil
 }
+
+// InitExported records a slot created with an exported snapshot (manual init, logical path).
+func InitExported(ctx context.Context, db DB, node, slot, publication, lsn, snapshot string, expires time.Duration, job int64) error {
+	if _, err := db.Exec(ctx, q("InitExported"), node, slot, publication, lsn, snapshot, intervalArg(expires), job); err != nil {
+		return fmt.Errorf("record exported slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// InitSnapshotReleased records that a slot's exported snapshot is no longer held.
+func InitSnapshotReleased(ctx context.Context, db DB, slot string) error {
+	if _, err := db.Exec(ctx, q("InitSnapshotReleased"), slot); err != nil {
+		return fmt.Errorf("record release of slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// PreparedSlot is what prepare_init returns.
+type PreparedSlot struct {
+	Slot, LSN, Publication, NextSteps string
+	ExpiresAt                         time.Time
+}
+
+// PrepareInit calls steep_repl.prepare_init on the source.
+func PrepareInit(ctx context.Context, db DB, node, slot string, expires time.Duration) (PreparedSlot, error) {
+	var p PreparedSlot
+	var s *string
+	if slot != "" {
+		s = &slot
+	}
+	err := db.QueryRow(ctx, q("PrepareInit"), node, s, intervalArg(expires)).Scan(&p.Slot, &p.LSN, &p.Publication, &p.ExpiresAt, &p.NextSteps)
+	if err != nil {
+		return p, fmt.Errorf("prepare init of %s: %w", node, err)
+	}
+	return p, nil
+}
+
+// PrepareInitExport calls steep_repl.prepare_init_export and returns the init.export job id.
+func PrepareInitExport(ctx context.Context, db DB, node, slot string, expires, hold time.Duration) (int64, error) {
+	var s *string
+	if slot != "" {
+		s = &slot
+	}
+	var id int64
+	if err := db.QueryRow(ctx, q("PrepareInitExport"), node, s, intervalArg(expires), intervalArg(hold)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("prepare init export of %s: %w", node, err)
+	}
+	return id, nil
+}
+
+// ExportedSnapshot returns the slot's LSN and held snapshot name ("" while not yet created or released).
+func ExportedSnapshot(ctx context.Context, db DB, slot string) (lsn, snapshot string, err error) {
+	var l, s *string
+	err = db.QueryRow(ctx, q("ExportedSnapshot"), slot).Scan(&l, &s)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("exported snapshot of %s: %w", slot, err)
+	}
+	return deref(l), deref(s), nil
+}
+
+// ReleaseInitSnapshot ends the hold of a slot's exported snapshot.
+func ReleaseInitSnapshot(ctx context.Context, db DB, slot string) (bool, error) {
+	var ok bool
+	if err := db.QueryRow(ctx, q("ReleaseInitSnapshot"), slot).Scan(&ok); err != nil {
+		return false, fmt.Errorf("release snapshot of %s: %w", slot, err)
+	}
+	return ok, nil
+}
+
+// CompleteInit calls steep_repl.complete_init on the seeded target; lsn "" reads it from the timeline history.
+func CompleteInit(ctx context.Context, db DB, target, source, slot, lsn string, options map[string]any) (map[string]any, error) {
+	var l *string
+	if lsn != "" {
+		l = &lsn
+	}
+	if options == nil {
+		options = map[string]any{}
+	}
+	o, err := jsonArg(options)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := db.QueryRow(ctx, q("CompleteInit"), target, source, slot, l, o).Scan(&out); err != nil {
+		return nil, fmt.Errorf("complete init of %s from %s: %w", target, source, err)
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,100 @@
+-- Manual init, logical path: the slot is created over a replication connection that exports its
+-- snapshot; the sidecar holds that connection open so the DBA can run
+-- pg_dump --snapshot=<name>, then releases it. E = the slot's consistent point.
+
+CREATE FUNCTION steep_repl.prepare_init_export(node text, slot_name text DEFAULT NULL,
+  expires interval DEFAULT '7 days', hold interval DEFAULT '12 hours')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_local text;
+  v_slot text;
+  v_pub text;
+  v_tables text;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  PERFORM steep_repl._require('expires', expires);
+  PERFORM steep_repl._require('hold', hold);
+  v_local := steep_repl._local_node();
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = prepare_init_export.node) THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF node = v_local THEN
+    RAISE EXCEPTION 'prepare_init_export runs on the source for another node: "%" is this node', node
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF expires <= interval '0' OR hold <= interval '0' OR hold > expires THEN
+    RAISE EXCEPTION 'expires and hold must be positive, and hold at most expires' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_slot := coalesce(slot_name, (steep_repl._init_names(node, v_local)).slot_name);
+  IF v_slot !~ '^[a-z0-9_]{1,63}$' THEN
+    RAISE EXCEPTION 'invalid slot name "%"', v_slot
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Slot names are 1 to 63 lowercase letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = v_slot)
+     OR EXISTS (SELECT 1 FROM steep_repl.init_slots i WHERE i.slot_name = v_slot AND i.dropped_at IS NULL) THEN
+    RAISE EXCEPTION 'replication slot "%" already exists', v_slot USING ERRCODE = 'duplicate_object';
+  END IF;
+  v_pub := (steep_repl._init_names(node, v_local)).publication;
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
+    INTO v_tables FROM steep_repl._local_tables() t;
+  IF v_tables IS NULL THEN
+    RAISE EXCEPTION 'node "%" has no user tables to publish', v_local USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- Committed with this call, so it exists before the sidecar creates the slot.
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = v_pub) THEN
+    EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', v_pub, v_tables);
+  ELSE
+    EXECUTE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', v_pub, v_tables);
+  END IF;
+  RETURN steep_repl.enqueue_job('init.export', pg_catalog.jsonb_build_object('node', node, 'slot', v_slot,
+    'publication', v_pub, 'expires_seconds', extract(epoch FROM expires),
+    'hold_seconds', extract(epoch FROM hold)), node, 1);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.prepare_init_export(text, text, interval, interval) IS
+  'On the source, for seeding node from a logical dump: queues the sidecar job that creates the slot and holds its exported snapshot (init_slots.snapshot_name) for pg_dump --snapshot until release_init_snapshot or hold ends. Returns the job id.';
+
+-- Sidecar step: the slot exists and its snapshot is exported and held.
+CREATE FUNCTION steep_repl.init_exported(node text, slot_name text, publication text, lsn pg_lsn,
+  snapshot_name text, expires interval, job bigint)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO steep_repl.init_slots (slot_name, target_node, publication, consistent_lsn, expires_at, snapshot_name, export_job)
+  VALUES (init_exported.slot_name, node, publication, lsn, pg_catalog.now() + expires, init_exported.snapshot_name, job);
+  INSERT INTO steep_repl.events (node, event, detail)
+  VALUES (node, 'init.prepared', pg_catalog.jsonb_build_object('slot', init_exported.slot_name, 'lsn', lsn::text,
+          'snapshot', init_exported.snapshot_name, 'source', steep_repl._local_node()));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_exported(text, text, text, pg_lsn, text, interval, bigint) IS
+  'Sidecar step of prepare_init_export: records the slot, its consistent LSN and the exported snapshot name.';
+
+-- Sidecar step: the exporting connection is closed; the snapshot cannot be imported any more.
+CREATE FUNCTION steep_repl.init_snapshot_released(slot_name text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE steep_repl.init_slots i SET snapshot_name = NULL WHERE i.slot_name = init_snapshot_released.slot_name;
+$$;
+COMMENT ON FUNCTION steep_repl.init_snapshot_released(text) IS 'Sidecar step: the exported snapshot of a slot is no longer held.';
+
+CREATE FUNCTION steep_repl.release_init_snapshot(slot_name text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_job bigint;
+BEGIN
+  PERFORM steep_repl._require('slot_name', slot_name);
+  SELECT i.export_job INTO v_job FROM steep_repl.init_slots i WHERE i.slot_name = release_init_snapshot.slot_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'slot "%" was not prepared here', slot_name USING ERRCODE = 'undefined_object';
+  END IF;
+  IF v_job IS NULL OR NOT EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.id = v_job AND j.state = 'running') THEN
+    RAISE NOTICE 'the snapshot of slot "%" is not held', slot_name;
+    RETURN false;
+  END IF;
+  PERFORM steep_repl.cancel_job(v_job);
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.release_init_snapshot(text) IS
+  'Ends the hold of a slot''s exported snapshot (after pg_dump --snapshot finished); the slot stays for complete_init.';
