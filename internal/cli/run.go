@@ -41,7 +41,6 @@ func runCommand() command {
 			handlers := runner.BuiltinHandlers()
 			maps.Copy(handlers, autoinit.Handlers(logger))
 			maps.Copy(handlers, manualinit.Handlers(*env.db, logger))
-			maps.Copy(handlers, snapshotjob.Handlers(logger))
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
