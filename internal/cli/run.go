@@ -10,7 +10,6 @@ import (
 	"github.com/steepdb/steep_repl/internal/autoinit"
 	"github.com/steepdb/steep_repl/internal/manualinit"
 	"github.com/steepdb/steep_repl/internal/runner"
-	snapshotjob "github.com/steepdb/steep_repl/internal/snapshot/job"
 )
 
 func runCommand() command {
