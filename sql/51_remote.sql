@@ -120,3 +120,18 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 COMMENT ON FUNCTION steep_repl._probe(text) IS 'Internal: NULL if the node answers SELECT 1, else the error text.';
+
+-- 08001 with libpq's reason when a node does not answer.
+CREATE FUNCTION steep_repl._require_reachable(node text, role text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_err text := steep_repl._probe(node);
+BEGIN
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION '% node "%" is not reachable: %', role, node, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the node is up and that its registered conninfo works from this server.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._require_reachable(text, text) IS 'Internal: 08001 unless the node answers (role names it in the message, e.g. source).';

@@ -53,49 +53,67 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._remote_exec(text, text) IS 'Internal: runs a statement on a node through dblink_exec.';
 
-CREATE FUNCTION steep_repl.prepare_init(node text, slot_name text DEFAULT NULL, expires interval DEFAULT '7 days',
-  OUT slot text, OUT lsn pg_lsn, OUT publication text, OUT expires_at timestamptz, OUT next_steps text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- Shared checks of prepare_init and prepare_init_export: node is another registered node, the
+-- slot name is valid and free; returns the names and the statement that publishes every user table.
+CREATE FUNCTION steep_repl._prepare_checks(node text, slot_name text, expires interval,
+  OUT local_node text, OUT slot text, OUT publication text, OUT publication_sql text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_local text;
   v_tables text;
 BEGIN
   PERFORM steep_repl._require('node', node);
   PERFORM steep_repl._require('expires', expires);
-  v_local := steep_repl._local_node();
-  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = prepare_init.node) THEN
+  local_node := steep_repl._local_node();
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = _prepare_checks.node) THEN
     PERFORM steep_repl._unknown_node(node);
   END IF;
-  IF node = v_local THEN
-    RAISE EXCEPTION 'prepare_init runs on the source for another node: "%" is this node', node
+  IF node = local_node THEN
+    RAISE EXCEPTION 'a slot is prepared on the source for another node: "%" is this node', node
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Call it on the source with the name of the node to seed.';
   END IF;
   IF expires <= interval '0' THEN
     RAISE EXCEPTION 'expires must be positive' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  slot := coalesce(slot_name, (steep_repl._init_names(node, v_local)).slot_name);
+  slot := coalesce(slot_name, (steep_repl._init_names(node, local_node)).slot_name);
   IF slot !~ '^[a-z0-9_]{1,63}$' THEN
     RAISE EXCEPTION 'invalid slot name "%"', slot
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Slot names are 1 to 63 lowercase letters, digits or underscores.';
   END IF;
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = slot) THEN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = _prepare_checks.slot)
+     OR EXISTS (SELECT 1 FROM steep_repl.init_slots i WHERE i.slot_name = _prepare_checks.slot AND i.dropped_at IS NULL) THEN
     RAISE EXCEPTION 'replication slot "%" already exists', slot
       USING ERRCODE = 'duplicate_object',
             HINT = 'Pick another slot_name, or drop it (SELECT pg_drop_replication_slot(...)) if it is a leftover.';
   END IF;
-  publication := (steep_repl._init_names(node, v_local)).publication;
+  publication := (steep_repl._init_names(node, local_node)).publication;
   SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
     INTO v_tables FROM steep_repl._local_tables() t;
   IF v_tables IS NULL THEN
-    RAISE EXCEPTION 'node "%" has no user tables to publish', v_local USING ERRCODE = 'object_not_in_prerequisite_state';
+    RAISE EXCEPTION 'node "%" has no user tables to publish', local_node USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  publication_sql := CASE
+    WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = _prepare_checks.publication)
+    THEN pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', publication, v_tables)
+    ELSE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', publication, v_tables) END;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._prepare_checks(text, text, interval) IS 'Internal: validation and names shared by prepare_init and prepare_init_export.';
+
+CREATE FUNCTION steep_repl.prepare_init(node text, slot_name text DEFAULT NULL, expires interval DEFAULT '7 days',
+  OUT slot text, OUT lsn pg_lsn, OUT publication text, OUT expires_at timestamptz, OUT next_steps text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+  v_local text;
+BEGIN
+  SELECT * INTO c FROM steep_repl._prepare_checks(node, slot_name, expires);
+  v_local := c.local_node;
+  slot := c.slot;
+  publication := c.publication;
   -- The publication must exist before the slot's consistent point (pgoutput reads it with the
   -- historic catalog snapshot), and a slot cannot be created in a transaction that has written:
   -- so it is created in its own transaction, through dblink to this node.
-  PERFORM steep_repl._remote_exec(v_local, CASE
-    WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = publication)
-    THEN pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', publication, v_tables)
-    ELSE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', publication, v_tables) END);
+  PERFORM steep_repl._remote_exec(v_local, c.publication_sql);
   SELECT s.lsn INTO lsn FROM pg_catalog.pg_create_logical_replication_slot(slot, 'pgoutput') s;
   expires_at := pg_catalog.now() + expires;
   INSERT INTO steep_repl.init_slots (slot_name, target_node, publication, consistent_lsn, expires_at)

@@ -7,48 +7,17 @@ CREATE FUNCTION steep_repl.prepare_init_export(node text, slot_name text DEFAULT
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_local text;
-  v_slot text;
-  v_pub text;
-  v_tables text;
+  c record;
 BEGIN
-  PERFORM steep_repl._require('node', node);
-  PERFORM steep_repl._require('expires', expires);
   PERFORM steep_repl._require('hold', hold);
-  v_local := steep_repl._local_node();
-  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = prepare_init_export.node) THEN
-    PERFORM steep_repl._unknown_node(node);
+  SELECT * INTO c FROM steep_repl._prepare_checks(node, slot_name, expires);
+  IF hold <= interval '0' OR hold > expires THEN
+    RAISE EXCEPTION 'hold must be positive and at most expires' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF node = v_local THEN
-    RAISE EXCEPTION 'prepare_init_export runs on the source for another node: "%" is this node', node
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF expires <= interval '0' OR hold <= interval '0' OR hold > expires THEN
-    RAISE EXCEPTION 'expires and hold must be positive, and hold at most expires' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  v_slot := coalesce(slot_name, (steep_repl._init_names(node, v_local)).slot_name);
-  IF v_slot !~ '^[a-z0-9_]{1,63}$' THEN
-    RAISE EXCEPTION 'invalid slot name "%"', v_slot
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'Slot names are 1 to 63 lowercase letters, digits or underscores.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = v_slot)
-     OR EXISTS (SELECT 1 FROM steep_repl.init_slots i WHERE i.slot_name = v_slot AND i.dropped_at IS NULL) THEN
-    RAISE EXCEPTION 'replication slot "%" already exists', v_slot USING ERRCODE = 'duplicate_object';
-  END IF;
-  v_pub := (steep_repl._init_names(node, v_local)).publication;
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
-    INTO v_tables FROM steep_repl._local_tables() t;
-  IF v_tables IS NULL THEN
-    RAISE EXCEPTION 'node "%" has no user tables to publish', v_local USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  -- Committed with this call, so it exists before the sidecar creates the slot.
-  IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = v_pub) THEN
-    EXECUTE pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', v_pub, v_tables);
-  ELSE
-    EXECUTE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', v_pub, v_tables);
-  END IF;
-  RETURN steep_repl.enqueue_job('init.export', pg_catalog.jsonb_build_object('node', node, 'slot', v_slot,
-    'publication', v_pub, 'expires_seconds', extract(epoch FROM expires),
+  -- Committed with this call, so the publication exists before the sidecar creates the slot.
+  EXECUTE c.publication_sql;
+  RETURN steep_repl.enqueue_job('init.export', pg_catalog.jsonb_build_object('node', node, 'slot', c.slot,
+    'publication', c.publication, 'expires_seconds', extract(epoch FROM expires),
     'hold_seconds', extract(epoch FROM hold)), node, 1);
 END
 $$;

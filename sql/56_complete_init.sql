@@ -62,7 +62,6 @@ DECLARE
   v_names record;
   v_sub oid;
   v_identity boolean;
-  v_err text;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -88,11 +87,7 @@ BEGIN
       USING ERRCODE = 'duplicate_object', HINT = 'Drop it first, or cancel_init the node.';
   END IF;
 
-  v_err := steep_repl._probe(source);
-  IF v_err IS NOT NULL THEN
-    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
-      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection', HINT = 'Check the source is up and its registered conninfo.';
-  END IF;
+  PERFORM steep_repl._require_reachable(source, 'source');
   SELECT * INTO v_slot FROM steep_repl._remote_init_slot(source, slot_name);
   IF NOT v_slot.prepared THEN
     RAISE EXCEPTION 'slot "%" was not prepared on node "%"', slot_name, source
