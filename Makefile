@@ -17,7 +17,7 @@ all: build install-ext
 
 help:
 	@echo "make demo          two local nodes, a job enqueued in psql and run by a sidecar"
-	@echo "make test          every test against real PostgreSQL $(PG_MAJOR) clusters"
+	@echo "make test          every test against real PostgreSQL 18 and 17 clusters (PG_MAJORS=18 for one)"
 	@echo "make bench         benchmarks (queue latency and throughput)"
 	@echo "make cluster       start node_a and node_b with a sidecar each (.steep/cluster.env)"
 	@echo "make cluster-down  stop what make cluster started"
@@ -26,16 +26,26 @@ help:
 setup:
 	@scripts/setup.sh $(PG_MAJOR)
 
+# Objects built against another major's headers must not be reused: clean when the major changes.
 install-ext: setup
+	@if [ "$$(cat extension/.built-for 2>/dev/null)" != "$(PG_MAJOR)" ]; then \
+		$(MAKE) -s -C extension $(EXT_MAKE_FLAGS) clean >/dev/null; echo $(PG_MAJOR) > extension/.built-for; fi
 	@$(MAKE) -s -C extension $(EXT_MAKE_FLAGS) install >/dev/null
 
 build:
 	$(GO) build -o bin/steep-repl ./sidecar
 	$(GO) build -o bin/steep-console ./console
 
-test: install-ext build
+# The whole suite runs against each supported server build (18 is the reference, then 17).
+PG_MAJORS ?= 18 17
+
+test: build
 	$(GO) vet ./...
-	STEEP_PG_HOME=$(PG_HOME) $(GO) test $(GOFLAGS_TEST) ./...
+	@for major in $(PG_MAJORS); do \
+		$(MAKE) --no-print-directory install-ext PG_MAJOR=$$major || exit 1; \
+		echo "== tests against PostgreSQL $$major"; \
+		STEEP_PG_HOME=$(CURDIR)/.cache/pg$$major $(GO) test $(GOFLAGS_TEST) ./... || exit 1; \
+	done
 
 bench: install-ext build
 	STEEP_PG_HOME=$(PG_HOME) $(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./tests/...

@@ -81,13 +81,5 @@ func TestInitUnderWriteLoadEndsWithEveryRowEqual(t *testing.T) {
 		t.Fatalf("the write load committed only %d transactions", writes.Load())
 	}
 	p.waitEqual(t, 60*time.Second)
-	// origin_differs counters are excluded on purpose: rows copied by a table-sync worker carry
-	// that worker's replication origin, so PostgreSQL 18 counts every later update or delete of
-	// them as "origin differs" (and applies it). They are not data conflicts.
-	errs := harness.QueryOne[string](t, p.b, "", `SELECT format('apply=%s sync=%s conflicts=%s', apply_error_count, sync_error_count,
-		confl_insert_exists + confl_update_exists + confl_update_missing + confl_delete_missing + confl_multiple_unique_conflicts)
-		FROM pg_stat_subscription_stats`)
-	if errs != "apply=0 sync=0 conflicts=0" {
-		t.Fatalf("subscription stats: %s", errs)
-	}
+	assertNoSubscriptionErrors(t, p.b)
 }

@@ -73,13 +73,24 @@ func waitPromoted(t *testing.T, n *harness.Node) {
 func assertCleanReplication(t *testing.T, p *pair) {
 	t.Helper()
 	p.waitEqual(t, 60*time.Second)
-	got := harness.QueryOne[string](t, p.b, "", `SELECT format('apply=%s sync=%s conflicts=%s origin_differs=%s', apply_error_count, sync_error_count,
-		confl_insert_exists + confl_update_exists + confl_update_missing + confl_delete_missing + confl_multiple_unique_conflicts,
-		confl_update_origin_differs + confl_delete_origin_differs)
-		FROM pg_stat_subscription_stats`)
-	t.Logf("subscription stats: %s", got)
-	if !strings.HasPrefix(got, "apply=0 sync=0 conflicts=0 ") {
-		t.Fatalf("subscription stats: %s", got)
+	assertNoSubscriptionErrors(t, p.b)
+}
+
+// assertNoSubscriptionErrors checks pg_stat_subscription_stats on the target: no apply or sync
+// error and, on PostgreSQL 18, no data conflict. The origin_differs counters are left out on
+// purpose: rows written by a table-sync worker or restored from a backup do not carry the
+// subscription's origin, so PostgreSQL 18 counts every later update or delete of them as
+// "origin differs" (and applies it). They are not data conflicts.
+func assertNoSubscriptionErrors(t *testing.T, n *harness.Node) {
+	t.Helper()
+	conflicts := "0"
+	if harness.QueryOne[int32](t, n, "", "SELECT current_setting('server_version_num')::int") >= 180000 {
+		conflicts = "confl_insert_exists + confl_update_exists + confl_update_missing + confl_delete_missing + confl_multiple_unique_conflicts"
+	}
+	got := harness.QueryOne[string](t, n, "", fmt.Sprintf(`SELECT format('apply=%%s sync=%%s conflicts=%%s', apply_error_count,
+		sync_error_count, %s) FROM pg_stat_subscription_stats`, conflicts))
+	if got != "apply=0 sync=0 conflicts=0" {
+		t.Fatalf("subscription stats on %s: %s", n.Name, got)
 	}
 }
 
