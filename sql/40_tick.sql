@@ -47,8 +47,9 @@ BEGIN
   END IF;
   RETURN pg_catalog.jsonb_build_object('jobs_requeued', v_requeued, 'jobs_failed', v_failed,
                                        'jobs_cancelled', v_cancelled, 'inits', steep_repl._tick_inits(v_now),
-                                       'slots_expired', steep_repl._tick_expire_slots(v_now));
+                                       'slots_expired', steep_repl._tick_expire_slots(v_now),
+                                       'drift', steep_repl._tick_drift(v_now));
 END
 $$;
 COMMENT ON FUNCTION steep_repl.tick(timestamptz) IS
-  'The supervisor''s periodic work (run every steep_repl.naptime): reaps expired job leases (requeue with backoff, or failed after max_attempts), then samples every active init into init_progress and moves it COPYING -> CATCHING_UP -> SYNCHRONIZED or FAILED.';
+  'The supervisor''s periodic work (run every steep_repl.naptime): reaps expired job leases (requeue with backoff, or failed after max_attempts), then samples every active init into init_progress and moves it COPYING -> CATCHING_UP -> SYNCHRONIZED or FAILED, drops expired prepared slots, and checks SYNCHRONIZED nodes for schema drift every drift_check_interval (-> DIVERGED).';

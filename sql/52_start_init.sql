@@ -2,11 +2,11 @@
 -- sidecar's init.start job. Called on the target node.
 
 CREATE FUNCTION steep_repl._init_options(options jsonb) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   k text;
   v_parallel int;
-  v_known text[] := ARRAY['parallel', 'schema_sync', 'tables', 'schemas', 'force', 'lag_threshold',
+  v_known text[] := ARRAY['parallel', 'schema_sync', 'confirm', 'tables', 'schemas', 'force', 'lag_threshold',
                           'stall_timeout', 'source_timeout', 'large_table_threshold'];
 BEGIN
   IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
@@ -27,9 +27,9 @@ BEGIN
     RAISE EXCEPTION 'parallel must be between 1 and 16, got %', options->'parallel'
       USING ERRCODE = 'invalid_parameter_value', HINT = 'parallel is the number of tables copied at once (default 4).';
   END IF;
-  IF coalesce(options->>'schema_sync', 'strict') <> 'strict' THEN
-    RAISE EXCEPTION 'schema_sync "%" is not available yet', options->>'schema_sync'
-      USING ERRCODE = 'feature_not_supported', HINT = 'Only "strict" is implemented: make the schemas match first.';
+  IF options ? 'confirm' AND pg_catalog.jsonb_typeof(options->'confirm') <> 'boolean' THEN
+    RAISE EXCEPTION 'confirm must be true or false' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'confirm => true lets schema_sync manual go on despite schema differences.';
   END IF;
   IF options ? 'tables' AND pg_catalog.jsonb_typeof(options->'tables') <> 'array' THEN
     RAISE EXCEPTION 'tables must be a JSON array of "schema.table" names' USING ERRCODE = 'invalid_parameter_value';
@@ -43,7 +43,8 @@ BEGIN
   BEGIN
     RETURN pg_catalog.jsonb_build_object(
       'parallel', v_parallel,
-      'schema_sync', 'strict',
+      'schema_sync', steep_repl._sync_mode(options->>'schema_sync'),  -- 22023 unless strict | auto | manual
+      'confirm', coalesce((options->>'confirm')::boolean, false),
       'tables', coalesce(options->'tables', 'null'::jsonb),
       'schemas', coalesce(options->'schemas', 'null'::jsonb),
       'force', coalesce((options->>'force')::boolean, false),
@@ -78,7 +79,7 @@ DECLARE
   v_node steep_repl.nodes;
   v_names record;
   v_err text;
-  v_diffs text;
+  v_sync jsonb;
   v_bad text;
   v_tables text[];
   v_job bigint;
@@ -152,21 +153,20 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
   END IF;
 
-  -- strict schema sync: the same tables with the same columns on both sides.
-  SELECT pg_catalog.string_agg(d, E'\n' ORDER BY d) INTO v_diffs FROM (
-    SELECT pg_catalog.format('table %I.%I is on %s but not on %s', s.schema_name, s.table_name, source, target) d
-    FROM pg_temp.sr_src s LEFT JOIN pg_temp.sr_dst t USING (schema_name, table_name) WHERE t.table_name IS NULL
-    UNION ALL
-    SELECT pg_catalog.format('table %I.%I is on %s but not on %s', t.schema_name, t.table_name, target, source)
-    FROM pg_temp.sr_dst t LEFT JOIN pg_temp.sr_src s USING (schema_name, table_name) WHERE s.table_name IS NULL
-    UNION ALL
-    SELECT pg_catalog.format('table %I.%I has different columns: %s has (%s), %s has (%s)',
-                             s.schema_name, s.table_name, source, s.columns, target, t.columns)
-    FROM pg_temp.sr_src s JOIN pg_temp.sr_dst t USING (schema_name, table_name) WHERE s.columns <> t.columns) x;
-  IF v_diffs IS NOT NULL THEN
-    RAISE EXCEPTION 'schemas of "%" and "%" differ', source, target
-      USING ERRCODE = 'invalid_table_definition', DETAIL = v_diffs,
-            HINT = 'schema_sync is strict: create the same tables on the target first (pg_dump --schema-only from the source), or limit the scope with the tables/schemas options.';
+  -- Schema sync (strict | auto | manual, steep_repl._schema_sync): the target's tables must match
+  -- the source's, or be made to; auto may have created or altered tables, so describe them again.
+  v_sync := steep_repl._schema_sync(source, v_opts->>'schema_sync', v_opts);
+  IF v_sync->>'status' = 'synced' THEN
+    TRUNCATE pg_temp.sr_dst;
+    INSERT INTO pg_temp.sr_dst SELECT * FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name);
+  ELSIF v_sync->>'status' = 'accepted' THEN
+    -- manual, confirmed: tables the target lacks cannot be copied, so they are left out.
+    DELETE FROM pg_temp.sr_src s WHERE NOT EXISTS (SELECT 1 FROM pg_temp.sr_dst t
+      WHERE t.schema_name = s.schema_name AND t.table_name = s.table_name);
+    IF NOT EXISTS (SELECT 1 FROM pg_temp.sr_src) THEN
+      RAISE EXCEPTION 'nothing to initialize: none of the source''s tables in scope is on node "%"', target
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Create the tables on the target first (steep_repl.schema_ddl).';
+    END IF;
   END IF;
 
   SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
