@@ -42,6 +42,8 @@ BEGIN
   DELETE FROM steep_repl.jobs;
   DELETE FROM steep_repl.init_progress;
   DELETE FROM steep_repl.init_slots;
+  DELETE FROM steep_repl.drift_checks;
+  DELETE FROM steep_repl.schema_accepted_differences;
   INSERT INTO steep_repl.events (node, event, detail)
   VALUES (target, 'node.identity_assumed', pg_catalog.jsonb_build_object('was', v_local,
           'reason', 'restored from a copy of ' || coalesce(v_local, source)));
@@ -62,6 +64,8 @@ DECLARE
   v_names record;
   v_sub oid;
   v_identity boolean;
+  v_sync jsonb;
+  k text;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -70,6 +74,12 @@ BEGIN
   IF target = source THEN
     RAISE EXCEPTION 'target and source are the same node "%"', target USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(options) LOOP
+    IF k NOT IN ('schema_sync', 'confirm', 'lag_threshold', 'source_timeout') THEN
+      RAISE EXCEPTION 'unknown complete_init option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: schema_sync, confirm, lag_threshold, source_timeout.';
+    END IF;
+  END LOOP;
   IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = target) THEN
     PERFORM steep_repl._unknown_node(target);
   END IF;
@@ -120,6 +130,8 @@ BEGIN
             HINT = 'Seed the target from a backup taken after prepare_init (its end LSN must be at or after the slot''s LSN).';
   END IF;
 
+  -- The seeded tables must match the source's (strict | auto | manual, as for start_init).
+  v_sync := steep_repl._schema_sync(source, options->>'schema_sync', options);
   v_identity := steep_repl._assume_identity(target, source);
   -- The publication and the source's own objects came along with a physical copy; they are not the target's.
   EXECUTE pg_catalog.format('DROP PUBLICATION IF EXISTS %I', v_slot.publication);
@@ -155,7 +167,8 @@ BEGIN
   PERFORM steep_repl._remote_exec(source, pg_catalog.format(
     'UPDATE steep_repl.init_slots SET used_at = pg_catalog.now(), used_by = %L WHERE slot_name = %L', target, slot_name));
   RETURN pg_catalog.jsonb_build_object('subscription', v_names.subscription, 'slot', slot_name, 'lsn', v_lsn::text,
-    'lsn_from', v_lsn_from, 'consistent_lsn', v_slot.consistent_lsn::text, 'identity_assumed', v_identity);
+    'lsn_from', v_lsn_from, 'consistent_lsn', v_slot.consistent_lsn::text, 'identity_assumed', v_identity,
+    'schema_sync', v_sync->>'status');
 END
 $$;
 COMMENT ON FUNCTION steep_repl.complete_init(text, text, text, pg_lsn, jsonb) IS

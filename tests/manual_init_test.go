@@ -229,6 +229,8 @@ func TestCompleteInitRefusesBadSlotsAndEarlyBackups(t *testing.T) {
 		{"unreachable source", "SELECT steep_repl.complete_init('node_b', 'node_c', 'sr_node_a_node_b', $1::pg_lsn)", "08001", `source node "node_c" is not reachable`},
 		{"target is source", "SELECT steep_repl.complete_init('node_a', 'node_a', 'sr_node_a_node_b', $1::pg_lsn)", "22023", "same node"},
 		{"NULL slot", "SELECT steep_repl.complete_init('node_b', 'node_a', NULL, $1::pg_lsn)", "22004", "slot_name must not be NULL"},
+		{"unknown option", `SELECT steep_repl.complete_init('node_b', 'node_a', 'sr_node_a_node_b', $1::pg_lsn, '{"sync": "auto"}')`, "22023", `unknown complete_init option "sync"`},
+		{"seeded tables differ (strict)", "SELECT steep_repl.complete_init('node_b', 'node_a', 'sr_node_a_node_b', $1::pg_lsn)", "42P16", `schemas of "node_a" and "node_b" differ`},
 	}
 	for _, c := range cases {
 		args := []any{}
