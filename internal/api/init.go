@@ -16,6 +16,8 @@ type InitOptions struct {
 	Tables        []string `json:"tables,omitempty"`
 	Schemas       []string `json:"schemas,omitempty"`
 	Force         bool     `json:"force,omitempty"`
+	SchemaSync    string   `json:"schema_sync,omitempty"` // strict | auto | manual ("" = the configured default)
+	Confirm       bool     `json:"confirm,omitempty"`     // with manual: go on despite differences
 	LagThreshold  int64    `json:"lag_threshold,omitempty"`
 	StallTimeout  float64  `json:"stall_timeout,omitempty"`
 	SourceTimeout float64  `json:"source_timeout,omitempty"`

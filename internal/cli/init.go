@@ -31,7 +31,8 @@ func initCommands() []command {
 func initStartCommand() command {
 	var from, tables, schemas string
 	var parallel int
-	var force, follow, jsonProgress, quiet, noColor bool
+	var force, follow, jsonProgress, quiet, noColor, confirm bool
+	var schemaSync string
 	var timeout time.Duration
 	return command{
 		name: "init", args: "TARGET",
@@ -43,6 +44,8 @@ func initStartCommand() command {
 			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: all)")
 			fs.StringVar(&schemas, "schemas", "", "only tables of these schemas, comma-separated (default: all)")
 			fs.BoolVar(&force, "force", false, "truncate target tables that already hold rows instead of refusing")
+			fs.StringVar(&schemaSync, "schema-sync", "", "strict (refuse differences), auto (apply safe DDL to the target) or manual (needs --confirm); default: the configured mode, strict")
+			fs.BoolVar(&confirm, "confirm", false, "with --schema-sync manual: go on despite schema differences")
 			fs.BoolVar(&follow, "follow", false, "show progress until SYNCHRONIZED (exit 0), FAILED or cancelled (exit 1)")
 			fs.BoolVar(&jsonProgress, "json-progress", false, "with --follow implied: one NDJSON progress object per line on stdout every 500ms (other messages go to stderr)")
 			fs.BoolVar(&quiet, "quiet", false, "print only the final result line (or the error)")
@@ -60,7 +63,8 @@ func initStartCommand() command {
 				return usageError{"--timeout must not be negative"}
 			}
 			target := args[0]
-			opts := api.InitOptions{Parallel: parallel, Tables: splitList(tables), Schemas: splitList(schemas), Force: force}
+			opts := api.InitOptions{Parallel: parallel, Tables: splitList(tables), Schemas: splitList(schemas), Force: force,
+				SchemaSync: schemaSync, Confirm: confirm}
 			tty := isTerminal(env.Stdout)
 			f := follower{
 				target: target, source: from, timeout: timeout, quiet: quiet,
