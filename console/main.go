@@ -1,5 +1,5 @@
-// Command steep-console is the live terminal console. Until its own issue lands it prints the
-// nodes registry once (same data the console will draw) and exits.
+// Command steep-console is the live terminal console of a steep_repl cluster: nodes, init
+// progress, conflicts and events, drawn from the extension's tables and refreshed on NOTIFY.
 package main
 
 import (
@@ -7,29 +7,31 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
+	"os/signal"
+	"syscall"
 
-	"github.com/steepdb/steep_repl/internal/api"
-	"github.com/steepdb/steep_repl/internal/dbconn"
+	"github.com/steepdb/steep_repl/internal/console"
+	"github.com/steepdb/steep_repl/internal/console/model"
 )
 
+type urls []string
+
+// String is for the flag package.
+func (u *urls) String() string { return fmt.Sprint(len(*u), " node(s)") }
+
+// Set appends one --db value.
+func (u *urls) Set(s string) error { *u = append(*u, s); return nil }
+
 func main() {
-	db := flag.String("db", "", "node to connect to (default: libpq environment)")
+	var dbs urls
+	flag.Var(&dbs, "db", "node to connect to, a postgres:// URL or conninfo (repeatable; default: the libpq environment)")
+	noListen := flag.Bool("no-listen", false, "do not LISTEN for events: poll only (the fallback, for comparison)")
 	flag.Parse()
-	ctx := context.Background()
-	conn, err := dbconn.Connect(ctx, *db, "steep-console")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := console.Run(ctx, console.Options{Model: model.Config{URLs: dbs, NoListen: *noListen}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "steep-console:", err)
 		os.Exit(1)
-	}
-	defer conn.Close(ctx)
-	nodes, err := api.ListNodes(ctx, conn)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "steep-console:", err)
-		os.Exit(1)
-	}
-	fmt.Println("steep-console (preview: the interactive console is not built yet)")
-	for _, n := range nodes {
-		fmt.Printf("  %-20s %s\n", n.Name, strings.ToUpper(n.InitState))
 	}
 }

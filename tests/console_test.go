@@ -1,0 +1,144 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steepdb/steep_repl/tests/harness"
+)
+
+// TestConsoleShowsInitProgressDetailCancelAndQuits runs bin/steep-console in tmux against a
+// real pair during an init: COPYING with a growing percent, D lists the tables, C + y cancels
+// and UNINITIALIZED is drawn within 2 s of the state change, q exits with status 0.
+func TestConsoleShowsInitProgressDetailCancelAndQuits(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	p.addSlowTable(t, 20000, 2*time.Millisecond) // about 40 s of copying
+	c := startConsole(t, "--db", p.b.ConnString(""))
+	c.waitScreen(30*time.Second, "both nodes, node_b UNINITIALIZED", func(s string) bool {
+		return rowState(rowOf(s, "node_b")) == "UNINITIALIZED" && strings.Contains(rowOf(s, "node_a"), " ok ")
+	})
+
+	p.startInit(t, `{"parallel": 2}`)
+	screen, _ := c.waitScreen(30*time.Second, "node_b COPYING with a percent", func(s string) bool {
+		row := rowOf(s, "node_b")
+		return rowState(row) == "COPYING" && percentOf(row) > 0
+	})
+	first := percentOf(rowOf(screen, "node_b"))
+	if role := rowOf(screen, "node_a"); !strings.Contains(role, "source of node_b") {
+		t.Errorf("node_a's row does not say it is the source of node_b: %q", role)
+	}
+	screen, _ = c.waitScreen(30*time.Second, "node_b's percent growing", func(s string) bool {
+		row := rowOf(s, "node_b")
+		return rowState(row) == "COPYING" && percentOf(row) > first
+	})
+	t.Logf("copying, %.1f%% then %.1f%%:\n%s", first, percentOf(rowOf(screen, "node_b")), screen)
+
+	c.keys("Down") // node_b is the second row (and selected already: it is the --db node)
+	c.keys("D")
+	screen, _ = c.waitScreen(10*time.Second, "the per-table list", func(s string) bool {
+		return strings.Contains(s, "public.slow") && strings.Contains(s, "public.track") &&
+			strings.Contains(s, "parallel workers 2") && strings.Contains(s, "throughput, last 60 s")
+	})
+	t.Logf("detail:\n%s", screen)
+	if !strings.Contains(lineWith(screen, "public.slow"), "▶") {
+		t.Errorf("the table being copied is not marked current:\n%s", screen)
+	}
+	c.keys("Escape")
+	c.waitScreen(5*time.Second, "the detail closed", func(s string) bool { return !strings.Contains(s, "public.slow") })
+
+	c.keys("C")
+	screen, _ = c.waitScreen(5*time.Second, "the cancel confirmation", func(s string) bool {
+		return strings.Contains(s, "Cancel the init of node_b")
+	})
+	t.Logf("confirmation:\n%s", screen)
+	if st := p.state(t); st != "copying" {
+		t.Fatalf("the confirmation alone changed the state to %s", st)
+	}
+	c.keys("y")
+	_, shownAt := c.waitScreen(60*time.Second, "node_b UNINITIALIZED after the cancel", func(s string) bool {
+		return rowState(rowOf(s, "node_b")) == "UNINITIALIZED"
+	})
+	changedAt := harness.QueryOne[time.Time](t, p.b, "", `SELECT max(at) FROM steep_repl.events
+		WHERE node = 'node_b' AND event = 'init.state_change' AND to_state = 'uninitialized'`)
+	lag := shownAt.Sub(changedAt)
+	t.Logf("UNINITIALIZED drawn %s after the state change", lag.Round(time.Millisecond))
+	if lag > 2*time.Second {
+		t.Errorf("UNINITIALIZED drawn %s after the state change, want within 2 s", lag)
+	}
+	if st := p.state(t); st != "uninitialized" {
+		t.Fatalf("node_b is %s after the cancel", st)
+	}
+
+	c.keys("q")
+	if code := c.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("steep-console exited with status %d, want 0", code)
+	}
+}
+
+// TestConsoleShowsAnUnreachableNodeAndItsRecovery kills node_a while the console (given
+// node_b) runs: its row says UNREACHABLE, the console keeps running, and the row recovers
+// once node_a is back.
+func TestConsoleShowsAnUnreachableNodeAndItsRecovery(t *testing.T) {
+	t.Parallel()
+	a, b := setupConsoleNodes(t)
+	c := startConsole(t, "--db", b.ConnString(""))
+	c.waitScreen(30*time.Second, "node_a connected", func(s string) bool {
+		row := rowOf(s, "node_a")
+		return strings.Contains(row, " ok ") && rowState(row) == "UNINITIALIZED" && strings.Contains(rowOf(s, "node_b"), " ok ")
+	})
+
+	a.Crash(t)
+	screen, _ := c.waitScreen(15*time.Second, "node_a UNREACHABLE", func(s string) bool {
+		return strings.Contains(rowOf(s, "node_a"), "UNREACHABLE")
+	})
+	t.Logf("node_a down:\n%s", screen)
+	if !strings.Contains(rowOf(screen, "node_b"), " ok ") {
+		t.Errorf("node_b's row changed while node_a was down: %q", rowOf(screen, "node_b"))
+	}
+
+	a.Restart(t)
+	c.waitScreen(30*time.Second, "node_a recovered", func(s string) bool {
+		row := rowOf(s, "node_a")
+		return strings.Contains(row, " ok ") && !strings.Contains(row, "UNREACHABLE") && rowState(row) == "UNINITIALIZED"
+	})
+
+	c.keys("q")
+	if code := c.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("steep-console exited with status %d, want 0", code)
+	}
+}
+
+// lineWith is the first screen line containing s.
+func lineWith(screen, s string) string {
+	for _, line := range strings.Split(screen, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestConsoleWithoutSuperuserShowsOtherNodesAsNotConnected: a steep_repl_admin (not a
+// superuser) cannot read the registered conninfos, so the other node is listed from the
+// registry, marked "not connected" with the reason, and the console still works.
+func TestConsoleWithoutSuperuserShowsOtherNodesAsNotConnected(t *testing.T) {
+	t.Parallel()
+	_, b := setupConsoleNodes(t)
+	b.Exec(t, "", "CREATE ROLE watcher LOGIN IN ROLE steep_repl_admin")
+	url := strings.Replace(b.ConnString(""), "postgres://postgres@", "postgres://watcher@", 1)
+	c := startConsole(t, "--db", url)
+	c.waitScreen(30*time.Second, "node_b ok, node_a not connected", func(s string) bool {
+		return strings.Contains(rowOf(s, "node_b"), " ok ") && strings.Contains(rowOf(s, "node_a"), "not connected") &&
+			rowState(rowOf(s, "node_a")) == "UNINITIALIZED" && strings.Contains(rowOf(s, "node_b"), " 0 ")
+	})
+	c.keys("Up")
+	c.waitScreen(5*time.Second, "the reason", func(s string) bool {
+		return strings.Contains(s, "node_a not connected: its conninfo is readable by superusers only")
+	})
+	c.keys("q")
+	if code := c.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("steep-console exited with status %d, want 0", code)
+	}
+}
