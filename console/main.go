@@ -26,6 +26,20 @@ func main() {
 	var dbs urls
 	flag.Var(&dbs, "db", "node to connect to, a postgres:// URL or conninfo (repeatable; default: the libpq environment)")
 	noListen := flag.Bool("no-listen", false, "do not LISTEN for events: poll only (the fallback, for comparison)")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `steep-console: the live console of a steep_repl cluster.
+
+It connects to the --db node(s), finds the other nodes in steep_repl.nodes (connecting with their
+registered conninfo when the role may read it, i.e. a superuser), and shows every node's init state,
+progress, rows/s, ETA, apply lag and conflicts, redrawn on NOTIFY steep_repl_events (polling every
+1-2 s as a fallback). Unreachable nodes are shown as such and retried. The help bar at the bottom
+lists the keys; ? shows them with what they do (D detail, C cancel an init, F conflicts, E events, q quit).
+
+usage: steep-console [--db URL]... [--no-listen]
+
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
