@@ -202,7 +202,7 @@ BEGIN
     pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
     pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),
     pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
-    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name))
+    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name) ORDER BY s.schema_name, s.table_name)
              FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
   FROM pg_temp.sr_src s;
   INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
