@@ -157,11 +157,15 @@ BEGIN
            -- Lock order everywhere: the nodes row, then init_progress (cancel and the sidecar do the same).
            ORDER BY ip.node FOR UPDATE OF nd, ip SKIP LOCKED LOOP
     n := n + 1;
+    -- A cancel under way removes the subscription on purpose: leave the init to it.
+    IF EXISTS (SELECT 1 FROM steep_repl.jobs j
+               WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
+      CONTINUE;
+    END IF;
     IF p.phase = 'preparing' THEN
       -- The sidecar's job owns PREPARING; if it ended without moving on, the init failed.
       SELECT * INTO v_job FROM steep_repl.jobs j WHERE j.id = p.job_id;
-      IF v_job.state IN ('failed', 'cancelled') AND NOT EXISTS (SELECT 1 FROM steep_repl.jobs j
-           WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
+      IF v_job.state IN ('failed', 'cancelled') THEN
         PERFORM steep_repl._init_fail(p.node, pg_catalog.format('init job %s %s: %s', v_job.id, v_job.state,
                                                                 coalesce(v_job.error, 'no error recorded')));
       END IF;
