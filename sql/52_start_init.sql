@@ -89,10 +89,14 @@ BEGIN
   PERFORM steep_repl._require('source', source);
   PERFORM steep_repl._require('method', method);
   PERFORM steep_repl._require('options', options);
-  IF method <> 'snapshot' THEN
+  IF method = 'two_phase' THEN
+    -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
+    -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
+    RETURN steep_repl._start_two_phase_init(target, source, options);
+  ELSIF method <> 'snapshot' THEN
     RAISE EXCEPTION 'unknown init method "%"', method
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = '"snapshot" copies through the subscription (copy_data = true).';
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "two_phase" generates a snapshot on the source and applies it here (option path).';
   END IF;
   v_opts := steep_repl._init_options(options);
   IF target = source THEN

@@ -42,6 +42,7 @@ func commands() []command {
 	cmds = append(cmds, jobCommands()...)
 	cmds = append(cmds, initCommands()...)
 	cmds = append(cmds, manualInitCommands()...)
+	cmds = append(cmds, snapshotCommands()...)
 	cmds = append(cmds, schemaCommands()...)
 	return cmds
 }

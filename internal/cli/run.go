@@ -10,6 +10,7 @@ import (
 	"github.com/steepdb/steep_repl/internal/autoinit"
 	"github.com/steepdb/steep_repl/internal/manualinit"
 	"github.com/steepdb/steep_repl/internal/runner"
+	snapshotjob "github.com/steepdb/steep_repl/internal/snapshot/job"
 )
 
 func runCommand() command {
@@ -40,6 +41,7 @@ func runCommand() command {
 			handlers := runner.BuiltinHandlers()
 			maps.Copy(handlers, autoinit.Handlers(logger))
 			maps.Copy(handlers, manualinit.Handlers(*env.db, logger))
+			maps.Copy(handlers, snapshotjob.Handlers(logger))
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,

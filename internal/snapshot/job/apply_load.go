@@ -1,0 +1,190 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/snapshot"
+)
+
+// refusal is a table the apply will not load (a bad checksum, too many bad rows): the
+// others go on, and the apply fails at the end naming every refused table.
+type refusal struct{ msg string }
+
+func (r refusal) Error() string { return r.msg }
+
+// loadAll loads pending tables with up to parallel workers in foreign-key-safe order
+// (parents first among the tables that exist here with their constraints; the tables the
+// apply creates get their foreign keys after every table is loaded).
+func (ap *application) loadAll(ctx context.Context, pending []snapshot.Table) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	byName := map[string]snapshot.Table{}
+	weights := map[string]int64{}
+	for _, t := range pending {
+		byName[t.QualifiedName()] = t
+		weights[t.QualifiedName()] = t.RawBytes
+	}
+	fks, err := api.LocalForeignKeys(ctx, ap.pool)
+	if err != nil {
+		return classify(err)
+	}
+	plan, err := snapshot.NewPlan(weights, fks)
+	if err != nil {
+		return err
+	}
+	workers := min(int(max(ap.a.OptInt("parallel"), 1)), len(pending))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := connect(ctx, ap.pool, "steep-repl snapshot loader")
+			if err != nil {
+				once.Do(func() { firstErr = err })
+				cancel(err)
+				plan.Stop()
+				return
+			}
+			defer conn.Close(context.Background())
+			for {
+				name, ok := plan.Next()
+				if !ok {
+					return
+				}
+				err := ap.loadTable(ctx, conn, byName[name])
+				var ref refusal
+				switch {
+				case err == nil:
+					plan.Done(name, true)
+				case errors.As(err, &ref):
+					ap.mu.Lock()
+					ap.failed = append(ap.failed, ref.msg)
+					ap.mu.Unlock()
+					plan.Done(name, false)
+				default:
+					once.Do(func() { firstErr = err })
+					cancel(err)
+					plan.Stop()
+					plan.Done(name, false)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for t, cause := range plan.Blocked() {
+		ap.failed = append(ap.failed, fmt.Sprintf("%s not loaded: it references %s, which was refused", t, cause))
+	}
+	if firstErr != nil {
+		return classify(firstErr)
+	}
+	return context.Cause(ctx)
+}
+
+// loadTable loads one table in its own transaction: create it when the apply creates it,
+// refuse a non-empty table (or empty it with truncate), stream the file through SHA-256 and
+// the decompressor into COPY FROM, compare checksum and rows, then add its constraints and
+// indexes, record it, commit. Any mismatch rolls everything of the table back.
+func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot.Table) (err error) {
+	name := t.QualifiedName()
+	started := time.Now()
+	create := ap.create[name]
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback(context.Background())
+		}
+	}()
+	if create {
+		if _, err := tx.Exec(ctx, t.DDL.Create); err != nil {
+			return fmt.Errorf("create table %s: %w", name, err)
+		}
+	} else if ap.a.OptBool("truncate") {
+		if _, err := tx.Exec(ctx, api.TruncateSQL(t.Schema, t.Name)); err != nil {
+			return fmt.Errorf("truncate %s: %w", name, err)
+		}
+	} else {
+		var has bool
+		if err := tx.QueryRow(ctx, api.TableHasRowsSQL(t.Schema, t.Name)).Scan(&has); err != nil {
+			return fmt.Errorf("check %s is empty: %w", name, err)
+		}
+		if has {
+			return refusal{fmt.Sprintf("%s already holds rows (apply with truncate to replace them)", name)}
+		}
+	}
+	fr, err := snapshot.OpenFile(ap.a.Path, t.File, ap.m.Compression)
+	if err != nil {
+		return refusal{fmt.Sprintf("%s: %v", name, err)}
+	}
+	live := ap.tr.start(name)
+	tol := ap.a.OptInt("error_tolerance")
+	var src io.Reader = countingReader{r: fr, c: live}
+	if rate := ap.a.OptInt("max_rate"); rate > 0 {
+		src = throttledReader{r: src, t: newThrottle(ctx, rate)}
+	}
+	tag, copyErr := conn.PgConn().CopyFrom(ctx, src, api.CopyFromSQL(t.Schema, t.Name, t.Columns, tol, ap.version))
+	size, sum, finErr := fr.Finish()
+	switch {
+	case finErr != nil:
+		ap.tr.finish(name, false, 0, 0, 0)
+		return refusal{fmt.Sprintf("%s: %v", name, finErr)}
+	case sum != t.SHA256 || size != t.FileBytes:
+		ap.tr.finish(name, false, 0, 0, 0)
+		ap.tr.count(0, 1, 0)
+		ap.log.Warn("checksum mismatch: table refused", "event", "snapshot.checksum_failed", "table", name, "file", t.File,
+			"expected", t.SHA256, "got", sum)
+		return refusal{fmt.Sprintf("%s: checksum mismatch in %s (sha256 %s, manifest says %s)", name, t.File, sum, t.SHA256)}
+	case copyErr != nil && ctx.Err() == nil && !transient(copyErr):
+		ap.tr.finish(name, false, 0, 0, 0)
+		ap.tr.count(1, 0, 0)
+		return refusal{fmt.Sprintf("%s: %v", name, copyErr)}
+	case copyErr != nil:
+		ap.tr.finish(name, false, 0, 0, 0)
+		return copyErr
+	}
+	skipped := t.Rows - tag.RowsAffected()
+	if skipped < 0 || skipped > tol {
+		ap.tr.finish(name, false, 0, 0, 0)
+		ap.tr.count(1, 0, 0)
+		return refusal{fmt.Sprintf("%s: %d rows loaded, the manifest has %d (tolerance %d)", name, tag.RowsAffected(), t.Rows, tol)}
+	}
+	if create {
+		ap.tr.step("loading", "")
+		for _, stmt := range t.DDL.Post {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				ap.tr.finish(name, false, 0, 0, 0)
+				return fmt.Errorf("constraints and indexes of %s: %w", name, err)
+			}
+		}
+	}
+	if err := api.RecordTableLoaded(ctx, tx, ap.a.ID, t.Schema, t.Name, tag.RowsAffected(), skipped, t.RawBytes, sum, create); err != nil {
+		ap.tr.finish(name, false, 0, 0, 0)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		ap.tr.finish(name, false, 0, 0, 0)
+		return fmt.Errorf("commit %s: %w", name, err)
+	}
+	ap.tr.finish(name, true, t.RawBytes, t.FileBytes, tag.RowsAffected())
+	ap.tr.count(1, 0, skipped)
+	ap.log.Info("table loaded", "event", "snapshot.table_complete", "table", name, "rows", tag.RowsAffected(),
+		"tuples_skipped", skipped, "bytes_raw", t.RawBytes, "created", create,
+		"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+	return nil
+}

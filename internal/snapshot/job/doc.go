@@ -1,0 +1,18 @@
+// Package job runs the sidecar's snapshot jobs on a node's host:
+//
+//   - snapshot.generate: a logical slot created over a replication connection exports the
+//     snapshot every worker reads in (SET TRANSACTION SNAPSHOT); each table is streamed with
+//     COPY ... TO STDOUT through a compressor into its file, hashed on the way; the manifest
+//     is written last. A resumed job continues while the exported snapshot still lives, and
+//     otherwise restarts with a new slot, discarding the partial files.
+//   - snapshot.apply: the manifest is validated, each table is loaded in its own
+//     transaction (created from the manifest's DDL when missing), its checksum verified before
+//     the commit, its completion recorded in that same transaction; sequences are restored,
+//     and with subscribe the node subscribes from the snapshot's LSN.
+//   - snapshot.init: start_init's two_phase method: generate on the source, apply here, subscribe.
+//   - snapshot.delete and snapshot.expire: remove files, drop the slot (and the publication
+//     when no subscriber's slot is left).
+//
+// Progress goes to steep_repl.snapshot_progress every 500 ms (NOTIFY steep_repl_progress).
+// All SQL goes through package api; connection strings are never logged.
+package job

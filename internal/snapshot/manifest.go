@@ -1,0 +1,188 @@
+package snapshot
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// FormatVersion is the manifest format this code writes and the only one it reads.
+const FormatVersion = 1
+
+// ManifestName is the manifest's file name inside a snapshot directory.
+const ManifestName = "manifest.json"
+
+// CopyFormat is the COPY format of the table files (see docs/snapshot.md for why text).
+const CopyFormat = "text"
+
+// Manifest describes a complete snapshot.
+type Manifest struct {
+	FormatVersion    int        `json:"format_version"`
+	SnapshotID       string     `json:"snapshot_id"`
+	SourceNode       string     `json:"source_node"`
+	SourceDatabase   string     `json:"source_database"`
+	ServerVersion    string     `json:"server_version"`
+	ServerVersionNum int        `json:"server_version_num"`
+	Encoding         string     `json:"encoding"`
+	LSN              string     `json:"lsn"`
+	SlotName         string     `json:"slot_name,omitempty"`
+	Publication      string     `json:"publication,omitempty"`
+	SlotExpiresAt    *time.Time `json:"slot_expires_at,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	CompletedAt      time.Time  `json:"completed_at"`
+	Compression      string     `json:"compression"`
+	CopyFormat       string     `json:"copy_format"`
+	Schemas          []string   `json:"schemas"`
+	Tables           []Table    `json:"tables"`
+	Sequences        []Sequence `json:"sequences"`
+}
+
+// Table is one table's entry: its file and what the file must hold.
+type Table struct {
+	Schema      string   `json:"schema"`
+	Name        string   `json:"name"`
+	File        string   `json:"file"`
+	Columns     []string `json:"columns"`
+	Rows        int64    `json:"rows"`
+	RawBytes    int64    `json:"raw_bytes"`
+	FileBytes   int64    `json:"compressed_bytes"`
+	SHA256      string   `json:"sha256"`
+	Fingerprint string   `json:"fingerprint"`
+	DDL         TableDDL `json:"ddl"`
+}
+
+// TableDDL recreates a table on an empty target: Create, then Post once the data is in, then
+// ForeignKeys once every table is loaded.
+type TableDDL struct {
+	Create      string   `json:"create"`
+	Post        []string `json:"post"`
+	ForeignKeys []string `json:"foreign_keys"`
+}
+
+// Sequence is a sequence's state at the snapshot; DDL is empty for identity sequences (the
+// table creates them) and OwnedBy empty for free ones.
+type Sequence struct {
+	Schema    string `json:"schema"`
+	Name      string `json:"name"`
+	LastValue int64  `json:"last_value"`
+	IsCalled  bool   `json:"is_called"`
+	DDL       string `json:"ddl,omitempty"`
+	OwnedBy   string `json:"owned_by,omitempty"`
+}
+
+// QualifiedName is "schema.name" as shown to people (not quoted).
+func (t Table) QualifiedName() string { return t.Schema + "." + t.Name }
+
+// Validate checks everything a manifest claims before any file is opened: the version, the
+// ids, the compression, and that every file name is a plain name inside the directory.
+func (m *Manifest) Validate() error {
+	if m.FormatVersion != FormatVersion {
+		return fmt.Errorf("manifest format version %d is not supported (this steep-repl reads version %d)", m.FormatVersion, FormatVersion)
+	}
+	if m.SnapshotID == "" || m.LSN == "" || m.SourceNode == "" {
+		return errors.New("manifest lacks the snapshot id, source node or LSN")
+	}
+	if _, err := CompressionExt(m.Compression); err != nil {
+		return err
+	}
+	if m.CopyFormat != CopyFormat {
+		return fmt.Errorf("manifest copy format %q is not supported (want %q)", m.CopyFormat, CopyFormat)
+	}
+	if len(m.Tables) == 0 {
+		return errors.New("manifest lists no tables")
+	}
+	files := map[string]string{}
+	names := map[string]bool{}
+	for _, t := range m.Tables {
+		if err := ValidateFileName(t.File); err != nil {
+			return fmt.Errorf("table %s: %w", t.QualifiedName(), err)
+		}
+		if other, dup := files[t.File]; dup {
+			return fmt.Errorf("tables %s and %s name the same file %q", other, t.QualifiedName(), t.File)
+		}
+		files[t.File] = t.QualifiedName()
+		if names[t.QualifiedName()] || t.Schema == "" || t.Name == "" {
+			return fmt.Errorf("table %q is listed twice or has no name", t.QualifiedName())
+		}
+		names[t.QualifiedName()] = true
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
+			return fmt.Errorf("table %s: sha256 %q is not a SHA-256 in hex", t.QualifiedName(), t.SHA256)
+		}
+		if t.Rows < 0 || t.RawBytes < 0 || t.FileBytes < 0 || len(t.Columns) == 0 {
+			return fmt.Errorf("table %s: negative counts or no columns", t.QualifiedName())
+		}
+	}
+	return nil
+}
+
+// ReadManifest reads and validates dir's manifest. The manifest itself must be a regular
+// file inside dir (not a symlink leading out of it).
+func ReadManifest(dir string) (*Manifest, error) {
+	path, err := SafePath(dir, ManifestName)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s is not valid JSON: %w", path, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest %s refused: %w", path, err)
+	}
+	return &m, nil
+}
+
+// WriteManifest writes dir's manifest atomically: a temp file, fsync, rename, fsync of dir.
+func WriteManifest(dir string, m *Manifest) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("refusing to write an invalid manifest: %w", err)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	tmp := filepath.Join(dir, ManifestName+".tmp")
+	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

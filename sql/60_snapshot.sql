@@ -1,0 +1,140 @@
+-- Two-phase snapshots: what was generated on this node, what was applied to it, and the live
+-- progress of both. The sidecar does the file I/O; these tables are what it resumes from.
+--
+--   snapshots.state:        queued -> generating -> complete | failed | cancelled
+--                           any -> deleting -> deleted (delete_snapshot)
+--   snapshot_applies.state: queued -> applying -> complete | failed | cancelled
+
+CREATE TABLE steep_repl.snapshots (
+  id                text PRIMARY KEY CONSTRAINT snapshot_id_format CHECK (id ~ '^snap_[a-z0-9_]{1,40}$'),
+  path              text NOT NULL CONSTRAINT path_absolute CHECK (path LIKE '/%'),
+  state             text NOT NULL DEFAULT 'queued'
+                    CONSTRAINT snapshot_state_valid CHECK (state IN
+                      ('queued', 'generating', 'complete', 'failed', 'cancelled', 'deleting', 'deleted')),
+  options           jsonb NOT NULL,
+  compression       text NOT NULL CONSTRAINT compression_valid CHECK (compression IN ('none', 'gzip', 'lz4', 'zstd')),
+  parallel          integer NOT NULL CONSTRAINT parallel_range CHECK (parallel BETWEEN 1 AND 16),
+  source_node       text NOT NULL,
+  publication       text NOT NULL,
+  slot_name         text NOT NULL,
+  job_id            bigint,
+  lsn               pg_lsn,
+  exported_snapshot text,
+  slot_expiry       interval NOT NULL,
+  slot_expires_at   timestamptz,
+  slot_dropped_at   timestamptz,
+  tables_total      integer,
+  rows_total        bigint,
+  bytes_raw         bigint,
+  bytes_compressed  bigint,
+  restarts          integer NOT NULL DEFAULT 0,
+  created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  completed_at      timestamptz,
+  error             text,
+  CONSTRAINT complete_has_lsn CHECK (state <> 'complete' OR (lsn IS NOT NULL AND completed_at IS NOT NULL)),
+  CONSTRAINT failed_has_error CHECK (state <> 'failed' OR error IS NOT NULL)
+);
+COMMENT ON TABLE steep_repl.snapshots IS
+  'Snapshots generated on this node (generate_snapshot): directory, consistent LSN, slot kept until slot_expires_at, totals.';
+COMMENT ON COLUMN steep_repl.snapshots.lsn IS 'The consistent point of the snapshot''s slot: the data is exactly the database as of this LSN.';
+COMMENT ON COLUMN steep_repl.snapshots.exported_snapshot IS
+  'Name of the exported snapshot while the generating sidecar holds it (a resumed job imports it if it is still valid).';
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshots', '');
+
+CREATE TABLE steep_repl.snapshot_tables (
+  snapshot_id      text NOT NULL REFERENCES steep_repl.snapshots (id) ON DELETE CASCADE,
+  schema_name      text NOT NULL,
+  table_name       text NOT NULL,
+  file             text NOT NULL,
+  est_bytes        bigint NOT NULL DEFAULT 0,
+  state            text NOT NULL DEFAULT 'pending' CONSTRAINT table_state_valid CHECK (state IN ('pending', 'done')),
+  rows             bigint,
+  raw_bytes        bigint,
+  compressed_bytes bigint,
+  sha256           text,
+  finished_at      timestamptz,
+  PRIMARY KEY (snapshot_id, schema_name, table_name),
+  CONSTRAINT done_has_checksum CHECK (state <> 'done' OR (sha256 IS NOT NULL AND rows IS NOT NULL))
+);
+COMMENT ON TABLE steep_repl.snapshot_tables IS
+  'Per-table files of a generated snapshot; a table is done once its file is written, synced and renamed.';
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshot_tables', '');
+
+CREATE TABLE steep_repl.snapshot_applies (
+  id              bigserial PRIMARY KEY,
+  job_id          bigint,
+  path            text NOT NULL CONSTRAINT path_absolute CHECK (path LIKE '/%'),
+  snapshot_id     text,
+  source_node     text,
+  lsn             pg_lsn,
+  options         jsonb NOT NULL,
+  state           text NOT NULL DEFAULT 'queued'
+                  CONSTRAINT apply_state_valid CHECK (state IN ('queued', 'applying', 'complete', 'failed', 'cancelled')),
+  subscription    text,
+  tuples_skipped  bigint NOT NULL DEFAULT 0,
+  created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  completed_at    timestamptz,
+  error           text,
+  CONSTRAINT failed_has_error CHECK (state <> 'failed' OR error IS NOT NULL)
+);
+COMMENT ON TABLE steep_repl.snapshot_applies IS
+  'Snapshots applied to this node (apply_snapshot); snapshot_id, source_node and lsn come from the manifest once the sidecar validated it.';
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshot_applies', '');
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshot_applies_id_seq', '');
+
+CREATE TABLE steep_repl.snapshot_apply_tables (
+  apply_id       bigint NOT NULL REFERENCES steep_repl.snapshot_applies (id) ON DELETE CASCADE,
+  schema_name    text NOT NULL,
+  table_name     text NOT NULL,
+  rows           bigint NOT NULL,
+  tuples_skipped bigint NOT NULL DEFAULT 0,
+  raw_bytes      bigint NOT NULL,
+  sha256         text NOT NULL,
+  created        boolean NOT NULL DEFAULT false,
+  loaded_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+  PRIMARY KEY (apply_id, schema_name, table_name)
+);
+COMMENT ON TABLE steep_repl.snapshot_apply_tables IS
+  'Tables an apply has loaded and verified: each row is written in the same transaction as the table''s data, so a resumed apply skips exactly these.';
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshot_apply_tables', '');
+COMMENT ON COLUMN steep_repl.snapshot_apply_tables.created IS 'The apply created the table from the manifest''s DDL (its foreign keys are added once every table is loaded).';
+
+CREATE TABLE steep_repl.snapshot_progress (
+  job_id             bigint PRIMARY KEY,
+  snapshot_id        text,
+  phase              text NOT NULL CONSTRAINT phase_valid CHECK (phase IN ('generation', 'application')),
+  step               text NOT NULL,
+  percent            numeric(5,2) NOT NULL DEFAULT 0 CONSTRAINT percent_range CHECK (percent BETWEEN 0 AND 100),
+  bytes_done         bigint NOT NULL DEFAULT 0,
+  bytes_total        bigint NOT NULL DEFAULT 0,
+  rows_done          bigint NOT NULL DEFAULT 0,
+  rows_total         bigint NOT NULL DEFAULT 0,
+  tables_done        integer NOT NULL DEFAULT 0,
+  tables_total       integer NOT NULL DEFAULT 0,
+  throughput_bytes_s numeric,
+  eta_seconds        numeric,
+  current_table      text,
+  compression_ratio  numeric,
+  checksums_verified integer NOT NULL DEFAULT 0,
+  checksums_failed   integer NOT NULL DEFAULT 0,
+  tuples_skipped     bigint NOT NULL DEFAULT 0,
+  message            text,
+  started_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  updated_at         timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE steep_repl.snapshot_progress IS
+  'Live progress of a snapshot job (generation on the source, application on a target), refreshed by the sidecar at least every 500 ms and announced on NOTIFY steep_repl_progress. Throughput is over a rolling 10 s window; percent never decreases within an attempt.';
+COMMENT ON COLUMN steep_repl.snapshot_progress.compression_ratio IS 'Raw COPY bytes / file bytes of the tables written or read so far.';
+
+CREATE FUNCTION steep_repl._snapshot_progress_notify() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- Small payload: listeners re-read the row.
+  PERFORM pg_catalog.pg_notify('steep_repl_progress', pg_catalog.json_build_object(
+    'job_id', NEW.job_id, 'snapshot_id', NEW.snapshot_id, 'phase', NEW.phase, 'percent', NEW.percent)::text);
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._snapshot_progress_notify() IS 'Internal: NOTIFY steep_repl_progress on every progress write.';
+CREATE TRIGGER snapshot_progress_notify AFTER INSERT OR UPDATE ON steep_repl.snapshot_progress
+  FOR EACH ROW EXECUTE FUNCTION steep_repl._snapshot_progress_notify();
