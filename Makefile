@@ -40,6 +40,7 @@ build:
 PG_MAJORS ?= 18 17
 
 test: build
+	@scripts/test-deps.sh
 	$(GO) vet ./...
 	@for major in $(PG_MAJORS); do \
 		$(MAKE) --no-print-directory install-ext PG_MAJOR=$$major || exit 1; \
@@ -48,6 +49,7 @@ test: build
 	done
 
 bench: install-ext build
+	@scripts/test-deps.sh
 	STEEP_PG_HOME=$(PG_HOME) $(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./tests/...
 
 cluster: install-ext build

@@ -60,7 +60,7 @@ type tmuxConsole struct {
 func startConsole(t testing.TB, args ...string) *tmuxConsole {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed")
+		t.Fatal("tmux is not installed: make test installs it (apt-get install tmux)")
 	}
 	bin := steepConsoleBin(t)
 	dir := t.TempDir()

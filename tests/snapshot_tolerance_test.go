@@ -53,9 +53,8 @@ func addBadRows(t *testing.T, dir, name string, n int) {
 func TestSnapshotErrorToleranceSkipsNBadRowsAndFailsOnNPlusOne(t *testing.T) {
 	t.Parallel()
 	p := setupSnapPair(t)
-	if v := harness.QueryOne[int](t, p.b, "", "SELECT current_setting('server_version_num')::int"); v < 180000 {
-		t.Skipf("REJECT_LIMIT needs PostgreSQL 18, the server is %d", v)
-	}
+	// On 18 REJECT_LIMIT stops the COPY past the tolerance; on 17 ON_ERROR ignore skips every
+	// bad row and the apply compares the rows loaded with the manifest's count instead.
 	p.a.Exec(t, "", "CREATE TABLE measure (id int PRIMARY KEY, n int NOT NULL)")
 	p.a.Exec(t, "", "INSERT INTO measure SELECT g, g % 10 FROM generate_series(1, 1000) g")
 	generateSnapshot(t, p.a, p.dir, `{"tables": ["measure"], "subscribable": false}`)
