@@ -142,7 +142,8 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, or cleans up a FAILED one.';
   END IF;
-  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind = 'init.start' AND j.node = cancel_init.node
+  -- The jobs that fill the node: an automatic init's start, a two-phase init or an apply.
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
            AND j.state IN ('queued', 'running') LOOP
     PERFORM steep_repl.cancel_job(r.id);
   END LOOP;

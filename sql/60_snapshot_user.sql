@@ -220,7 +220,6 @@ DECLARE
   v_path text;
   v_gen jsonb;
   v_apply jsonb;
-  v_err text;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -249,11 +248,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
     PERFORM steep_repl._unknown_node(source);
   END IF;
-  v_err := steep_repl._probe(source);
-  IF v_err IS NOT NULL THEN
-    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
-      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection';
-  END IF;
+  PERFORM steep_repl._require_reachable(source, 'source');
   RETURN steep_repl._snapshot_queue_apply(v_path || '/' || target || '_from_' || source, v_apply, 'snapshot.init',
     pg_catalog.jsonb_build_object('target', target, 'source', source, 'generate_options', v_gen));
 END

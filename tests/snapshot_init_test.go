@@ -36,3 +36,24 @@ func TestSnapshotTwoPhaseInitGeneratesAppliesAndSubscribes(t *testing.T) {
 		t.Fatalf("no path: SQLSTATE %s", code)
 	}
 }
+
+func TestCancelInitStopsATwoPhaseInit(t *testing.T) {
+	t.Parallel()
+	p := setupSnapPair(t)
+	// 20 kB/s per worker: the generation takes minutes, long enough to cancel it mid-way.
+	job := harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.start_init('node_b', 'node_a', 'two_phase', $1)",
+		`{"path": "`+p.dir+`", "parallel": 1, "max_rate": 20000}`)
+	p.b.WaitFor(t, 30*time.Second, "the two-phase init job running", func() bool {
+		return harness.QueryOne[string](t, p.b, "", "SELECT state FROM steep_repl.jobs WHERE id = $1", job) == "running"
+	})
+	cancel := harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.cancel_init('node_b')")
+	pr := &pair{a: p.a, b: p.b}
+	pr.waitState(t, "uninitialized", 60*time.Second)
+	waitJobDone(t, p.b, cancel, "succeeded", 30*time.Second)
+	if st := harness.QueryOne[string](t, p.b, "", "SELECT state FROM steep_repl.jobs WHERE id = $1", job); st != "cancelled" {
+		t.Fatalf("the two-phase init job is %s after cancel_init", st)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_subscription"); n != 0 {
+		t.Fatalf("%d subscription(s) left on the target", n)
+	}
+}

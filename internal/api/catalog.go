@@ -87,7 +87,7 @@ func DropSlot(ctx context.Context, db DB, name string) error {
 	return nil
 }
 
-// ActiveInitStartJobs counts node's init.start jobs still queued or running.
+// ActiveInitStartJobs counts the jobs filling node (init.start, snapshot.init, snapshot.apply) still queued or running.
 func ActiveInitStartJobs(ctx context.Context, db DB, node string) (int64, error) {
 	var n int64
 	if err := db.QueryRow(ctx, q("ActiveInitStartJobs"), node).Scan(&n); err != nil {
