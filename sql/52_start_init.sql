@@ -1,6 +1,25 @@
 -- start_init(): validate everything, create nothing until all checks pass, then queue the
 -- sidecar's init.start job. Called on the target node.
 
+-- The tables/schemas scope options, shared by start_init and the snapshot functions.
+CREATE FUNCTION steep_repl._check_scope_options(options jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- A JSON null means everything, as an absent key does.
+  IF pg_catalog.jsonb_typeof(options->'tables') <> 'null' AND (pg_catalog.jsonb_typeof(options->'tables') <> 'array' OR EXISTS (
+       SELECT 1 FROM pg_catalog.jsonb_array_elements(options->'tables') x WHERE pg_catalog.jsonb_typeof(x) <> 'string')) THEN
+    RAISE EXCEPTION 'tables must be a JSON array of "schema.table" names' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Names as stored, without quotes: ["public.orders", "My Schema.Odd Table"]; a bare name means schema public.';
+  END IF;
+  IF pg_catalog.jsonb_typeof(options->'schemas') <> 'null' AND (pg_catalog.jsonb_typeof(options->'schemas') <> 'array' OR EXISTS (
+       SELECT 1 FROM pg_catalog.jsonb_array_elements(options->'schemas') x WHERE pg_catalog.jsonb_typeof(x) <> 'string')) THEN
+    RAISE EXCEPTION 'schemas must be a JSON array of schema names' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Names as stored, without quotes: ["public", "My Schema"].';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._check_scope_options(jsonb) IS 'Internal: 22023 unless the tables/schemas options are absent, JSON null or arrays of names.';
+
 CREATE FUNCTION steep_repl._init_options(options jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -31,12 +50,7 @@ BEGIN
     RAISE EXCEPTION 'confirm must be true or false' USING ERRCODE = 'invalid_parameter_value',
       HINT = 'confirm => true lets schema_sync manual go on despite schema differences.';
   END IF;
-  IF options ? 'tables' AND pg_catalog.jsonb_typeof(options->'tables') <> 'array' THEN
-    RAISE EXCEPTION 'tables must be a JSON array of "schema.table" names' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF options ? 'schemas' AND pg_catalog.jsonb_typeof(options->'schemas') <> 'array' THEN
-    RAISE EXCEPTION 'schemas must be a JSON array of schema names' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM steep_repl._check_scope_options(options);
   IF options ? 'force' AND pg_catalog.jsonb_typeof(options->'force') <> 'boolean' THEN
     RAISE EXCEPTION 'force must be true or false' USING ERRCODE = 'invalid_parameter_value';
   END IF;

@@ -137,17 +137,7 @@ BEGIN
     RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
       HINT = 'For example {"tables": ["public.orders"], "schemas": ["sales"]}, or ''{}'' for everything.';
   END IF;
-  -- A JSON null means everything, as an absent key does.
-  IF pg_catalog.jsonb_typeof(opts->'tables') <> 'null' AND (pg_catalog.jsonb_typeof(opts->'tables') <> 'array' OR EXISTS (
-       SELECT 1 FROM pg_catalog.jsonb_array_elements(opts->'tables') x WHERE pg_catalog.jsonb_typeof(x) <> 'string')) THEN
-    RAISE EXCEPTION 'tables must be a JSON array of "schema.table" names' USING ERRCODE = 'invalid_parameter_value',
-      HINT = 'Names as stored, without quotes: ["public.orders", "My Schema.Odd Table"]; a bare name means schema public.';
-  END IF;
-  IF pg_catalog.jsonb_typeof(opts->'schemas') <> 'null' AND (pg_catalog.jsonb_typeof(opts->'schemas') <> 'array' OR EXISTS (
-       SELECT 1 FROM pg_catalog.jsonb_array_elements(opts->'schemas') x WHERE pg_catalog.jsonb_typeof(x) <> 'string')) THEN
-    RAISE EXCEPTION 'schemas must be a JSON array of schema names' USING ERRCODE = 'invalid_parameter_value',
-      HINT = 'Names as stored, without quotes: ["public", "My Schema"].';
-  END IF;
+  PERFORM steep_repl._check_scope_options(opts);
   RETURN opts;
 END
 $$;

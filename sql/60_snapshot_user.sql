@@ -12,12 +12,7 @@ BEGIN
     RAISE EXCEPTION 'unknown compression "%"', v_compression
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Compression: zstd (default), lz4, gzip or none.';
   END IF;
-  IF options ? 'tables' AND pg_catalog.jsonb_typeof(options->'tables') <> 'array' THEN
-    RAISE EXCEPTION 'tables must be a JSON array of "schema.table" names' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF options ? 'schemas' AND pg_catalog.jsonb_typeof(options->'schemas') <> 'array' THEN
-    RAISE EXCEPTION 'schemas must be a JSON array of schema names' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM steep_repl._check_scope_options(options);
   RETURN pg_catalog.jsonb_build_object(
     'compression', v_compression,
     'parallel', steep_repl._snapshot_int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables written at once.'),
