@@ -19,7 +19,8 @@ type ServerInfo struct {
 	// CanReadConninfo is true when the session may read steep_repl.nodes.conninfo
 	// (superusers only): the console can then connect to the other nodes itself.
 	CanReadConninfo bool
-	// HasSnapshots is true once the extension has a snapshots table.
+	// HasSnapshots is true when the extension has snapshot support: steep_repl.snapshots,
+	// steep_repl.snapshot_progress and steep_repl.list_snapshots() (an older extension has none).
 	HasSnapshots bool
 }
 
@@ -71,6 +72,29 @@ func ListenEvents(ctx context.Context, db DB) error {
 		return fmt.Errorf("listen on steep_repl_events: %w", err)
 	}
 	return nil
+}
+
+// ListenProgress subscribes the connection to steep_repl_progress (a NOTIFY per write of
+// steep_repl.snapshot_progress: at least every 500 ms while a snapshot job runs). Like any
+// channel it needs no extension.
+func ListenProgress(ctx context.Context, db DB) error {
+	if _, err := db.Exec(ctx, q("ConsoleListenProgress")); err != nil {
+		return fmt.Errorf("listen on steep_repl_progress: %w", err)
+	}
+	return nil
+}
+
+// ListSnapshotProgress returns the steep_repl.snapshot_progress rows of the given snapshot
+// jobs (the job_id column of ListSnapshots), by job id; a job without progress yet has none.
+func ListSnapshotProgress(ctx context.Context, db DB, jobIDs []int64) ([]SnapshotProgress, error) {
+	if len(jobIDs) == 0 {
+		return nil, nil
+	}
+	var out []SnapshotProgress
+	if err := queryJSON(ctx, db, &out, "ConsoleSnapshotProgress", jobIDs); err != nil {
+		return nil, fmt.Errorf("progress of snapshot jobs: %w", err)
+	}
+	return out, nil
 }
 
 // SubscriptionStats is one subscription of the database with its conflict counters.

@@ -5,13 +5,18 @@ SELECT pg_catalog.current_setting('server_version_num')::int,
        pg_catalog.to_regclass('steep_repl.nodes') IS NOT NULL,
        CASE WHEN pg_catalog.to_regclass('steep_repl.nodes') IS NULL THEN false
             ELSE pg_catalog.has_column_privilege('steep_repl.nodes', 'conninfo', 'SELECT') END,
-       pg_catalog.to_regclass('steep_repl.snapshots') IS NOT NULL;
+       pg_catalog.to_regclass('steep_repl.snapshots') IS NOT NULL
+         AND pg_catalog.to_regclass('steep_repl.snapshot_progress') IS NOT NULL
+         AND pg_catalog.to_regprocedure('steep_repl.list_snapshots()') IS NOT NULL;
 
 -- name: ConsoleNodeConninfos
 SELECT name, conninfo FROM steep_repl.nodes ORDER BY name;
 
 -- name: ConsoleListenEvents
 LISTEN steep_repl_events;
+
+-- name: ConsoleListenProgress
+LISTEN steep_repl_progress;
 
 -- name: ConsoleSubscriptions
 SELECT s.subname::text, s.subslotname::text, s.subenabled
@@ -42,3 +47,8 @@ FROM steep_repl.init_samples s
 WHERE s.node = $1
   AND s.at >= (SELECT max(m.at) FROM steep_repl.init_samples m WHERE m.node = $1) - pg_catalog.make_interval(secs => $2::float8)
 ORDER BY s.at;
+
+-- name: ConsoleSnapshotProgress
+SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) ORDER BY p.job_id), '[]')
+FROM steep_repl.snapshot_progress p
+WHERE p.job_id = ANY ($1::bigint[]);

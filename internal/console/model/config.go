@@ -19,8 +19,8 @@ type Config struct {
 	URLs []string
 	// AppName is the application_name of every connection (default "steep-console").
 	AppName string
-	// NoListen turns LISTEN steep_repl_events off: changes are then seen by polling only
-	// (the fallback; the latency benchmark compares both).
+	// NoListen turns LISTEN steep_repl_events and steep_repl_progress off: changes are then
+	// seen by polling only (the fallback; the latency benchmark compares both).
 	NoListen bool
 	// ActiveInterval is the poll period of a node whose init is under way (default 1 s).
 	ActiveInterval time.Duration

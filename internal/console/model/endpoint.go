@@ -77,10 +77,14 @@ func (e *endpoint) session(ctx context.Context) (polled bool, err error) {
 		_ = conn.Close(closeCtx)
 	}()
 	// LISTEN before the first poll, so no change falls between the two (a channel needs no
-	// extension; without one the polls say so).
+	// extension; without one the polls say so): events, and snapshot progress, which the
+	// sidecar writes at least every 500 ms while a snapshot job runs.
 	listening := false
 	if !cfg.NoListen {
 		if err := api.ListenEvents(ctx, conn); err != nil {
+			return false, err
+		}
+		if err := api.ListenProgress(ctx, conn); err != nil {
 			return false, err
 		}
 		listening = true
@@ -103,7 +107,7 @@ func (e *endpoint) session(ctx context.Context) (polled bool, err error) {
 			e.report(r)
 		}
 		interval := cfg.IdleInterval
-		if Active(localState(r)) {
+		if Active(localState(r)) || snapshotsActive(r) {
 			interval = cfg.ActiveInterval
 		}
 		if err := e.wait(ctx, conn, interval, listening); err != nil {
@@ -205,8 +209,49 @@ func (e *endpoint) poll(ctx context.Context, conn *pgx.Conn) (Reading, error) {
 	if r.Events, err = api.RecentEvents(ctx, conn, "", MaxEvents); err != nil {
 		return r, err
 	}
+	if r.Server.HasSnapshots {
+		if err := readSnapshots(ctx, conn, &r); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
 }
+
+// readSnapshots reads the node's snapshots and their jobs' progress. A session that may
+// not read them (not in steep_repl_admin) gets a SnapshotProblem, not a failed poll.
+func readSnapshots(ctx context.Context, conn *pgx.Conn, r *Reading) error {
+	list, err := api.ListSnapshots(ctx, conn)
+	if api.SQLState(err) == insufficientPrivilege {
+		r.SnapshotProblem = "no permission to read its snapshots (grant steep_repl_admin)"
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var jobs []int64
+	for _, s := range list {
+		if s.JobID != nil {
+			jobs = append(jobs, *s.JobID)
+		}
+	}
+	progress, err := api.ListSnapshotProgress(ctx, conn, jobs)
+	if api.SQLState(err) == insufficientPrivilege {
+		r.SnapshotProblem = "no permission to read its snapshots' progress (grant steep_repl_admin)"
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.SnapshotList = list
+	r.SnapshotProgress = make(map[int64]api.SnapshotProgress, len(progress))
+	for _, p := range progress {
+		r.SnapshotProgress[p.JobID] = p
+	}
+	return nil
+}
+
+// insufficientPrivilege is SQLSTATE 42501.
+const insufficientPrivilege = "42501"
 
 func (e *endpoint) report(r Reading) {
 	r.Key, r.Addr, r.Seed = e.key, e.addr, e.seed

@@ -44,7 +44,13 @@ type Reading struct {
 	// Slots is the lag in bytes of each logical slot on this server.
 	Slots  map[string]int64
 	Events []api.Event
-	At     time.Time
+	// SnapshotList is the node's steep_repl.list_snapshots() (nil without snapshot support).
+	SnapshotList []api.SnapshotInfo
+	// SnapshotProgress is the progress of those snapshots' jobs, by job id.
+	SnapshotProgress map[int64]api.SnapshotProgress
+	// SnapshotProblem says why the node's snapshots could not be read ("" when they were).
+	SnapshotProblem string
+	At              time.Time
 
 	// peerConfigs are the Peers' connection configs (they may hold passwords: never shown).
 	peerConfigs map[string]*pgx.ConnConfig
@@ -144,7 +150,7 @@ func Merge(readings []Reading, focus string, listening bool, now time.Time) Stat
 	}
 	st.Events = mergeEvents(owner)
 	st.Conflicts = conflictRows(owner)
-	st.Snapshots = snapshots(rs)
+	st.Snapshots = mergeSnapshots(owner)
 	if r := owner[focus]; r != nil && rows[focus] != nil {
 		d := &Detail{Node: focus, Row: *rows[focus]}
 		if r.Focus == focus {
@@ -173,6 +179,8 @@ func ownRow(r *Reading) *NodeRow {
 	if p := r.Progress; p != nil && (Active(row.State) || row.State == api.StateFailed) {
 		row.Progress = p
 	}
+	row.SnapshotsUnsupported = !r.Server.HasSnapshots
+	row.Snapshots = activeSides(r)
 	if r.Server.VersionNum >= api.ConflictCountersMinVersion {
 		var sum int64
 		for _, s := range r.Subs {
@@ -258,18 +266,6 @@ func conflictRows(owner map[string]*Reading) []ConflictRow {
 		}
 	}
 	return out
-}
-
-// NoSnapshotsNote is what the snapshots view says while the extension has no snapshots.
-const NoSnapshotsNote = "no snapshots yet (snapshot support has not landed)"
-
-func snapshots(rs []Reading) Snapshots {
-	for _, r := range rs {
-		if r.Server.HasSnapshots {
-			return Snapshots{Available: true, Note: "no snapshots to show (this console does not read steep_repl.snapshots yet)"}
-		}
-	}
-	return Snapshots{Note: NoSnapshotsNote}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

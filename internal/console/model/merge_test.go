@@ -76,8 +76,10 @@ func TestMergeTakesEachNodesStateFromItself(t *testing.T) {
 	if len(s.Conflicts) != 1 || s.Conflicts[0].Node != "node_b" {
 		t.Errorf("conflict rows %+v", s.Conflicts)
 	}
-	if s.Snapshots.Available || s.Snapshots.Note != NoSnapshotsNote || len(s.Snapshots.Items) != 0 {
-		t.Errorf("snapshots %+v", s.Snapshots)
+	// Neither extension has snapshot support (HasSnapshots false): both are listed as such.
+	if s.Snapshots.Available || strings.Join(s.Snapshots.Unsupported, ",") != "node_a,node_b" || len(s.Snapshots.Items) != 0 ||
+		!b.SnapshotsUnsupported || b.Snapshots != nil {
+		t.Errorf("snapshots %+v, node_b unsupported %v", s.Snapshots, b.SnapshotsUnsupported)
 	}
 }
 

@@ -88,8 +88,12 @@ type NodeRow struct {
 	// Conflicts is the sum of the confl_* counters of the node's subscriptions; nil when not
 	// available (before PostgreSQL 18, or not connected).
 	Conflicts *int64
-	// Snapshot marks a snapshot being generated or applied on the node ("" for none).
-	Snapshot string
+	// SnapshotsUnsupported is true when the node was read and its extension has no snapshot
+	// support (it predates snapshots).
+	SnapshotsUnsupported bool
+	// Snapshots are the snapshot sides being generated or applied on the node now (queued
+	// ones included), read live from the node; the SNAP column marks them.
+	Snapshots []SnapshotSide
 }
 
 // Detail is the detail overlay of one node.
@@ -116,22 +120,6 @@ type ConflictRow struct {
 	// Counts is in the order of api.ConflictTypes; nil when the server has no counters.
 	Counts        []int64
 	ServerVersion int
-}
-
-// Snapshots is the snapshots view.
-type Snapshots struct {
-	// Available is true once a connected node's extension has snapshot support.
-	Available bool
-	// Note explains an empty list.
-	Note string
-	// Items are the known snapshots (none until snapshot support lands).
-	Items []SnapshotRow
-}
-
-// SnapshotRow is one snapshot (generation and application progress once snapshots land).
-type SnapshotRow struct {
-	ID, Node, Phase string
-	Percent         float64
 }
 
 // Active reports whether state is an init under way (polled every second).

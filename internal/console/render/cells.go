@@ -159,7 +159,7 @@ var NodeColumns = []string{"NODE", "HOST:PORT", "ROLE", "LINK", "STATE", "PROGRE
 
 // nodeColumnWidths are the nodes view's minimum column widths, so columns do not jump
 // when a progress bar appears.
-var nodeColumnWidths = []int{10, 21, 8, 11, 14, BarWidth + 9, 7, 7, 8, 5, 4}
+var nodeColumnWidths = []int{10, 21, 8, 11, 14, BarWidth + 9, 7, 7, 8, 5, 7}
 
 // HeaderCells are the nodes view's column titles, padded to their minimum widths.
 func HeaderCells() []Cell {
@@ -211,7 +211,7 @@ func NodeCells(r model.NodeRow) []Cell {
 		{Text: ETA(eta), Align: Right},
 		{Text: Lag(r.LagBytes), Align: Right},
 		conflicts,
-		{Text: r.Snapshot, Color: ColorWarn, Bold: true},
+		SnapshotMarkCell(r),
 	}
 }
 

@@ -13,7 +13,7 @@ func (v *View) keyTable() ui.KeyTable {
 			Action: func() { v.toggle(pageDetail) }},
 		{Rune: 'C', Label: "cancel init", Dangerous: true,
 			Help: "cancel the selected node's init (steep_repl.cancel_init)", Action: v.askCancel},
-		{Rune: 'S', Label: "snapshots", Help: "snapshots being generated or applied",
+		{Rune: 'S', Label: "snapshots", Help: "snapshots generated on or applied to the connected nodes (Enter: one's progress)",
 			Action: func() { v.toggle(pageSnapshots) }},
 		{Rune: 'F', Label: "conflicts", Help: "subscription conflicts per type (PostgreSQL 18)",
 			Action: func() { v.toggle(pageConflicts) }},
@@ -36,6 +36,10 @@ func (v *View) Capture(ev *tcell.EventKey) *tcell.EventKey {
 			return nil
 		}
 		return ev // Tab, arrows and Enter work the buttons
+	}
+	if ev.Key() == tcell.KeyEscape && v.overlay == pageSnapshot {
+		v.toggle(pageSnapshots)
+		return nil
 	}
 	if ev.Key() == tcell.KeyEscape && v.overlay != "" {
 		v.closeOverlay()
@@ -60,13 +64,24 @@ func (v *View) toggle(name string) {
 	}
 	v.refreshOverlay()
 	v.pages.ShowPage(name)
-	switch name {
+	v.focusOverlay()
+}
+
+// focusOverlay gives the keys to the open overlay's list, or to the nodes table.
+func (v *View) focusOverlay() {
+	switch v.overlay {
 	case pageDetail:
 		v.app.SetFocus(v.detailTable)
 	case pageEvents:
 		v.app.SetFocus(v.events)
 	case pageConflicts:
 		v.app.SetFocus(v.conflTable)
+	case pageSnapshots:
+		v.app.SetFocus(v.snapList)
+	case pageSnapshot:
+		v.app.SetFocus(v.snapApp)
+	default:
+		v.app.SetFocus(v.nodes)
 	}
 }
 
@@ -79,7 +94,17 @@ func (v *View) closeOverlay() {
 	}
 	v.pages.HidePage(v.overlay)
 	v.overlay = ""
-	v.app.SetFocus(v.nodes)
+	v.focusOverlay()
+}
+
+// openSnapshot shows the progress of the snapshot on row of the snapshots list.
+func (v *View) openSnapshot(row int) {
+	key, _ := v.snapList.GetCell(row, 0).GetReference().(string)
+	if key == "" {
+		return // the list's "no snapshots" line
+	}
+	v.snapKey = key
+	v.toggle(pageSnapshot)
 }
 
 // OverlayName is the open overlay ("" for none).

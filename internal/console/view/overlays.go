@@ -37,6 +37,8 @@ func (v *View) refreshOverlay() {
 		keepOffset(v.conflTable, func() { ui.FillTable(v.conflTable, render.Titles(render.ConflictColumns), rows, nil) })
 	case pageSnapshots:
 		v.refreshSnapshots()
+	case pageSnapshot:
+		v.refreshSnapshot()
 	}
 }
 
@@ -73,15 +75,39 @@ func (v *View) refreshDetail() {
 
 func (v *View) refreshSnapshots() {
 	s := v.state.Snapshots
-	lines := []render.Line{}
-	if len(s.Items) == 0 {
-		lines = append(lines, render.Line{{Text: s.Note, Color: render.ColorMuted}})
+	rows := make([][]render.Cell, len(s.Items))
+	refs := make([]any, len(s.Items))
+	for i, it := range s.Items {
+		rows[i], refs[i] = render.SnapshotCells(it), it.Key
 	}
-	for _, it := range s.Items {
-		lines = append(lines, render.Line{{Text: it.ID + "  ", Bold: true}, {Text: it.Node + " " + it.Phase + " "},
-			{Text: render.ProgressText(it.Percent, 30), Color: render.ColorWarn}})
+	if len(rows) == 0 {
+		rows = [][]render.Cell{{{Text: render.EmptySnapshotsText(s), Color: render.ColorMuted}}}
 	}
-	v.snapshots.SetText(ui.TaggedLines(lines))
+	sel := v.snapSel // refilling moves the selection: keep it on the same snapshot
+	keepOffset(v.snapList, func() { ui.FillTable(v.snapList, render.Titles(render.SnapshotColumns), rows, refs) })
+	if i := slices.Index(refs, any(sel)); i >= 0 {
+		v.snapList.Select(i+1, 0)
+	}
+	notes := render.SnapshotNotes(s)
+	v.snapNote.SetText(ui.TaggedLines(notes))
+	v.snapshots.ResizeItem(v.snapNote, len(notes), 0)
+}
+
+// refreshSnapshot draws the progress of the snapshot opened from the list: the generation
+// on the left, the applications on the right.
+func (v *View) refreshSnapshot() {
+	r := v.state.Snapshots.Find(v.snapKey)
+	head := render.SnapshotHeaderLines(r)
+	v.snapHead.SetText(ui.TaggedLines(head))
+	v.snapshot.ResizeItem(v.snapHead, len(head)+1, 0)
+	if r == nil {
+		v.snapGen.SetText("")
+		v.snapApp.SetText("")
+		return
+	}
+	now := v.now()
+	v.snapGen.SetText(ui.TaggedLines(render.GenerationLines(r, now)))
+	v.snapApp.SetText(ui.TaggedLines(render.ApplicationLines(r, now)))
 }
 
 // keepOffset refills a table without losing its scroll position and selection.
@@ -140,16 +166,7 @@ func (v *View) closeConfirm() {
 	}
 	v.pages.RemovePage(pageConfirm)
 	v.confirm = nil
-	switch v.overlay {
-	case pageDetail:
-		v.app.SetFocus(v.detailTable)
-	case pageEvents:
-		v.app.SetFocus(v.events)
-	case pageConflicts:
-		v.app.SetFocus(v.conflTable)
-	default:
-		v.app.SetFocus(v.nodes)
-	}
+	v.focusOverlay()
 }
 
 // runCancel calls cancel_init off the UI goroutine; the answer comes back through the

@@ -26,6 +26,7 @@ const (
 	pageNodes     = "nodes"
 	pageDetail    = "detail"
 	pageSnapshots = "snapshots"
+	pageSnapshot  = "snapshot"
 	pageConflicts = "conflicts"
 	pageEvents    = "events"
 	pageHelp      = "help"
@@ -55,7 +56,13 @@ type View struct {
 	events      *tview.Table
 	conflicts   *tview.Flex
 	conflTable  *tview.Table
-	snapshots   *tview.TextView
+	snapshots   *tview.Flex
+	snapList    *tview.Table
+	snapNote    *tview.TextView
+	snapshot    *tview.Flex
+	snapHead    *tview.TextView
+	snapGen     *tview.TextView
+	snapApp     *tview.TextView
 	help        *tview.TextView
 	confirm     *ui.Confirm
 
@@ -63,8 +70,10 @@ type View struct {
 	state    model.State
 	overlay  string
 	selected string
-	message  render.Line
-	msgAt    time.Time
+	// snapSel is the snapshot selected in the list, snapKey the one whose progress is shown.
+	snapSel, snapKey string
+	message          render.Line
+	msgAt            time.Time
 }
 
 // New builds the screens. ctx bounds the actions the view starts (cancel).
@@ -100,13 +109,31 @@ func New(ctx context.Context, app *tview.Application, actions Actions) *View {
 	v.conflicts = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(v.conflTable, 0, 1, true).AddItem(note, 3, 0, false)
 	v.addOverlay(pageConflicts, v.conflicts, " Subscription conflicts per type ", -6, -4)
 
-	v.snapshots = tview.NewTextView().SetDynamicColors(true)
-	v.addOverlay(pageSnapshots, v.snapshots, " Snapshots ", 90, 12)
+	v.snapList = tview.NewTable().SetFixed(1, 0).SetSeparator(' ').SetSelectable(true, false)
+	v.snapList.SetSelectionChangedFunc(func(row, _ int) {
+		if key, _ := v.snapList.GetCell(row, 0).GetReference().(string); key != "" {
+			v.snapSel = key
+		}
+	})
+	v.snapList.SetSelectedFunc(func(row, _ int) { v.openSnapshot(row) })
+	v.snapNote = tview.NewTextView().SetDynamicColors(true)
+	v.snapshots = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(v.snapList, 0, 1, true).AddItem(v.snapNote, 0, 0, false)
+	v.addOverlay(pageSnapshots, v.snapshots, " Snapshots, newest first (Enter: progress) ", -6, -4)
+
+	v.snapHead = tview.NewTextView().SetDynamicColors(true)
+	v.snapGen = tview.NewTextView().SetDynamicColors(true)
+	v.snapApp = tview.NewTextView().SetDynamicColors(true)
+	sides := tview.NewFlex().
+		AddItem(v.snapGen, 0, 1, false).
+		AddItem(tview.NewBox(), 2, 0, false).
+		AddItem(v.snapApp, 0, 1, true)
+	v.snapshot = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(v.snapHead, 3, 0, false).AddItem(sides, 0, 1, true)
+	v.addOverlay(pageSnapshot, v.snapshot, " Snapshot progress: generation | application (Esc: back to the list) ", -6, -4)
 
 	hints := render.HelpLines(v.keys.Hints(), [][2]string{
 		{"↑ ↓", "select a node (j and k too); in an overlay, scroll its list"},
-		{"Esc", "close the overlay (its key again does too)"},
-		{"Enter", "in the snapshots list: the snapshot's progress (once snapshots exist)"},
+		{"Esc", "close the overlay (its key again does too); from a snapshot's progress, back to the list"},
+		{"Enter", "in the snapshots list: the snapshot's progress, generation and application side by side"},
 	})
 	v.help = tview.NewTextView().SetDynamicColors(true).SetText(ui.TaggedLines(hints))
 	v.addOverlay(pageHelp, v.help, " Help ", 120, len(hints)+2)

@@ -144,6 +144,13 @@ func (c *console) wait(what string, cond func(s screen) bool) screen {
 	}
 }
 
+// overlay is the open overlay, read in the UI goroutine.
+func (c *console) overlay() string {
+	ch := make(chan string, 1)
+	c.app.QueueUpdate(func() { ch <- c.v.OverlayName() })
+	return <-ch
+}
+
 func (c *console) key(r rune) { c.sim.InjectKey(tcell.KeyRune, r, tcell.ModNone) }
 
 func contains(text string) func(s screen) bool {
@@ -154,8 +161,9 @@ func ptr[T any](v T) *T { return &v }
 
 // fixture has a node in each of the eight states; n_copying (the --db node) is 42.3% done
 // at 52.1k rows/s with 2m48s left; conflict counts n/a, 0, 7 and 11 are spread over them.
+// Snapshot snap_run is generated on n_uninitialized (42.3%) while n_preparing applies it.
 func fixture() model.State {
-	st := model.State{At: time.Now(), Listening: true, Snapshots: model.Snapshots{Note: model.NoSnapshotsNote}}
+	st := model.State{At: time.Now(), Listening: true, Snapshots: snapshotFixture()}
 	conflicts := map[string]*int64{"uninitialized": nil, "preparing": ptr(int64(0)), "copying": ptr(int64(7)),
 		"catching_up": ptr(int64(11))}
 	for _, s := range api.States {
@@ -163,6 +171,12 @@ func fixture() model.State {
 			ServerVersion: 180004, Conflicts: ptr(int64(0))}
 		if c, ok := conflicts[s]; ok {
 			row.Conflicts = c
+		}
+		if s == "uninitialized" {
+			row.Snapshots = []model.SnapshotSide{*st.Snapshots.Items[0].Generation}
+		}
+		if s == "preparing" {
+			row.Snapshots = st.Snapshots.Items[0].Applications
 		}
 		if s == "copying" {
 			row.Role, row.Source = "local", "n_synchronized"
@@ -177,6 +191,33 @@ func fixture() model.State {
 	st.Conflicts = []model.ConflictRow{{Node: "n_copying", Subscription: "sr_a_b", Counts: []int64{0, 7, 0, 0, 0, 0, 0},
 		ServerVersion: 180004}}
 	return st
+}
+
+// snapshotFixture: snap_run generating on n_uninitialized (42.3%, compression 3.2x) and
+// applied to n_preparing (12.5%, 4 checksums verified, 1 failed, 12 tuples skipped);
+// snap_done complete.
+func snapshotFixture() model.Snapshots {
+	now := time.Now()
+	gen := &model.SnapshotSide{Node: "n_uninitialized",
+		Info: api.SnapshotInfo{ID: ptr("snap_run"), Role: model.RoleGenerated, State: "generating", Path: "/srv/snap/run",
+			Compression: ptr("zstd"), JobID: ptr(int64(5)), CreatedAt: now.Add(-time.Minute)},
+		Progress: &api.SnapshotProgress{JobID: 5, Phase: "generation", Step: "writing", Percent: 42.3, BytesDone: 169_200,
+			BytesTotal: 400_000, TablesDone: 3, TablesTotal: 11, ThroughputBytesS: ptr(40_000.0), ETASeconds: ptr(6.0),
+			CurrentTable: ptr("public.track"), CompressionRatio: ptr(3.2), UpdatedAt: now}}
+	app := model.SnapshotSide{Node: "n_preparing",
+		Info: api.SnapshotInfo{ID: ptr("snap_run"), Role: model.RoleApplied, State: "applying", Path: "/srv/snap/run",
+			SourceNode: ptr("n_uninitialized"), JobID: ptr(int64(9)), CreatedAt: now.Add(-30 * time.Second)},
+		Progress: &api.SnapshotProgress{JobID: 9, Phase: "application", Step: "loading", Percent: 12.5, TablesDone: 4,
+			TablesTotal: 11, CompressionRatio: ptr(2.9), ChecksumsVerified: 4, ChecksumsFailed: 1, TuplesSkipped: 12,
+			CurrentTable: ptr("public.album"), UpdatedAt: now}}
+	done := &model.SnapshotSide{Node: "n_uninitialized",
+		Info: api.SnapshotInfo{ID: ptr("snap_done"), Role: model.RoleGenerated, State: "complete", Path: "/srv/snap/done",
+			JobID: ptr(int64(2)), CreatedAt: now.Add(-time.Hour)}}
+	return model.Snapshots{Available: true, Items: []model.SnapshotRow{
+		{Key: "snap_run", ID: "snap_run", Source: "n_uninitialized", Generation: gen, Applications: []model.SnapshotSide{app},
+			CreatedAt: app.Info.CreatedAt},
+		{Key: "snap_done", ID: "snap_done", Source: "n_uninitialized", Generation: done, CreatedAt: done.Info.CreatedAt},
+	}}
 }
 
 func TestEveryStateIsDrawnWithItsTextAndColor(t *testing.T) {
@@ -329,10 +370,10 @@ func TestOverlaysForSnapshotsConflictsAndEvents(t *testing.T) {
 	c := start(t, fixture())
 	c.wait("the nodes", contains("n_copying"))
 	c.key('S')
-	c.wait("the snapshots placeholder", contains(model.NoSnapshotsNote))
+	c.wait("the snapshots list", contains("snap_done"))
 	c.key('F')
 	s := c.wait("the conflicts", contains("confl_update_origin_differs"))
-	if strings.Contains(s.String(), model.NoSnapshotsNote) {
+	if strings.Contains(s.String(), "snap_done") {
 		t.Error("F did not replace the snapshots overlay")
 	}
 	c.key('E')
@@ -353,5 +394,97 @@ func TestQuitStopsTheApplication(t *testing.T) {
 		c.done <- nil // for the cleanup
 	case <-time.After(2 * time.Second):
 		t.Fatal("q did not stop the application")
+	}
+}
+
+func TestNodesViewMarksSnapshotsBeingGeneratedOrApplied(t *testing.T) {
+	st := fixture()
+	st.Nodes[4].SnapshotsUnsupported = true // n_synchronized: an extension without snapshots
+	c := start(t, st)
+	s := c.wait("the nodes", contains("n_failed"))
+	hy := s.rowOf("NODE")
+	x := s.find(hy, 0, "SNAP")
+	cases := map[string]string{"n_uninitialized": "GEN 42%", "n_preparing": "APPLY 12%", "n_synchronized": "n/a", "n_failed": ""}
+	for node, want := range cases {
+		y := s.rowOf(node)
+		got := strings.TrimRight(string(s.line(y)[x:]), " │║")
+		if got != want {
+			t.Errorf("%s SNAP %q, want %q", node, got, want)
+		}
+		if want != "" && want != "n/a" && s.fg(x, y) != render.ColorWarn {
+			t.Errorf("%s mark drawn in %v", node, s.fg(x, y))
+		}
+	}
+}
+
+func TestSnapshotProgressShowsGenerationAndApplicationSideBySide(t *testing.T) {
+	c := start(t, fixture())
+	c.wait("the nodes", contains("n_copying"))
+	c.key('S')
+	s := c.wait("the snapshots list", contains("snap_done"))
+	t.Logf("list:\n%s", s)
+	y := -1
+	for yy := range s.h {
+		if s.find(yy, 0, "snap_run") >= 0 {
+			y = yy
+		}
+	}
+	if y < 0 || s.find(y, 0, "GENERATING [████░░░░░░]  42.3%") < 0 || s.find(y, 0, "n_preparing APPLYING 12.5%") < 0 {
+		t.Fatalf("snap_run's row %q", string(s.line(y)))
+	}
+	c.sim.InjectKey(tcell.KeyEnter, 0, tcell.ModNone) // the newest, snap_run, is selected
+	s = c.wait("the progress", contains("APPLICATION to n_preparing"))
+	t.Logf("progress:\n%s", s)
+	// Side by side: the two titles on one line, the generation left of the application.
+	ty := -1
+	for yy := range s.h {
+		if s.find(yy, 0, "GENERATION on n_uninitialized") >= 0 {
+			ty = yy
+		}
+	}
+	if ty < 0 || s.find(ty, 0, "APPLICATION to n_preparing") <= s.find(ty, 0, "GENERATION on n_uninitialized") {
+		t.Fatalf("generation and application are not side by side:\n%s", s)
+	}
+	appX := s.find(ty, 0, "APPLICATION")
+	for _, want := range []string{"snap_run · source n_uninitialized", "[████████████", "42.3%", "12.5%",
+		"compression ratio 3.2x", "compression ratio 2.9x", "throughput 40.0 kB/s · ETA 6s", "tuples skipped 12",
+		"checksums verified 4 · failed 1", "step writing", "step loading", "current public.track"} {
+		if !strings.Contains(s.String(), want) {
+			t.Errorf("progress lacks %q", want)
+		}
+	}
+	for yy := range s.h {
+		if x := s.find(yy, 0, "checksums verified 4 · failed 1"); x >= 0 {
+			fx := x + len([]rune("checksums verified 4 · failed "))
+			if x < appX || s.fg(fx, yy) != tcell.ColorRed {
+				t.Errorf("failed count at x %d (application at %d) in %v, want red on the right", fx, appX, s.fg(fx, yy))
+			}
+		}
+	}
+	c.sim.InjectKey(tcell.KeyEscape, 0, tcell.ModNone)
+	c.wait("back to the list", func(s screen) bool {
+		return strings.Contains(s.String(), "snap_done") && !strings.Contains(s.String(), "APPLICATION to")
+	})
+	if o := c.overlay(); o != "snapshots" {
+		t.Errorf("overlay %q after Esc, want the list", o)
+	}
+	c.sim.InjectKey(tcell.KeyEscape, 0, tcell.ModNone)
+	c.wait("the list closed", func(s screen) bool { return !strings.Contains(s.String(), "snap_done") })
+}
+
+func TestSnapshotsOfAnOlderExtensionSayThereIsNoSupport(t *testing.T) {
+	st := fixture()
+	st.Snapshots = model.Snapshots{Unsupported: []string{"n_copying"}}
+	c := start(t, st)
+	c.wait("the nodes", contains("n_copying"))
+	c.key('S')
+	s := c.wait("the note", contains("n_copying: no snapshot support on this node"))
+	if !strings.Contains(s.String(), render.NoSnapshotSupport) {
+		t.Errorf("no empty-list text:\n%s", s)
+	}
+	c.sim.InjectKey(tcell.KeyEnter, 0, tcell.ModNone) // on the "no snapshot support" line: nothing to open
+	time.Sleep(50 * time.Millisecond)
+	if o := c.overlay(); o != "snapshots" {
+		t.Errorf("Enter on the empty list opened %q", o)
 	}
 }
