@@ -197,14 +197,5 @@ func shellQuote(s string) string {
 // (superuser conninfo, so a console given one finds the other). No data, no sidecar.
 func setupConsoleNodes(t testing.TB) (a, b *harness.Node) {
 	t.Helper()
-	opts := harness.DefaultOptions()
-	opts.Settings = fastSupervisor
-	nodes := harness.StartN(t, 2, opts)
-	a, b = nodes[0], nodes[1]
-	for _, n := range nodes {
-		n.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
-		n.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, $2)", libpqConninfo(a), n == a)
-		n.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(b), n == b)
-	}
-	return a, b
+	return setupEmptyPair(t)
 }
