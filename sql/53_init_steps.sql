@@ -98,9 +98,20 @@ DECLARE
   v_state text;
 BEGIN
   SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') INTO v_tables
-  FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
-    AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.schema_name, t.table_name)) IS NOT NULL;
+  -- The tables this init filled: those it subscribed to, and those a cancelled two-phase init or
+  -- apply of this init had already loaded (before CATCHING_UP there is no init_tables row).
+  SELECT pg_catalog.string_agg(DISTINCT x.t, ', ') INTO v_tables FROM (
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) t
+    FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
+    UNION ALL
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+    FROM steep_repl.snapshot_apply_tables t
+    JOIN steep_repl.snapshot_applies a ON a.id = t.apply_id
+    JOIN steep_repl.jobs j ON j.id = a.job_id
+    JOIN steep_repl.nodes n ON n.name = j.node
+    WHERE j.node = init_cancelled.node AND j.kind IN ('snapshot.init', 'snapshot.apply')
+      AND j.cancel_requested_at IS NOT NULL AND j.created_at >= n.init_started_at) x
+  WHERE pg_catalog.to_regclass(x.t) IS NOT NULL;
   IF v_tables IS NOT NULL THEN
     EXECUTE 'TRUNCATE TABLE ' || v_tables;
   END IF;

@@ -37,15 +37,19 @@ func TestSnapshotTwoPhaseInitGeneratesAppliesAndSubscribes(t *testing.T) {
 	}
 }
 
-func TestCancelInitStopsATwoPhaseInit(t *testing.T) {
+func TestCancelInitStopsATwoPhaseInitAndEmptiesWhatItLoaded(t *testing.T) {
 	t.Parallel()
 	p := setupSnapPair(t)
-	// 20 kB/s per worker: the generation takes minutes, long enough to cancel it mid-way.
+	// 30 kB/s per worker: Chinook takes a while to generate and as long to apply, so the cancel
+	// lands after some tables are loaded and before the rest.
 	job := harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.start_init('node_b', 'node_a', 'two_phase', $1)",
-		`{"path": "`+p.dir+`", "parallel": 1, "max_rate": 20000}`)
-	p.b.WaitFor(t, 30*time.Second, "the two-phase init job running", func() bool {
-		return harness.QueryOne[string](t, p.b, "", "SELECT state FROM steep_repl.jobs WHERE id = $1", job) == "running"
+		`{"path": "`+p.dir+`", "parallel": 1, "max_rate": 30000}`)
+	p.b.WaitFor(t, 120*time.Second, "the apply loading tables", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.snapshot_apply_tables") > 0
 	})
+	if rows := userRowCount(t, p.b); rows == 0 {
+		t.Fatal("no rows loaded before the cancel")
+	}
 	cancel := harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.cancel_init('node_b')")
 	pr := &pair{a: p.a, b: p.b}
 	pr.waitState(t, "uninitialized", 60*time.Second)
@@ -55,5 +59,8 @@ func TestCancelInitStopsATwoPhaseInit(t *testing.T) {
 	}
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_subscription"); n != 0 {
 		t.Fatalf("%d subscription(s) left on the target", n)
+	}
+	if rows := userRowCount(t, p.b); rows != 0 {
+		t.Fatalf("the target still holds %d rows the cancelled init loaded", rows)
 	}
 }
