@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/steepdb/steep_repl/tests/harness"
@@ -77,16 +75,7 @@ func TestRolesWithoutSteepReplAdminAreRefused(t *testing.T) {
 	n.Exec(t, "", "SELECT steep_repl.register_node('node_b', 'host=127.0.0.1 password=hunter2', false)")
 	before := harness.QueryOne[string](t, n, "", snapshotStateSQL)
 
-	as := func(role, sql string) error {
-		t.Helper()
-		conn, err := pgx.Connect(context.Background(), strings.Replace(n.ConnString(""), "postgres@", role+"@", 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		_, err = conn.Exec(context.Background(), sql)
-		return err
-	}
+	as := func(role, sql string) error { return execAs(t, n, role, sql) }
 	for _, sql := range []string{
 		"SELECT steep_repl.register_node('node_c', 'host=x', false)",
 		"SELECT steep_repl.transition('node_b', 'preparing', NULL)",

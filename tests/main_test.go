@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/steepdb/steep_repl/tests/harness"
@@ -118,6 +119,18 @@ func asPgError(err error, target **pgconn.PgError) bool {
 		err = u.Unwrap()
 	}
 	return false
+}
+
+// execAs runs sql on n's postgres database as role (a LOGIN role trusted like postgres).
+func execAs(t testing.TB, n *harness.Node, role, sql string) error {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), strings.Replace(n.ConnString(""), "postgres@", role+"@", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), sql)
+	return err
 }
 
 // sidecar is a running `steep-repl run` process.

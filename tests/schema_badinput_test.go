@@ -1,11 +1,8 @@
 package tests
 
 import (
-	"context"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/tests/harness"
 )
@@ -105,15 +102,7 @@ func TestSchemaFunctionsHandleNamesThatNeedQuoting(t *testing.T) {
 
 	// steep_repl_admin may compare; others may not.
 	b.Exec(t, "", "CREATE ROLE operator LOGIN IN ROLE steep_repl_admin; CREATE ROLE outsider LOGIN")
-	as := func(role, sql string) error {
-		conn, err := pgx.Connect(context.Background(), strings.Replace(b.ConnString(""), "postgres@", role+"@", 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		_, err = conn.Exec(context.Background(), sql)
-		return err
-	}
+	as := func(role, sql string) error { return execAs(t, b, role, sql) }
 	for _, sql := range []string{"SELECT * FROM steep_repl.compare_fingerprints('node_a')", "SELECT steep_repl.capture_fingerprints()",
 		"SELECT * FROM steep_repl.schema_fingerprints", "SELECT steep_repl.check_drift()"} {
 		err := as("operator", sql)
