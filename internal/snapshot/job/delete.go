@@ -15,13 +15,9 @@ import (
 // files, drop the slot unless a subscriber uses it, drop the publication unless a copy of the
 // slot (a subscriber's) remains.
 func deleteSnapshot(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
-	id, err := argString(job, "snapshot_id")
+	id, s, err := jobSnapshot(ctx, job)
 	if err != nil {
 		return nil, err
-	}
-	s, err := api.GetSnapshot(ctx, job.DB, id)
-	if err != nil {
-		return nil, classify(err)
 	}
 	if s == nil {
 		return map[string]any{"skipped": "no such snapshot"}, nil
@@ -67,13 +63,9 @@ func deleteSnapshot(ctx context.Context, job *runner.Job, log *slog.Logger) (map
 // expireSlot runs snapshot.expire: the snapshot's slot has been kept long enough; drop it
 // (the files stay: they can still be applied without subscribing).
 func expireSlot(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
-	id, err := argString(job, "snapshot_id")
+	id, s, err := jobSnapshot(ctx, job)
 	if err != nil {
 		return nil, err
-	}
-	s, err := api.GetSnapshot(ctx, job.DB, id)
-	if err != nil {
-		return nil, classify(err)
 	}
 	if s == nil || s.SlotDroppedAt != nil || s.State == "deleted" {
 		return map[string]any{"skipped": "the slot is already gone"}, nil
@@ -132,4 +124,17 @@ func dropSnapshotSlot(ctx context.Context, job *runner.Job, s *api.SnapshotRow, 
 	}
 	res["publication_dropped"] = s.Publication
 	return dropped, nil
+}
+
+// jobSnapshot reads the snapshot a job's snapshot_id argument names (nil when it is gone).
+func jobSnapshot(ctx context.Context, job *runner.Job) (string, *api.SnapshotRow, error) {
+	id, err := argString(job, "snapshot_id")
+	if err != nil {
+		return "", nil, err
+	}
+	s, err := api.GetSnapshot(ctx, job.DB, id)
+	if err != nil {
+		return "", nil, classify(err)
+	}
+	return id, s, nil
 }

@@ -29,13 +29,9 @@ type generation struct {
 }
 
 func generate(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
-	id, err := argString(job, "snapshot_id")
+	id, s, err := jobSnapshot(ctx, job)
 	if err != nil {
 		return nil, err
-	}
-	s, err := api.GetSnapshot(ctx, job.DB, id)
-	if err != nil {
-		return nil, classify(err)
 	}
 	if s == nil || s.State == "complete" || s.State == "deleting" || s.State == "deleted" || s.State == "cancelled" {
 		return map[string]any{"skipped": "the snapshot is no longer to be generated"}, nil
