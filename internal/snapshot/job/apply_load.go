@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/snapshot"
@@ -42,56 +42,51 @@ func (ap *application) loadAll(ctx context.Context, pending []snapshot.Table) er
 		return err
 	}
 	workers := min(int(max(ap.a.OptInt("parallel"), 1)), len(pending))
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
+	// The first error (not a refusal: those only skip their table) cancels the other loaders.
+	grp, gctx := errgroup.WithContext(ctx)
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := connect(ctx, ap.pool, "steep-repl snapshot loader")
-			if err != nil {
-				once.Do(func() { firstErr = err })
-				cancel(err)
-				plan.Stop()
-				return
-			}
-			defer conn.Close(context.Background())
-			for {
-				name, ok := plan.Next()
-				if !ok {
-					return
-				}
-				err := ap.loadTable(ctx, conn, byName[name])
-				var ref refusal
-				switch {
-				case err == nil:
-					plan.Done(name, true)
-				case errors.As(err, &ref):
-					ap.mu.Lock()
-					ap.failed = append(ap.failed, ref.msg)
-					ap.mu.Unlock()
-					plan.Done(name, false)
-				default:
-					once.Do(func() { firstErr = err })
-					cancel(err)
-					plan.Stop()
-					plan.Done(name, false)
-					return
-				}
-			}
-		}()
+		grp.Go(func() error { return ap.loader(gctx, plan, byName) })
 	}
-	wg.Wait()
+	err = grp.Wait()
 	for t, cause := range plan.Blocked() {
 		ap.failed = append(ap.failed, fmt.Sprintf("%s not loaded: it references %s, which was refused", t, cause))
 	}
-	if firstErr != nil {
-		return classify(firstErr)
+	if err != nil {
+		return classify(err)
 	}
 	return context.Cause(ctx)
+}
+
+// loader loads tables as the plan hands them out, on its own connection, until the plan is
+// done; a refused table is recorded and its dependants blocked, any other error stops the plan.
+func (ap *application) loader(ctx context.Context, plan *snapshot.Plan, byName map[string]snapshot.Table) error {
+	conn, err := connect(ctx, ap.pool, "steep-repl snapshot loader")
+	if err != nil {
+		plan.Stop()
+		return err
+	}
+	defer conn.Close(context.Background())
+	for {
+		name, ok := plan.Next()
+		if !ok {
+			return nil
+		}
+		err := ap.loadTable(ctx, conn, byName[name])
+		var ref refusal
+		switch {
+		case err == nil:
+			plan.Done(name, true)
+		case errors.As(err, &ref):
+			ap.mu.Lock()
+			ap.failed = append(ap.failed, ref.msg)
+			ap.mu.Unlock()
+			plan.Done(name, false)
+		default:
+			plan.Stop()
+			plan.Done(name, false)
+			return err
+		}
+	}
 }
 
 // loadTable loads one table in its own transaction: create it when the apply creates it,

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/snapshot"
@@ -83,28 +83,13 @@ func (g *generation) writeTables(ctx context.Context, done []api.DoneFile) error
 	}
 	close(queue)
 	workers := min(g.s.Parallel, len(queue))
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
+	// The first worker error cancels the others (errgroup) and is the one returned.
+	grp, gctx := errgroup.WithContext(ctx)
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := g.worker(ctx, queue); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				cancel(err)
-			}
-		}()
+		grp.Go(func() error { return g.worker(gctx, queue) })
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := grp.Wait(); err != nil {
+		return err
 	}
 	return context.Cause(ctx)
 }
