@@ -59,11 +59,20 @@ func repoRoot() string {
 // fastSupervisor makes tick() run often so tests do not wait for the default naptime.
 var fastSupervisor = map[string]string{"steep_repl.naptime": "200ms"}
 
+// idleSupervisor keeps the supervisor from ticking during a test that drives tick() by hand.
+var idleSupervisor = map[string]string{"steep_repl.naptime": "1h"}
+
 // setupNode starts one cluster with the extension installed and itself registered as node_a.
 func setupNode(t testing.TB) *harness.Node {
 	t.Helper()
+	return setupNodeWith(t, fastSupervisor)
+}
+
+// setupNodeWith is setupNode with other server settings.
+func setupNodeWith(t testing.TB, settings map[string]string) *harness.Node {
+	t.Helper()
 	opts := harness.DefaultOptions()
-	opts.Settings = fastSupervisor
+	opts.Settings = settings
 	n := harness.Start(t, opts)
 	failOnTickErrors(t, n)
 	n.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")

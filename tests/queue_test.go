@@ -97,8 +97,10 @@ func TestJobFailsWithItsErrorAfterMaxAttempts(t *testing.T) {
 
 func TestExpiredLeasesAreRetriedWithBackoffThenFailed(t *testing.T) {
 	t.Parallel()
-	n := setupNode(t)
 	// Drive the clock by hand: tick(now) and claim_job(..., now) take the time as an argument.
+	// The supervisor stays idle: its own tick, on the real clock, would reap these year-2000
+	// leases concurrently.
+	n := setupNodeWith(t, idleSupervisor)
 	id := harness.QueryOne[int64](t, n, "", "SELECT steep_repl.enqueue_job('noop', '{}', NULL, 2, '2000-01-01')")
 	claim := func(at string) {
 		t.Helper()
