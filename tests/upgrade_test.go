@@ -1,0 +1,162 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steepdb/steep_repl/tests/harness"
+)
+
+// oldestVersion is the first release; every later version is reached from it by
+// ALTER EXTENSION steep_repl UPDATE through the scripts in migrations/.
+const oldestVersion = "1.0"
+
+// upgradedPair is node_a and node_b with steep_repl 1.0, node_b initialized from node_a by a
+// manual init (prepare_init, a restored copy, complete_init), a snapshot of node_a queued, and
+// tick() driven by hand so nothing changes the tables between two readings.
+func upgradedPair(t *testing.T) (a, b *harness.Node, snapJob int64) {
+	t.Helper()
+	opts := harness.DefaultOptions()
+	opts.Settings = idleSupervisor
+	nodes := harness.StartN(t, 2, opts)
+	a, b = nodes[0], nodes[1]
+	for _, n := range nodes {
+		failOnTickErrors(t, n)
+		n.Exec(t, "", fmt.Sprintf("CREATE EXTENSION steep_repl VERSION '%s' CASCADE", oldestVersion))
+		n.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, $2)", libpqConninfo(a), n == a)
+		n.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(b), n == b)
+		harness.LoadChinook(t, n, "") // node_b: the DBA's restored copy, taken with no write since
+	}
+	var slot, lsn string
+	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &lsn); err != nil {
+		t.Fatalf("prepare_init on %s: %v", oldestVersion, err)
+	}
+	b.Exec(t, "", "SELECT steep_repl.complete_init('node_b', 'node_a', $1, $2::pg_lsn)", slot, lsn)
+	b.WaitFor(t, 60*time.Second, "node_b synchronized on "+oldestVersion, func() bool {
+		b.Exec(t, "", "SELECT steep_repl.tick()")
+		return harness.QueryOne[string](t, b, "", "SELECT init_state FROM steep_repl.nodes WHERE name = 'node_b'") == "synchronized"
+	})
+	id := harness.QueryOne[string](t, a, "", "SELECT steep_repl.generate_snapshot($1)", filepath.Join(t.TempDir(), "snap"))
+	snapJob = harness.QueryOne[int64](t, a, "", "SELECT job_id FROM steep_repl.snapshots WHERE id = $1", id)
+	return a, b, snapJob
+}
+
+// stateTables reads every row of every steep_repl table as json objects.
+func stateTables(t *testing.T, n *harness.Node) map[string][]map[string]any {
+	t.Helper()
+	tables := harness.QueryOne[[]string](t, n, "", `SELECT coalesce(array_agg(relname::text), '{}') FROM pg_class
+		WHERE relnamespace = 'steep_repl'::regnamespace AND relkind = 'r'`)
+	out := map[string][]map[string]any{}
+	for _, table := range tables {
+		var rows []map[string]any
+		js := harness.QueryOne[string](t, n, "", fmt.Sprintf(
+			"SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]')::text FROM steep_repl.%s r", pgx.Identifier{table}.Sanitize()))
+		if err := json.Unmarshal([]byte(js), &rows); err != nil {
+			t.Fatalf("steep_repl.%s: %v", table, err)
+		}
+		out[table] = rows
+	}
+	return out
+}
+
+// TestUpgradeFromOldestVersionEqualsAFreshInstall walks ALTER EXTENSION steep_repl UPDATE from
+// 1.0 on two nodes that hold an init, a replicating subscription and a queued snapshot; each
+// upgraded schema must equal a fresh install of the current version object by object, keep its
+// rows, and the nodes must still replicate and run the job queued before the upgrade.
+func TestUpgradeFromOldestVersionEqualsAFreshInstall(t *testing.T) {
+	t.Parallel()
+	a, b, snapJob := upgradedPair(t)
+	before := map[*harness.Node]map[string][]map[string]any{a: stateTables(t, a), b: stateTables(t, b)}
+
+	a.CreateDatabase(t, "fresh")
+	a.Exec(t, "fresh", "CREATE EXTENSION steep_repl CASCADE")
+	fresh := harness.ExtensionCatalog(t, a, "fresh")
+	current := harness.QueryOne[string](t, a, "fresh", "SELECT extversion FROM pg_extension WHERE extname = 'steep_repl'")
+	if current == oldestVersion {
+		t.Fatalf("default_version is still %s: the release chain starts after it", oldestVersion)
+	}
+
+	for _, n := range []*harness.Node{a, b} {
+		n.Exec(t, "", "ALTER EXTENSION steep_repl UPDATE")
+		if diff := fresh.Diff(harness.ExtensionCatalog(t, n, "")); len(diff) > 0 {
+			t.Errorf("%s after ALTER EXTENSION steep_repl UPDATE from %s differs from a fresh %s install:\n%s",
+				n.Name, oldestVersion, current, strings.Join(diff, "\n"))
+		}
+		after := stateTables(t, n)
+		for table, rows := range before[n] {
+			if missing := missingRows(after[table], rows); len(missing) > 0 {
+				t.Errorf("%s: rows of steep_repl.%s lost or changed by the upgrade:\n%s", n.Name, table, strings.Join(missing, "\n"))
+			}
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Still replicating, with the state machine driven by the upgraded tick().
+	a.Exec(t, "", "INSERT INTO artist (name) VALUES ('after the upgrade')")
+	p := &pair{a: a, b: b}
+	p.waitEqual(t, 60*time.Second)
+	b.Exec(t, "", "SELECT steep_repl.tick()")
+	if st := p.state(t); st != "synchronized" {
+		t.Fatalf("node_b is %s after the upgrade, want synchronized", st)
+	}
+	// The snapshot queued under the old version is generated by today's sidecar.
+	startSidecar(t, a, "sidecar_a")
+	waitJobDone(t, a, snapJob, "succeeded", 120*time.Second)
+}
+
+// missingRows returns the rows of old that cur no longer holds with the same values in the
+// columns old had: an upgrade may add columns and rows (events), never change or lose one.
+func missingRows(cur, old []map[string]any) []string {
+	var missing []string
+	for _, o := range old {
+		if !slices.ContainsFunc(cur, func(c map[string]any) bool {
+			for k, v := range o {
+				if !reflect.DeepEqual(c[k], v) {
+					return false
+				}
+			}
+			return true
+		}) {
+			js, _ := json.Marshal(o)
+			missing = append(missing, string(js))
+		}
+	}
+	return missing
+}
+
+// TestCatalogDiffNamesEveryDifference proves the upgrade test can fail: an object added,
+// changed or dropped in one database is named.
+func TestCatalogDiffNamesEveryDifference(t *testing.T) {
+	t.Parallel()
+	n := setupNodeWith(t, idleSupervisor)
+	n.CreateDatabase(t, "other")
+	n.Exec(t, "other", "CREATE EXTENSION steep_repl CASCADE")
+	want := harness.ExtensionCatalog(t, n, "")
+	n.Exec(t, "other", `CREATE FUNCTION steep_repl.extra() RETURNS int LANGUAGE sql AS 'SELECT 1';
+		COMMENT ON TABLE steep_repl.jobs IS 'changed';
+		ALTER TABLE steep_repl.events ADD COLUMN extra int;
+		REVOKE EXECUTE ON FUNCTION steep_repl.list_snapshots() FROM steep_repl_admin;
+		ALTER EXTENSION steep_repl DROP FUNCTION steep_repl.wake_supervisor(); DROP FUNCTION steep_repl.wake_supervisor()`)
+	diff := strings.Join(want.Diff(harness.ExtensionCatalog(t, n, "other")), "\n")
+	for _, w := range []string{
+		"function steep_repl.extra() is extra",
+		"relation jobs differs",
+		"column events.extra is extra",
+		"function steep_repl.list_snapshots() differs",
+		"function steep_repl.wake_supervisor() is missing",
+	} {
+		if !strings.Contains(diff, w) {
+			t.Errorf("diff does not say %q:\n%s", w, diff)
+		}
+	}
+}
