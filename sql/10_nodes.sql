@@ -6,9 +6,7 @@ CREATE TABLE steep_repl.nodes (
   conninfo          text NOT NULL,
   is_local          boolean NOT NULL DEFAULT false,
   init_state        text NOT NULL DEFAULT 'uninitialized'
-                    CONSTRAINT init_state_valid CHECK (init_state IN
-                      ('uninitialized', 'preparing', 'copying', 'catching_up', 'synchronized',
-                       'reinitializing', 'diverged', 'failed')),
+                    CONSTRAINT init_state_known REFERENCES steep_repl.init_states (state),
   init_source_node  text,
   init_started_at   timestamptz,
   init_completed_at timestamptz,
@@ -26,7 +24,7 @@ CREATE UNIQUE INDEX nodes_one_local ON steep_repl.nodes (is_local) WHERE is_loca
 COMMENT ON TABLE steep_repl.nodes IS
   'Cluster nodes known to this node, with the init state of each. conninfo may hold a password: it is readable by superusers only.';
 COMMENT ON COLUMN steep_repl.nodes.init_state IS
-  'uninitialized | preparing | copying | catching_up | synchronized | reinitializing | diverged | failed; changed only by steep_repl.transition()';
+  'one of steep_repl.init_states; changed only by steep_repl.transition()';
 COMMENT ON COLUMN steep_repl.nodes.is_local IS 'true for the node this database is';
 
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.nodes', '');

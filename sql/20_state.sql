@@ -10,11 +10,8 @@ CREATE TABLE steep_repl.init_transitions (
   from_state text NOT NULL,
   to_state   text NOT NULL,
   PRIMARY KEY (from_state, to_state),
-  CONSTRAINT states_valid CHECK (
-    from_state IN ('uninitialized', 'preparing', 'copying', 'catching_up', 'synchronized',
-                   'reinitializing', 'diverged', 'failed')
-    AND to_state IN ('uninitialized', 'preparing', 'copying', 'catching_up', 'synchronized',
-                     'reinitializing', 'diverged', 'failed'))
+  CONSTRAINT from_state_known FOREIGN KEY (from_state) REFERENCES steep_repl.init_states (state),
+  CONSTRAINT to_state_known FOREIGN KEY (to_state) REFERENCES steep_repl.init_states (state)
 );
 COMMENT ON TABLE steep_repl.init_transitions IS
   'The legal init state transitions (the state machine of DESIGN.md as data); steep_repl.transition() allows nothing else.';
@@ -84,11 +81,11 @@ BEGIN
   IF NOT FOUND THEN
     PERFORM steep_repl._unknown_node(node);
   END IF;
-  IF v_to NOT IN ('uninitialized', 'preparing', 'copying', 'catching_up', 'synchronized',
-                  'reinitializing', 'diverged', 'failed') THEN
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.init_states s WHERE s.state = v_to) THEN
     RAISE EXCEPTION 'unknown init state "%"', to_state
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'States: UNINITIALIZED, PREPARING, COPYING, CATCHING_UP, SYNCHRONIZED, REINITIALIZING, DIVERGED, FAILED.';
+            HINT = 'States: ' || (SELECT pg_catalog.string_agg(pg_catalog.upper(s.state), ', ' ORDER BY s.position)
+                                 FROM steep_repl.init_states s) || '.';
   END IF;
   IF NOT EXISTS (SELECT 1 FROM steep_repl.init_transitions t WHERE t.from_state = v_from AND t.to_state = v_to) THEN
     SELECT pg_catalog.string_agg(pg_catalog.upper(t.to_state), ', ' ORDER BY t.to_state) INTO v_allowed
@@ -113,6 +110,8 @@ BEGIN
                       ELSE n.last_error END,
     init_source_node = CASE WHEN v_to = 'uninitialized' THEN NULL ELSE n.init_source_node END
   WHERE n.name = transition.node;
+  -- The init's progress row shows the node's state; this is its only writer.
+  UPDATE steep_repl.init_progress p SET phase = v_to, updated_at = pg_catalog.now() WHERE p.node = transition.node;
 
   INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
   VALUES (transition.node, 'init.state_change', v_from, v_to,

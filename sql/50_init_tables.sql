@@ -13,7 +13,7 @@ CREATE TABLE steep_repl.init_progress (
   slot_name            text NOT NULL,
   subscription_oid     oid,
   phase                text NOT NULL DEFAULT 'preparing'
-                       CONSTRAINT phase_valid CHECK (phase IN ('preparing', 'copying', 'catching_up', 'synchronized', 'failed')),
+                       CONSTRAINT phase_known REFERENCES steep_repl.init_states (state),
   tables_total         integer NOT NULL DEFAULT 0,
   tables_done          integer NOT NULL DEFAULT 0,
   current_tables       text[] NOT NULL DEFAULT '{}',
@@ -47,6 +47,8 @@ COMMENT ON COLUMN steep_repl.init_progress.percent IS
   'Copy progress weighted by source table size (pg_table_size); 100 when every table is copied. Never decreases.';
 COMMENT ON COLUMN steep_repl.init_progress.lag_bytes IS
   'On the source: pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) of the init''s slot, i.e. WAL the source wrote that the target has not confirmed as applied. Measured while CATCHING_UP.';
+COMMENT ON COLUMN steep_repl.init_progress.phase IS
+  'The node''s init state while this init runs; written only by steep_repl.transition().';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_progress', '');
 
 CREATE TABLE steep_repl.init_tables (

@@ -49,7 +49,7 @@ BEGIN
   UPDATE steep_repl.init_progress p SET
     publication_created = p.publication_created OR _init_subscribed.publication_created,
     parallel_workers = _init_subscribed.parallel_workers,
-    subscription_oid = v_sub, phase = 'copying', last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+    subscription_oid = v_sub, last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
   WHERE p.node = _init_subscribed.node;
   -- Rows arriving in a target table from now on are this init's (the tables were empty).
   UPDATE steep_repl.init_tables t SET n_tup_ins_base = coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0)
@@ -75,7 +75,7 @@ BEGIN
   IF FOUND AND EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname = p.subscription) THEN
     EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I DISABLE', p.subscription);
   END IF;
-  UPDATE steep_repl.init_progress ip SET phase = 'failed', message = reason, updated_at = pg_catalog.now(),
+  UPDATE steep_repl.init_progress ip SET message = reason, updated_at = pg_catalog.now(),
     current_tables = '{}', rows_per_sec = NULL, bytes_per_sec = NULL, eta_seconds = NULL
   WHERE ip.node = _init_fail.node;
   PERFORM steep_repl.transition(node, 'failed', reason);

@@ -105,7 +105,7 @@ BEGIN
   END IF;
 
   IF p.phase = 'copying' AND v_done = p.tables_total THEN
-    UPDATE steep_repl.init_progress ip SET phase = 'catching_up', copy_done_at = now, percent = 100, current_tables = '{}'
+    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
     WHERE ip.node = p.node;
     PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
   ELSIF p.phase = 'catching_up' THEN
@@ -113,7 +113,7 @@ BEGIN
     UPDATE steep_repl.init_progress ip SET lag_bytes = v_lag WHERE ip.node = p.node;
     IF v_lag IS NOT NULL AND v_lag <= p.lag_threshold_bytes
        AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
-      UPDATE steep_repl.init_progress ip SET phase = 'synchronized', synchronized_at = now, eta_seconds = 0
+      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
       WHERE ip.node = p.node;
       PERFORM steep_repl.transition(p.node, 'synchronized', pg_catalog.format('apply lag %s bytes <= %s', v_lag, p.lag_threshold_bytes));
     END IF;

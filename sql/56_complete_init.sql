@@ -145,9 +145,9 @@ BEGIN
 
   DELETE FROM steep_repl.init_progress p WHERE p.node = target;
   INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription,
-    slot_name, subscription_oid, phase, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, percent,
+    slot_name, subscription_oid, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, percent,
     copy_done_at, message)
-  VALUES (target, source, 'manual', options, v_slot.publication, false, v_names.subscription, slot_name, v_sub, 'catching_up', 0,
+  VALUES (target, source, 'manual', options, v_slot.publication, false, v_names.subscription, slot_name, v_sub, 0,
     coalesce((options->>'lag_threshold')::bigint, 1048576), interval '60 seconds',
     pg_catalog.make_interval(secs => coalesce((options->>'source_timeout')::float8, 60)), 100, pg_catalog.now(),
     pg_catalog.format('seeded from a backup at %s (%s); slot %s consistent at %s', v_lsn, v_lsn_from, slot_name, v_slot.consistent_lsn));

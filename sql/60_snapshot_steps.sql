@@ -96,10 +96,10 @@ BEGIN
   END IF;
   DELETE FROM steep_repl.init_progress p WHERE p.node = v_node;
   INSERT INTO steep_repl.init_progress (node, source_node, job_id, method, options, publication, publication_created,
-    subscription, slot_name, subscription_oid, phase, tables_total, tables_done, bytes_total, bytes_done, rows_total, rows_done,
+    subscription, slot_name, subscription_oid, tables_total, tables_done, bytes_total, bytes_done, rows_total, rows_done,
     percent, eta_seconds, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, copy_done_at, message)
   SELECT v_node, a.source_node, a.job_id, 'two_phase', a.options, publication, false, subscription, slot_name, v_sub,
-    'catching_up', pg_catalog.count(*), pg_catalog.count(*), coalesce(pg_catalog.sum(t.raw_bytes), 0), coalesce(pg_catalog.sum(t.raw_bytes), 0),
+    pg_catalog.count(*), pg_catalog.count(*), coalesce(pg_catalog.sum(t.raw_bytes), 0), coalesce(pg_catalog.sum(t.raw_bytes), 0),
     coalesce(pg_catalog.sum(t.rows), 0), coalesce(pg_catalog.sum(t.rows), 0), 100, 0,
     steep_repl._snapshot_int_option(a.options, 'parallel', 4, 1, 16, ''),
     steep_repl._snapshot_int_option(a.options, 'lag_threshold', 1048576, 0, 9223372036854775807, ''),

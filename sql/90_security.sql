@@ -26,7 +26,7 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.prepare_init_export(text, text, interval, interval),
   steep_repl.release_init_snapshot(text)
 TO steep_repl_admin;
-GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_transitions,
+GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_states, steep_repl.init_transitions,
   steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples, steep_repl.init_slots TO steep_repl_admin;
 GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, init_completed_at,
               state_changed_at, last_error, registered_at)

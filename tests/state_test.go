@@ -2,9 +2,11 @@ package tests
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/tests/harness"
 )
 
@@ -73,6 +75,29 @@ func TestTransitionTableIsExactlyTheDesignedStateMachine(t *testing.T) {
 	for tr := range got {
 		if !designTransitions[tr] {
 			t.Errorf("transition %s -> %s is not in the design", tr[0], tr[1])
+		}
+	}
+}
+
+// TestInitStatesTableIsTheOneList proves the Go constants, the tests' list and every state column
+// follow steep_repl.init_states, and that a progress row shows its node's state.
+func TestInitStatesTableIsTheOneList(t *testing.T) {
+	t.Parallel()
+	n := setupNodeWith(t, idleSupervisor)
+	got := harness.QueryOne[[]string](t, n, "", "SELECT array_agg(state ORDER BY position) FROM steep_repl.init_states")
+	if !slices.Equal(got, api.States) || !slices.Equal(got, allStates) {
+		t.Fatalf("steep_repl.init_states is %v; api.States is %v; the tests know %v", got, api.States, allStates)
+	}
+	if code, _ := sqlState(t, n, "UPDATE steep_repl.nodes SET init_state = 'bogus' WHERE name = 'node_a'"); code != "23503" {
+		t.Fatalf("a state outside init_states: SQLSTATE %q, want 23503", code)
+	}
+	n.Exec(t, "", `INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, subscription,
+		slot_name, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout)
+		VALUES ('node_a', 'node_x', 'snapshot', '{}', 'p', 's', 's', 1, 0, '1 minute', '1 minute')`)
+	for _, s := range pathTo("synchronized") {
+		n.Exec(t, "", "SELECT steep_repl.transition('node_a', $1, 'walk')", s)
+		if ph := harness.QueryOne[string](t, n, "", "SELECT phase FROM steep_repl.init_progress WHERE node = 'node_a'"); ph != s {
+			t.Fatalf("after transition to %s init_progress.phase is %s", s, ph)
 		}
 	}
 }

@@ -18,7 +18,8 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Init states, as stored by the extension (lowercase). The console shows them uppercase.
+// Init states, as stored by the extension (lowercase; the list is the table steep_repl.init_states,
+// and tests/state_test.go checks these names against it). The console shows them uppercase.
 const (
 	StateUninitialized  = "uninitialized"
 	StatePreparing      = "preparing"
