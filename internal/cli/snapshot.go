@@ -312,26 +312,21 @@ func (w *watcher) follow(ctx context.Context, db api.DB, jobID int64) error {
 	}
 }
 
-// snapshotLine is the status line: bar, percent, bytes, throughput, ETA, phase and tables.
+// snapshotLine is the status line (progress.Line): bar, percent, bytes, throughput, ETA,
+// phase, step and tables.
 func snapshotLine(p api.SnapshotProgress, color bool) string {
-	eta := progress.Unknown
-	if p.ETASeconds != nil {
-		eta = progress.Duration(*p.ETASeconds)
+	return progress.Line(snapshotSample(p), color)
+}
+
+// snapshotSample is a snapshot job's progress row as package progress draws it.
+func snapshotSample(p api.SnapshotProgress) progress.Snapshot {
+	return progress.Snapshot{
+		Time: p.UpdatedAt, Phase: p.Phase, Step: p.Step, Percent: p.Percent,
+		TablesTotal: p.TablesTotal, TablesDone: p.TablesDone,
+		BytesTotal: p.BytesTotal, BytesDone: p.BytesDone, RowsTotal: p.RowsTotal, RowsDone: p.RowsDone,
+		BytesPerSec: p.ThroughputBytesS, NoRowsRate: true, ETASeconds: p.ETASeconds,
+		StartedAt: p.StartedAt, UpdatedAt: p.UpdatedAt,
 	}
-	rate := progress.Unknown + " B/s"
-	if p.ThroughputBytesS != nil {
-		rate = progress.Rate(*p.ThroughputBytesS)
-	}
-	phase := strings.ToUpper(p.Phase)
-	if color {
-		phase = "\x1b[33m" + phase + "\x1b[0m"
-	}
-	return strings.Join([]string{
-		fmt.Sprintf("%s %.1f%%", progress.Bar(p.Percent, progress.BarWidth), p.Percent),
-		progress.Bytes(p.BytesDone) + " / " + progress.Bytes(p.BytesTotal),
-		rate, "ETA " + eta,
-		fmt.Sprintf("%s %s %d/%d tables", phase, p.Step, p.TablesDone, p.TablesTotal),
-	}, " | ")
 }
 
 // snapshotDetail is the second line: the tables being worked on, or the step's message, and

@@ -1,11 +1,13 @@
-// Package progress renders the progress of a node init for people and for programs:
-// a bar, human units (bytes, rates, row counts, durations), a one-line status, a detail
-// line naming the tables being copied, a final summary and an NDJSON object, plus the
-// ANSI frames that redraw the status lines in place on a terminal (Painter, Fit).
+// Package progress renders the progress of a node init (and the status line of a snapshot
+// job) for people and for programs: a bar, human units (bytes, rates, row counts,
+// durations), a one-line status, a detail line naming the tables being copied, a final
+// summary and an NDJSON object, plus the ANSI frames that redraw the status lines in
+// place on a terminal (Painter, Fit).
 //
 // Everything here is pure (mostly functions of a Snapshot): no I/O, no clock, no terminal
-// detection. The CLI reads steep_repl.init_progress through package api, converts the
-// row into a Snapshot and decides where and how often to print.
+// detection. The CLI reads steep_repl.init_progress (or steep_repl.snapshot_progress)
+// through package api, converts the row into a Snapshot and decides where and how often
+// to print. It is the CLI's only writer of ANSI escape codes.
 //
 // Byte quantities use SI (decimal) units, 1 kB = 1000 B, 1 MB = 1000 kB and so on, the
 // units of disk and network rates. Note that PostgreSQL's pg_size_pretty uses 1024 per

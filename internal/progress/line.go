@@ -22,13 +22,16 @@ const (
 	ansiYellow = "\x1b[33m"
 )
 
-// Snapshot is one sample of a node init's progress (package api's InitProgress as the
-// display needs it). Nil pointers are values the server does not know yet.
+// Snapshot is one sample of the progress of a node init (package api's InitProgress as
+// the display needs it) or of a snapshot job (api's SnapshotProgress: Phase generation or
+// application, a Step, no State and no rows/s). Nil pointers are values the server does
+// not know yet.
 type Snapshot struct {
 	Time          time.Time // when the sample was taken (the "now" of durations)
 	Node, Source  string
 	State         string // the node's init state, lowercase: preparing, copying, catching_up, synchronized, failed...
-	Phase         string // the init's own phase (init_progress.phase)
+	Phase         string // the init's own phase (init_progress.phase), or a snapshot job's
+	Step          string // what the phase is doing (snapshot jobs: "writing", "loading"...); "" for none
 	Percent       float64
 	TablesTotal   int
 	TablesDone    int
@@ -40,6 +43,7 @@ type Snapshot struct {
 	RowsDone      int64
 	RowsPerSec    *float64
 	BytesPerSec   *float64
+	NoRowsRate    bool // no rows/s is measured (snapshot jobs): Line leaves that field out
 	ETASeconds    *float64
 	LagBytes      *int64     // replication slot lag on the source while catching up
 	StalledSince  *time.Time // set while no progress is being made
@@ -57,12 +61,13 @@ func (p Snapshot) state() string {
 }
 
 // StateColor returns the ANSI color of an init state: green for synchronized, yellow
-// for an init under way (preparing, copying, catching_up), red for failed, "" otherwise.
+// for an init under way (preparing, copying, catching_up) and for a snapshot job's phase
+// (generation, application), red for failed, "" otherwise.
 func StateColor(state string) string {
 	switch strings.ToLower(state) {
 	case "synchronized":
 		return ansiGreen
-	case "preparing", "copying", "catching_up":
+	case "preparing", "copying", "catching_up", "generation", "application":
 		return ansiYellow
 	case "failed":
 		return ansiRed
@@ -75,11 +80,17 @@ func StateColor(state string) string {
 //	[██████░░░░░░░░░░] 42.3% | 15.2 GB / 36.0 GB | 125 MB/s | 52.1k rows/s | ETA 2m48s | COPYING 3/11 tables
 //
 // followed by "lag 12 MB" when the lag is known and "stalled 1m20s" while stalled. With
-// color the state is wrapped in ANSI color codes (see StateColor).
+// color the state is wrapped in ANSI color codes (see StateColor). A snapshot job's line
+// has its step after the phase and no rows/s (NoRowsRate):
+//
+//	[██████░░░░░░░░░░] 42.3% | 15.2 GB / 36.0 GB | 125 MB/s | ETA 2m48s | GENERATION writing 3/11 tables
 func Line(p Snapshot, color bool) string {
 	state := strings.ToUpper(p.state())
 	if c := StateColor(state); color && c != "" {
 		state = c + state + ansiReset
+	}
+	if p.Step != "" {
+		state += " " + p.Step
 	}
 	eta := Unknown
 	if p.ETASeconds != nil {
@@ -89,10 +100,14 @@ func Line(p Snapshot, color bool) string {
 		fmt.Sprintf("%s %.1f%%", Bar(p.Percent, BarWidth), clampPercent(p.Percent)),
 		Bytes(p.BytesDone) + " / " + Bytes(p.BytesTotal),
 		rateOr(p.BytesPerSec, Rate, Unknown+" B/s"),
-		rateOr(p.RowsPerSec, Rows, Unknown+" rows/s"),
-		"ETA " + eta,
-		fmt.Sprintf("%s %d/%d tables", state, p.TablesDone, p.TablesTotal),
 	}
+	if !p.NoRowsRate {
+		parts = append(parts, rateOr(p.RowsPerSec, Rows, Unknown+" rows/s"))
+	}
+	parts = append(parts,
+		"ETA "+eta,
+		fmt.Sprintf("%s %d/%d tables", state, p.TablesDone, p.TablesTotal),
+	)
 	if p.LagBytes != nil {
 		parts = append(parts, "lag "+Bytes(*p.LagBytes))
 	}

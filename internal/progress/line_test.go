@@ -33,6 +33,9 @@ func TestLine(t *testing.T) {
 	catching.CurrentTables = nil
 	unknown := Snapshot{Node: "node_b", Source: "node_a", State: "preparing"}
 	phaseOnly := Snapshot{Phase: "copying", Percent: 7}
+	snapshotJob := Snapshot{Phase: "generation", Step: "writing", NoRowsRate: true, Percent: 42.3,
+		BytesDone: 15_200_000_000, BytesTotal: 36_000_000_000, BytesPerSec: ptr(125e6), ETASeconds: ptr(168.0),
+		TablesDone: 3, TablesTotal: 11}
 
 	tests := []struct {
 		name  string
@@ -52,6 +55,10 @@ func TestLine(t *testing.T) {
 			"[░░░░░░░░░░░░░░░░] 0.0% | 0 B / 0 B | -- B/s | -- rows/s | ETA -- | PREPARING 0/0 tables"},
 		{"phase when no state", phaseOnly, false,
 			"[█░░░░░░░░░░░░░░░] 7.0% | 0 B / 0 B | -- B/s | -- rows/s | ETA -- | COPYING 0/0 tables"},
+		{"snapshot job: step after the phase, no rows/s", snapshotJob, false,
+			"[██████░░░░░░░░░░] 42.3% | 15.2 GB / 36.0 GB | 125 MB/s | ETA 2m48s | GENERATION writing 3/11 tables"},
+		{"snapshot job in color", snapshotJob, true,
+			"[██████░░░░░░░░░░] 42.3% | 15.2 GB / 36.0 GB | 125 MB/s | ETA 2m48s | \x1b[33mGENERATION\x1b[0m writing 3/11 tables"},
 	}
 	for _, tt := range tests {
 		if got := Line(tt.p, tt.color); got != tt.want {
@@ -66,6 +73,8 @@ func TestLineColors(t *testing.T) {
 		{"copying", ansiYellow},
 		{"catching_up", ansiYellow},
 		{"preparing", ansiYellow},
+		{"generation", ansiYellow},
+		{"application", ansiYellow},
 		{"failed", ansiRed},
 		{"uninitialized", ""},
 	}
