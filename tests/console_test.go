@@ -146,3 +146,73 @@ func TestConsoleWithoutSuperuserShowsOtherNodesAsNotConnected(t *testing.T) {
 		t.Fatalf("steep-console exited with status %d, want 0", code)
 	}
 }
+
+// TestConsoleNodesViewIsNotRedAfterACleanInit: after a clean init the source updates and
+// deletes rows the table sync copied. PostgreSQL 18 counts those as update_origin_differs /
+// delete_origin_differs (the copied rows carry the table-sync worker's origin); they are not
+// data conflicts, so node_b's CONFL column shows 0 while the F overlay lists them, explained.
+func TestConsoleNodesViewIsNotRedAfterACleanInit(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	p.startInit(t, "{}")
+	p.waitState(t, "synchronized", 90*time.Second)
+	p.a.Exec(t, "", "UPDATE genre SET name = name || ' '")
+	p.a.Exec(t, "", "DELETE FROM playlist_track WHERE playlist_id = 1 AND track_id < 500")
+	p.waitEqual(t, 30*time.Second)
+
+	pg18 := harness.QueryOne[int32](t, p.b, "", "SELECT current_setting('server_version_num')::int") >= 180000
+	want := "n/a"
+	if pg18 {
+		want = "0"
+		p.b.WaitFor(t, 30*time.Second, "origin_differs counted on node_b", func() bool {
+			return harness.QueryOne[int64](t, p.b, "", `SELECT coalesce(sum(confl_update_origin_differs + confl_delete_origin_differs), 0)::bigint
+				FROM pg_stat_subscription_stats`) > 0
+		})
+		if n := harness.QueryOne[int64](t, p.b, "", `SELECT coalesce(sum(confl_insert_exists + confl_update_exists +
+			confl_update_missing + confl_delete_missing + confl_multiple_unique_conflicts), 0)::bigint FROM pg_stat_subscription_stats`); n != 0 {
+			t.Fatalf("a clean init left %d data conflicts", n)
+		}
+	}
+
+	c := startConsole(t, "--db", p.b.ConnString(""))
+	screen, _ := c.waitScreen(30*time.Second, "node_b SYNCHRONIZED with CONFL "+want, func(s string) bool {
+		row := rowOf(s, "node_b")
+		return rowState(row) == "SYNCHRONIZED" && strings.Contains(row, " ok ") && conflColumn(s, row) == want
+	})
+	t.Logf("after a clean init:\n%s", screen)
+	if pg18 {
+		c.keys("F")
+		screen, _ = c.waitScreen(10*time.Second, "origin_differs in the conflicts overlay", func(s string) bool {
+			return strings.Contains(s, "confl_update_origin_differs (not a data conflict)") &&
+				strings.Contains(lineWith(s, "origin_differs is not a data conflict"), "the source then changes.")
+		})
+		t.Logf("conflicts overlay:\n%s", screen)
+		if line := lineWith(screen, "total of data conflicts"); !strings.HasSuffix(strings.TrimRightFunc(line, isBorder), " 0") {
+			t.Errorf("the total of data conflicts is not 0: %q", line)
+		}
+		c.keys("Escape")
+	}
+	c.keys("q")
+	if code := c.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("steep-console exited with status %d, want 0", code)
+	}
+}
+
+// conflColumn is the text of a nodes-view row under the right-aligned CONFL title.
+func conflColumn(screen, row string) string {
+	header := lineWith(screen, "CONFL")
+	i := strings.Index(header, "CONFL")
+	if i < 0 {
+		return ""
+	}
+	end := len([]rune(header[:i])) + len("CONFL")
+	r := []rune(row)
+	if end > len(r) {
+		return ""
+	}
+	f := strings.Fields(string(r[:end]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
+}

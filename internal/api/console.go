@@ -33,6 +33,33 @@ const ConflictCountersMinVersion = 180000
 var ConflictTypes = []string{"insert_exists", "update_origin_differs", "update_exists", "update_missing",
 	"delete_origin_differs", "delete_missing", "multiple_unique_conflicts"}
 
+// IsDataConflict reports whether typ (one of ConflictTypes) counts conflicts of the data: a
+// row that already exists (insert_exists, update_exists, multiple_unique_conflicts) or is
+// missing (update_missing, delete_missing). update_origin_differs and delete_origin_differs
+// are not: they count changes to rows last written by another replication origin, and
+// PostgreSQL 18 counts one for every row the initial table sync copied (those rows carry the
+// table-sync worker's origin) that the source updates or deletes, so they grow after every
+// clean init.
+func IsDataConflict(typ string) bool {
+	switch typ {
+	case "update_origin_differs", "delete_origin_differs":
+		return false
+	}
+	return true
+}
+
+// DataConflicts sums the counters of counts (in the order of ConflictTypes) that are data
+// conflicts (see IsDataConflict).
+func DataConflicts(counts []int64) int64 {
+	var sum int64
+	for i, n := range counts {
+		if i < len(ConflictTypes) && IsDataConflict(ConflictTypes[i]) {
+			sum += n
+		}
+	}
+	return sum
+}
+
 // GetServerInfo reads the server version and what the session may see.
 func GetServerInfo(ctx context.Context, db DB) (ServerInfo, error) {
 	var s ServerInfo

@@ -184,9 +184,7 @@ func ownRow(r *Reading) *NodeRow {
 	if r.Server.VersionNum >= api.ConflictCountersMinVersion {
 		var sum int64
 		for _, s := range r.Subs {
-			for _, c := range s.Conflicts {
-				sum += c
-			}
+			sum += api.DataConflicts(s.Conflicts)
 		}
 		row.Conflicts = &sum
 	}

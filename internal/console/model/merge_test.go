@@ -60,8 +60,8 @@ func TestMergeTakesEachNodesStateFromItself(t *testing.T) {
 	if b.State != "copying" || b.StateStale || b.Progress == nil || b.Progress.Percent != 42.3 || b.Role != "local" {
 		t.Errorf("node_b %+v", b)
 	}
-	if b.Conflicts == nil || *b.Conflicts != 5 {
-		t.Errorf("node_b conflicts %v, want the sum 5", b.Conflicts)
+	if b.Conflicts == nil || *b.Conflicts != 1 {
+		t.Errorf("node_b conflicts %v, want 1: update_missing counts, update_origin_differs is no data conflict", b.Conflicts)
 	}
 	if b.LagBytes == nil || *b.LagBytes != 4096 {
 		t.Errorf("node_b lag %v, want its slot's lag on node_a", b.LagBytes)

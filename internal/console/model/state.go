@@ -85,8 +85,9 @@ type NodeRow struct {
 	LagBytes *int64
 	// ServerVersion is server_version_num (0 when unknown).
 	ServerVersion int
-	// Conflicts is the sum of the confl_* counters of the node's subscriptions; nil when not
-	// available (before PostgreSQL 18, or not connected).
+	// Conflicts is the sum of the data-conflict counters (api.IsDataConflict: origin_differs
+	// excluded) of the node's subscriptions; nil when not available (before PostgreSQL 18, or
+	// not connected).
 	Conflicts *int64
 	// SnapshotsUnsupported is true when the node was read and its extension has no snapshot
 	// support (it predates snapshots).

@@ -57,29 +57,42 @@ func EventCells(e model.EventRow) []Cell {
 // ConflictColumns are the titles of the conflicts view.
 var ConflictColumns = []string{"NODE", "SUBSCRIPTION", "CONFLICT TYPE", "COUNT"}
 
-// ConflictCells are the rows of one subscription: one per conflict type, then the total; a
-// server without counters (before PostgreSQL 18) gets one "n/a" row.
+// ConflictCells are the rows of one subscription: one per data-conflict type, their total
+// (what the nodes view's CONFL column shows), then the origin_differs types, gray and marked
+// as not data conflicts (see OriginDiffersNote); a server without counters (before
+// PostgreSQL 18) gets one "n/a" row.
 func ConflictCells(c model.ConflictRow) [][]Cell {
 	if c.Counts == nil {
 		return [][]Cell{{{Text: c.Node, Bold: true}, {Text: c.Subscription},
 			{Text: fmt.Sprintf("n/a: the counters need PostgreSQL 18 (server_version_num %d)", c.ServerVersion), Color: ColorMuted},
 			ConflictCell(nil)}}
 	}
-	var out [][]Cell
-	var total int64
+	var data, origin [][]Cell
 	for i, typ := range api.ConflictTypes {
+		if i >= len(c.Counts) {
+			break
+		}
 		n := c.Counts[i]
-		total += n
-		out = append(out, []Cell{{Text: c.Node, Bold: true}, {Text: c.Subscription}, {Text: "confl_" + typ}, ConflictCell(&n)})
+		if api.IsDataConflict(typ) {
+			data = append(data, []Cell{{Text: c.Node, Bold: true}, {Text: c.Subscription}, {Text: "confl_" + typ}, ConflictCell(&n)})
+			continue
+		}
+		origin = append(origin, []Cell{{Text: c.Node, Bold: true}, {Text: c.Subscription},
+			{Text: "confl_" + typ + " (not a data conflict)", Color: ColorMuted},
+			{Text: fmt.Sprint(n), Color: ColorMuted, Align: Right}})
 	}
+	total := api.DataConflicts(c.Counts)
 	tc := ConflictCell(&total)
 	tc.Bold = true
-	return append(out, []Cell{{Text: c.Node, Bold: true}, {Text: c.Subscription}, {Text: "total", Bold: true}, tc})
+	out := append(data, []Cell{{Text: c.Node, Bold: true}, {Text: c.Subscription}, {Text: "total of data conflicts", Bold: true}, tc})
+	return append(out, origin...)
 }
 
-// ConflictNote explains what the counters mean; on PostgreSQL 18 rows first copied by a
-// table-sync worker carry no origin, so every later update of them from the source counts
-// as update_origin_differs.
-const ConflictNote = "Counters of pg_stat_subscription_stats on the subscriber (PostgreSQL 18). " +
-	"Rows copied by the initial table sync make later updates count as confl_update_origin_differs: " +
-	"those are expected after an init, the other types are not."
+// OriginDiffersNote is the one-line explanation of why origin_differs is not a data conflict.
+const OriginDiffersNote = "origin_differs is not a data conflict: PostgreSQL 18 counts it for every row the initial " +
+	"table sync copied that the source then changes."
+
+// ConflictNote explains the conflicts view: what the counters are, what the nodes view
+// shows, and OriginDiffersNote.
+const ConflictNote = "Counters of pg_stat_subscription_stats on the subscriber (PostgreSQL 18); " +
+	"the nodes view's CONFL column is the total of data conflicts.\n" + OriginDiffersNote

@@ -2,6 +2,7 @@ package render
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +126,67 @@ func TestNodeCellsFollowTheColumns(t *testing.T) {
 	}
 }
 
+// TestNodesViewIsNotRedAfterACleanInit: after a clean init on PostgreSQL 18 the source's
+// updates and deletes of the rows the table sync copied count as update_origin_differs and
+// delete_origin_differs; the nodes view's CONFL column counts data conflicts only, so it is a
+// green 0, while the conflicts overlay still lists the origin_differs counts (gray).
+func TestNodesViewIsNotRedAfterACleanInit(t *testing.T) {
+	pg18 := api.ServerInfo{VersionNum: 180004, HasExtension: true, CanReadConninfo: true}
+	slot, source := "sr_node_a_node_b", "node_a"
+	readings := []model.Reading{
+		{Key: "b:5432/postgres", Addr: "b:5432", Seed: true, Link: model.LinkOK, LocalNode: "node_b", Server: pg18,
+			Registry: []api.Node{{Name: "node_a", InitState: "uninitialized"},
+				{Name: "node_b", IsLocal: true, InitState: "synchronized", InitSource: &source}},
+			Subs: []api.SubscriptionStats{{Name: slot, SlotName: &slot, Enabled: true,
+				Conflicts: []int64{0, 1200, 0, 0, 35, 0, 0}}}},
+		{Key: "a:5432/postgres", Addr: "a:5432", Link: model.LinkOK, LocalNode: "node_a", Server: pg18,
+			Registry: []api.Node{{Name: "node_a", IsLocal: true, InitState: "uninitialized"},
+				{Name: "node_b", InitState: "synchronized"}},
+			Slots: map[string]int64{slot: 0}},
+	}
+	st := model.Merge(readings, "", true, time.Now())
+	col := slices.Index(NodeColumns, "CONFL")
+	for _, row := range st.Nodes {
+		c := NodeCells(row)[col]
+		if c.Text != "0" || c.Color != ColorOK {
+			t.Errorf("%s's CONFL after a clean init is %q in %v, want a green 0", row.Name, c.Text, c.Color)
+		}
+	}
+	if len(st.Conflicts) != 1 {
+		t.Fatalf("conflict rows %+v", st.Conflicts)
+	}
+	var overlay []string
+	for _, r := range ConflictCells(st.Conflicts[0]) {
+		if r[3].Color == ColorBad || r[3].Color == ColorWarn {
+			t.Errorf("%s is drawn as a conflict: %q in %v", r[2].Text, r[3].Text, r[3].Color)
+		}
+		overlay = append(overlay, r[2].Text+"="+r[3].Text)
+	}
+	for _, want := range []string{"total of data conflicts=0", "confl_update_origin_differs (not a data conflict)=1200",
+		"confl_delete_origin_differs (not a data conflict)=35"} {
+		if !slices.Contains(overlay, want) {
+			t.Errorf("the conflicts overlay has no %q: %v", want, overlay)
+		}
+	}
+
+	// A data conflict still turns the column yellow, then red.
+	readings[0].Subs[0].Conflicts = []int64{0, 1200, 0, 11, 35, 0, 0}
+	st = model.Merge(readings, "", true, time.Now())
+	for _, row := range st.Nodes {
+		if c := NodeCells(row)[col]; row.Name == "node_b" && (c.Text != "11" || c.Color != ColorBad) {
+			t.Errorf("11 update_missing conflicts render as %q in %v, want a red 11", c.Text, c.Color)
+		}
+	}
+	// PostgreSQL 17 has no counters: n/a, never a number.
+	readings[0].Server.VersionNum, readings[0].Subs[0].Conflicts = 170005, nil
+	st = model.Merge(readings, "", true, time.Now())
+	for _, row := range st.Nodes {
+		if c := NodeCells(row)[col]; row.Name == "node_b" && c.Text != "n/a" {
+			t.Errorf("a PostgreSQL 17 node's CONFL is %q, want n/a", c.Text)
+		}
+	}
+}
+
 func TestStatusLineExplainsTheSelectedNode(t *testing.T) {
 	msg := "source node node_a unreachable"
 	cases := map[string]model.NodeRow{
@@ -204,13 +266,29 @@ func TestEventAndConflictRows(t *testing.T) {
 	if cells[4].Text != "COPYING → UNINITIALIZED" || cells[4].Color != tcell.ColorGray || cells[5].Text != "cancel_init" {
 		t.Errorf("event cells %+v", cells)
 	}
-	rows := ConflictCells(model.ConflictRow{Node: "node_b", Subscription: "sr", Counts: []int64{0, 12, 0, 1, 0, 0, 0}})
+	// insert_exists 0, update_origin_differs 12, update_exists 0, update_missing 1,
+	// delete_origin_differs 3, delete_missing 0, multiple_unique_conflicts 0.
+	rows := ConflictCells(model.ConflictRow{Node: "node_b", Subscription: "sr", Counts: []int64{0, 12, 0, 1, 3, 0, 0}})
 	if len(rows) != len(api.ConflictTypes)+1 {
 		t.Fatalf("%d conflict rows", len(rows))
 	}
-	if rows[1][2].Text != "confl_update_origin_differs" || rows[1][3].Color != tcell.ColorRed ||
-		rows[3][3].Color != tcell.ColorYellow || rows[7][3].Text != "13" {
-		t.Errorf("conflict rows %+v", rows)
+	var types []string
+	for _, r := range rows {
+		types = append(types, r[2].Text+"="+r[3].Text)
+	}
+	want := "confl_insert_exists=0|confl_update_exists=0|confl_update_missing=1|confl_delete_missing=0|" +
+		"confl_multiple_unique_conflicts=0|total of data conflicts=1|" +
+		"confl_update_origin_differs (not a data conflict)=12|confl_delete_origin_differs (not a data conflict)=3"
+	if got := strings.Join(types, "|"); got != want {
+		t.Errorf("conflict rows\n got %s\nwant %s", got, want)
+	}
+	if rows[2][3].Color != tcell.ColorYellow || rows[5][3].Color != tcell.ColorYellow || !rows[5][3].Bold ||
+		rows[6][3].Color != tcell.ColorGray || rows[7][2].Color != tcell.ColorGray {
+		t.Errorf("conflict colors: update_missing %v, total %+v, origin_differs %v %v", rows[2][3].Color, rows[5][3],
+			rows[6][3].Color, rows[7][2].Color)
+	}
+	if strings.Contains(OriginDiffersNote, "\n") || !strings.Contains(ConflictNote, OriginDiffersNote) {
+		t.Errorf("the origin_differs explanation is not one line of the note: %q", ConflictNote)
 	}
 	if na := ConflictCells(model.ConflictRow{Node: "n", Subscription: "s", ServerVersion: 170005}); len(na) != 1 || na[0][3].Text != "n/a" {
 		t.Errorf("PostgreSQL 17 rows %+v", na)
