@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -86,7 +86,7 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 			// The source is unreachable: detach the slot so the subscription can go, and say
 			// which slots are left on the source (they hold WAL there until dropped).
 			log.Warn("could not drop the subscription with its slot; detaching it", "event", "init.detach_subscription",
-				"error", redact(err, plan.SourceConninfo).Error())
+				"error", dbconn.RedactError(err, plan.SourceConninfo).Error())
 			if _, derr := job.DB.Exec(ctx, plan.DetachSubscriptionSQL); derr != nil {
 				return fmt.Errorf("detach subscription %s: %w", plan.Subscription, derr)
 			}
@@ -98,7 +98,7 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 	}
 	if srcErr != nil {
 		detail["source_cleanup_pending"] = fmt.Sprintf("source node %s unreachable (%s): drop slot %s (and any pg_%%_sync_%% slot of it) and publication %s there by hand",
-			plan.Source, redact(srcErr, plan.SourceConninfo).Error(), plan.SlotName, plan.Publication)
+			plan.Source, dbconn.RedactError(srcErr, plan.SourceConninfo).Error(), plan.SlotName, plan.Publication)
 		return nil
 	}
 	if err := dropSlots(ctx, src, plan, log); err != nil {
@@ -146,5 +146,3 @@ func dropSlots(ctx context.Context, src *pgx.Conn, plan *api.InitPlan, log *slog
 		}
 	}
 }
-
-func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }

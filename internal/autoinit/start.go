@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -59,7 +60,7 @@ func start(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]a
 func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
 	src, err := pgx.Connect(ctx, plan.SourceConninfo)
 	if err != nil {
-		return nil, fmt.Errorf("connect to source node %s: %w", plan.Source, redact(err, plan.SourceConninfo))
+		return nil, fmt.Errorf("connect to source node %s: %w", plan.Source, dbconn.RedactError(err, plan.SourceConninfo))
 	}
 	defer src.Close(context.Background())
 
@@ -90,7 +91,7 @@ func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *sl
 		return nil, context.Cause(ctx)
 	}
 	if _, err := job.DB.Exec(ctx, plan.CreateSubscriptionSQL); err != nil {
-		return nil, fmt.Errorf("create subscription %s: %w", plan.Subscription, redact(err, plan.SourceConninfo))
+		return nil, fmt.Errorf("create subscription %s: %w", plan.Subscription, dbconn.RedactError(err, plan.SourceConninfo))
 	}
 	if err := api.InitSubscribed(ctx, job.DB, plan.Target, created || plan.PublicationCreated, workers); err != nil {
 		return nil, err
@@ -115,19 +116,3 @@ func ensurePublication(ctx context.Context, src *pgx.Conn, plan *api.InitPlan) (
 	}
 	return !exists, nil
 }
-
-// redact removes the conninfo (it may hold a password) from an error message.
-func redact(err error, conninfo string) error {
-	if err == nil || conninfo == "" {
-		return err
-	}
-	return redactedError{err: err, conninfo: conninfo}
-}
-
-type redactedError struct {
-	err      error
-	conninfo string
-}
-
-func (r redactedError) Error() string { return replaceAll(r.err.Error(), r.conninfo, "<conninfo>") }
-func (r redactedError) Unwrap() error { return r.err }

@@ -1,6 +1,7 @@
 // Package dbconn opens connections the way psql does: an explicit URL or conninfo, or else the
 // libpq environment (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSERVICE, ...), and
-// describes a connection without ever showing its password.
+// describes a connection without ever showing its password. Redact and RedactError are the one
+// implementation of removing a connection string or password from text (logs, errors, events).
 package dbconn
 
 import (
@@ -15,7 +16,7 @@ import (
 func ParseConfig(url string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse connection string: %s", redactErr(err))
+		return nil, fmt.Errorf("parse connection string: %w", RedactError(err, url))
 	}
 	return cfg, nil
 }
@@ -38,7 +39,7 @@ func Connect(ctx context.Context, url, app string) (*pgx.Conn, error) {
 func Pool(ctx context.Context, url, app string, maxConns int32) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse connection string: %s", redactErr(err))
+		return nil, fmt.Errorf("parse connection string: %w", RedactError(err, url))
 	}
 	setApp(pcfg.ConnConfig.RuntimeParams, app)
 	if maxConns > 0 {
@@ -69,13 +70,4 @@ func DescribeURL(url string) string {
 		return "<invalid connection string>"
 	}
 	return Describe(cfg)
-}
-
-// redactErr drops the connection string pgx may echo in a parse error (it can hold a password).
-func redactErr(err error) string {
-	type unwrapper interface{ Unwrap() error }
-	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
-		return u.Unwrap().Error()
-	}
-	return "invalid connection string"
 }

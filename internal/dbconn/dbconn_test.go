@@ -1,6 +1,8 @@
 package dbconn
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -27,5 +29,34 @@ func TestParseErrorsNeverShowThePassword(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("parse error leaks the password: %v", err)
+	}
+}
+
+func TestRedactRemovesTheConninfoAndItsPassword(t *testing.T) {
+	conninfo := "host=x password=secret"
+	r := RedactError(errors.New("connect host=x password=secret failed"), conninfo)
+	if strings.Contains(r.Error(), "secret") {
+		t.Fatalf("not redacted: %s", r)
+	}
+	if r.Error() != "connect <conninfo> failed" {
+		t.Fatalf("RedactError = %q", r)
+	}
+	base := errors.New("password secret rejected")
+	r = RedactError(fmt.Errorf("login: %w", base), conninfo)
+	if r.Error() != "login: password **** rejected" || !errors.Is(r, base) {
+		t.Fatalf("RedactError = %q (must redact the password alone and keep the chain)", r)
+	}
+	if got := Redact("url postgres://u:pw@h/db", "postgres://u:pw@h/db"); got != "url <conninfo>" {
+		t.Fatalf("Redact = %q", got)
+	}
+	if got := Redact("login as u with s3cret", "", "s3cret", ""); got != "login as u with ****" {
+		t.Fatalf("Redact of a password = %q", got)
+	}
+	if RedactError(nil, conninfo) != nil {
+		t.Fatal("nil must stay nil")
+	}
+	plain := errors.New("nothing to hide")
+	if RedactError(plain, conninfo) != plain {
+		t.Fatal("an error without the secrets must be returned as it is")
 	}
 }

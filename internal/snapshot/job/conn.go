@@ -101,19 +101,3 @@ func classify(err error) error {
 	}
 	return err
 }
-
-// redact removes a conninfo (it may hold a password) from an error message.
-func redact(err error, conninfo string) error {
-	if err == nil || conninfo == "" || !strings.Contains(err.Error(), conninfo) {
-		return err
-	}
-	return redacted{err: err, conninfo: conninfo}
-}
-
-type redacted struct {
-	err      error
-	conninfo string
-}
-
-func (r redacted) Error() string { return strings.ReplaceAll(r.err.Error(), r.conninfo, "<conninfo>") }
-func (r redacted) Unwrap() error { return r.err }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -64,7 +65,7 @@ func generateOnSource(ctx context.Context, job *runner.Job, a *api.ApplyRow, sou
 	}
 	src, err := pgx.Connect(ctx, conninfo)
 	if err != nil {
-		return classify(redact(fmt.Errorf("connect to source node %s: %w", source, err), conninfo))
+		return classify(dbconn.RedactError(fmt.Errorf("connect to source node %s: %w", source, err), conninfo))
 	}
 	defer src.Close(context.Background())
 	snapID := deref(a.SnapshotID)

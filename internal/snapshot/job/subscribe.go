@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
 )
 
 // subscribe makes this node a subscriber from exactly the snapshot's LSN: a copy of the
@@ -43,7 +44,7 @@ func (ap *application) subscribe(ctx context.Context) (string, error) {
 			return "", classify(err)
 		}
 		if _, err := ap.pool.Exec(ctx, stmt); err != nil {
-			return "", classify(redact(fmt.Errorf("create subscription %s: %w", sub, err), conninfo))
+			return "", classify(dbconn.RedactError(fmt.Errorf("create subscription %s: %w", sub, err), conninfo))
 		}
 		if oid, enabled, err = api.SubscriptionState(ctx, ap.pool, sub); err != nil {
 			return "", classify(err)
@@ -74,7 +75,7 @@ func (ap *application) subscribe(ctx context.Context) (string, error) {
 func (ap *application) copySlot(ctx context.Context, conninfo, slot string) error {
 	src, err := pgx.Connect(ctx, conninfo)
 	if err != nil {
-		return classify(redact(fmt.Errorf("connect to source node %s: %w", ap.m.SourceNode, err), conninfo))
+		return classify(dbconn.RedactError(fmt.Errorf("connect to source node %s: %w", ap.m.SourceNode, err), conninfo))
 	}
 	defer src.Close(context.Background())
 	have, err := api.GetSlot(ctx, src, slot)
@@ -121,7 +122,7 @@ func (ap *application) preflight(ctx context.Context) error {
 	}
 	src, err := pgx.Connect(ctx, conninfo)
 	if err != nil {
-		return classify(redact(fmt.Errorf("subscribe: connect to source node %s: %w", ap.m.SourceNode, err), conninfo))
+		return classify(dbconn.RedactError(fmt.Errorf("subscribe: connect to source node %s: %w", ap.m.SourceNode, err), conninfo))
 	}
 	defer src.Close(context.Background())
 	for _, name := range []string{ap.m.SlotName + "_" + target, ap.m.SlotName} {
