@@ -413,3 +413,460 @@ BEGIN
     pg_catalog.format('snapshot %s loaded; subscription %s streams from LSN %s', a.snapshot_id, subscription, a.lsn));
 END
 $$;
+
+-- ---- Trust boundary (issue 10): user tables are emptied as their owner, start_init keeps its
+-- table lists in arrays (no temp table a caller could create first).
+-- Acting as a table's owner (extension/src/as_role.c): SECURITY DEFINER functions cannot SET ROLE.
+CREATE FUNCTION steep_repl._exec_as(role regrole, stmt text) RETURNS void
+  LANGUAGE c AS 'MODULE_PATHNAME', 'steep_repl_exec_as';
+COMMENT ON FUNCTION steep_repl._exec_as(regrole, text) IS
+  'Internal: runs stmt as role in a security-restricted operation (search_path pg_catalog), as VACUUM or REFRESH MATERIALIZED VIEW run as the table owner.';
+
+CREATE FUNCTION steep_repl._caller() RETURNS regrole
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'steep_repl_caller';
+COMMENT ON FUNCTION steep_repl._caller() IS
+  'Internal: the role that called the API (current_user outside every SECURITY DEFINER function).';
+
+CREATE FUNCTION steep_repl._exec_as_owner(rel regclass, stmt text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._exec_as((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::regrole, stmt);
+$$;
+COMMENT ON FUNCTION steep_repl._exec_as_owner(regclass, text) IS
+  'Internal: runs stmt (a TRUNCATE, COPY or DDL of rel) as rel''s owner, so its triggers, defaults and CHECKs never run with the definer''s rights.';
+CREATE OR REPLACE FUNCTION steep_repl.start_init(target text, source text, method text DEFAULT 'snapshot',
+                                      options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_opts jsonb;
+  v_node steep_repl.nodes;
+  v_names record;
+  v_err text;
+  v_sync jsonb;
+  v_bad text;
+  v_tables text[];
+  v_job bigint;
+  v_workers int;
+  -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
+  v_src steep_repl.table_info[];
+  v_dst steep_repl.table_info[];
+  r record;
+BEGIN
+  PERFORM steep_repl._require('target', target);
+  PERFORM steep_repl._require('source', source);
+  PERFORM steep_repl._require('method', method);
+  PERFORM steep_repl._require('options', options);
+  IF method = 'two_phase' THEN
+    -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
+    -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
+    RETURN steep_repl._start_two_phase_init(target, source, options);
+  ELSIF method <> 'snapshot' THEN
+    RAISE EXCEPTION 'unknown init method "%"', method
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "two_phase" generates a snapshot on the source and applies it here (option path).';
+  END IF;
+  v_opts := steep_repl._init_options(options);
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';
+  END IF;
+
+  -- The node row lock serializes concurrent start_init/cancel_init calls for the target.
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', target
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Call start_init on the target node itself (the node registered with is_local => true).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" already has an init in state %', target, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Watch it with SELECT * FROM steep_repl.init_progress, or stop it with SELECT steep_repl.cancel_init(%L).', target);
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.cancel') AND j.node = target
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+
+  -- Reach the source and describe both sides.
+  v_err := steep_repl._probe(source);
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the source is up and that its registered conninfo works from this server.';
+  END IF;
+  v_src := ARRAY(SELECT t FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+
+  -- Named tables must exist on the source.
+  IF pg_catalog.jsonb_typeof(v_opts->'tables') = 'array' THEN
+    SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.jsonb_array_elements_text(v_opts->'tables') x
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_src) s
+                      WHERE x IN (s.schema_name || '.' || s.table_name, CASE WHEN s.schema_name = 'public' THEN s.table_name END));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'tables not found on source node "%": %', source, v_bad
+        USING ERRCODE = 'undefined_table', HINT = 'Name tables as "schema.table" (or "table" for public).';
+    END IF;
+  END IF;
+  IF pg_catalog.cardinality(v_src) = 0 THEN
+    RAISE EXCEPTION 'nothing to initialize: source node "%" has no user tables in scope', source
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
+  END IF;
+
+  -- Schema sync (strict | auto | manual, steep_repl._schema_sync): the target's tables must match
+  -- the source's, or be made to; auto may have created or altered tables, so describe them again.
+  v_sync := steep_repl._schema_sync(source, v_opts->>'schema_sync', v_opts);
+  IF v_sync->>'status' = 'synced' THEN
+    v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  ELSIF v_sync->>'status' = 'accepted' THEN
+    -- manual, confirmed: tables the target lacks cannot be copied, so they are left out.
+    v_src := ARRAY(SELECT s FROM pg_catalog.unnest(v_src) s WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(v_dst) t
+      WHERE t.schema_name OPERATOR(pg_catalog.=) s.schema_name AND t.table_name OPERATOR(pg_catalog.=) s.table_name));
+    IF pg_catalog.cardinality(v_src) = 0 THEN
+      RAISE EXCEPTION 'nothing to initialize: none of the source''s tables in scope is on node "%"', target
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Create the tables on the target first (steep_repl.schema_ddl).';
+    END IF;
+  END IF;
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_src) s WHERE NOT s.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on source node "%": %', source, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on the source would fail: add a primary key, ALTER TABLE ... REPLICA IDENTITY FULL, or leave them out with the tables option.';
+  END IF;
+
+  -- The target must be empty, unless force (which truncates, and says so).
+  SELECT pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name) ORDER BY t.schema_name, t.table_name)
+    INTO v_tables FROM pg_catalog.unnest(v_dst) t;
+  SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.unnest(v_tables) x
+  WHERE steep_repl._has_rows(x);
+  IF v_bad IS NOT NULL THEN
+    IF NOT (v_opts->>'force')::boolean AND v_node.init_state <> 'failed' THEN
+      RAISE EXCEPTION 'target node "%" is not empty: %', target, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
+    END IF;
+    -- As each table's owner, so no TRUNCATE trigger runs with this function's rights; one
+    -- statement per owner (tables linked by a foreign key across owners cannot be emptied).
+    FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+             FROM pg_catalog.unnest(v_dst) t JOIN pg_catalog.pg_class c ON c.oid = t.relid::oid
+             GROUP BY c.relowner ORDER BY c.relowner LOOP
+      PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+    END LOOP;
+    RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
+  END IF;
+
+  -- Everything checked: record the init and hand it to the sidecar.
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target;
+  SELECT pg_catalog.current_setting('max_logical_replication_workers')::int INTO v_workers;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, subscription, slot_name,
+    parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, large_tables)
+  SELECT target, source, method, v_opts, v_names.publication, v_names.subscription, v_names.slot_name,
+    (v_opts->>'parallel')::int, (v_opts->>'lag_threshold')::bigint,
+    pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
+    pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),
+    pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
+    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name) ORDER BY s.schema_name, s.table_name)
+             FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
+  FROM pg_catalog.unnest(v_src) s;
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
+  SELECT target, s.schema_name, s.table_name, t.relid::oid, s.bytes, s.row_estimate,
+         s.bytes > (v_opts->>'large_table_threshold')::bigint
+  FROM pg_catalog.unnest(v_src) s JOIN pg_catalog.unnest(v_dst) t USING (schema_name, table_name);
+
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));
+  v_job := steep_repl.enqueue_job('init.start', pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
+  RETURN v_job;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.init_cancelled(node text, detail jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_list text[];
+  v_tables text;
+  v_state text;
+  r record;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
+  -- The tables this init filled: those it subscribed to, and those a cancelled two-phase init or
+  -- apply of this init had already loaded (before CATCHING_UP there is no init_tables row).
+  v_list := ARRAY(SELECT DISTINCT x.t FROM (
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) t
+    FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
+    UNION ALL
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+    FROM steep_repl.snapshot_apply_tables t
+    JOIN steep_repl.snapshot_applies a ON a.id = t.apply_id
+    JOIN steep_repl.jobs j ON j.id = a.job_id
+    JOIN steep_repl.nodes n ON n.name = j.node
+    WHERE j.node = init_cancelled.node AND j.kind IN ('snapshot.init', 'snapshot.apply')
+      AND j.cancel_requested_at IS NOT NULL AND j.created_at >= n.init_started_at) x
+  WHERE pg_catalog.to_regclass(x.t) IS NOT NULL ORDER BY x.t);
+  v_tables := NULLIF(pg_catalog.array_to_string(v_list, ', '), '');
+  -- As each table's owner (one statement per owner), so no TRUNCATE trigger runs with our rights.
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ') AS tables
+           FROM pg_catalog.unnest(v_list) x(t)
+           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = init_cancelled.node;
+  IF v_state <> 'uninitialized' THEN
+    PERFORM steep_repl.transition(node, 'uninitialized', 'init cancelled');
+  END IF;
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (node, 'init.cancelled', v_state, 'uninitialized',
+          coalesce(detail, '{}') || pg_catalog.jsonb_build_object('truncated', coalesce(v_tables, '')));
+END
+$$;
+REVOKE ALL ON FUNCTION steep_repl._exec_as(regrole, text), steep_repl._caller(),
+  steep_repl._exec_as_owner(regclass, text) FROM PUBLIC;
+
+-- ---- Trust boundary (issue 10): register_node is the superuser's, the queue is the sidecar's
+-- (steep_repl_sidecar), dblink sessions are pinned, complete_init keeps the conninfo out of
+-- its errors and refuses to run on the source.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steep_repl_sidecar') THEN
+    CREATE ROLE steep_repl_sidecar NOLOGIN;
+  END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.register_node(name text, conninfo text, is_local boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_local text;
+BEGIN
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = steep_repl._caller()) THEN
+    RAISE EXCEPTION 'permission denied to register a node'
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Only a superuser registers nodes or changes their conninfo: it decides where superuser connections go.';
+  END IF;
+  PERFORM steep_repl._require('name', name);
+  PERFORM steep_repl._require('conninfo', conninfo);
+  PERFORM steep_repl._require('is_local', is_local);
+  IF name !~ '^[a-z][a-z0-9_]{0,27}$' THEN
+    RAISE EXCEPTION 'invalid node name "%"', name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A node name starts with a lowercase letter and has at most 28 lowercase letters, digits or underscores (it becomes part of slot and publication names).';
+  END IF;
+  PERFORM steep_repl.check_conninfo(conninfo);
+  IF EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = register_node.name) THEN
+    RAISE EXCEPTION 'node "%" is already registered', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Node names are unique; pick another name or unregister the existing node first.';
+  END IF;
+  IF is_local THEN
+    SELECT n.name INTO v_local FROM steep_repl.nodes n WHERE n.is_local;
+    IF FOUND THEN
+      RAISE EXCEPTION 'cannot register "%" as the local node: "%" already is', name, v_local
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'A database is exactly one node; register the other nodes with is_local => false.';
+    END IF;
+  END IF;
+  INSERT INTO steep_repl.nodes (name, conninfo, is_local)
+  VALUES (register_node.name, register_node.conninfo, register_node.is_local);
+  INSERT INTO steep_repl.events (node, event, to_state, detail)
+  VALUES (register_node.name, 'node.registered', 'uninitialized',
+          pg_catalog.jsonb_build_object('is_local', register_node.is_local));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._conninfo(node text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text;
+  v_pin text[] := ARRAY['options=-csearch_path=pg_catalog -cstatement_timeout=60000',
+                        'keepalives=1', 'keepalives_idle=10', 'keepalives_interval=5', 'keepalives_count=3'];
+BEGIN
+  SELECT n.conninfo INTO v FROM steep_repl.nodes n WHERE n.name = node;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF v !~* 'connect_timeout' THEN
+    v_pin := v_pin || 'connect_timeout=5'::text;
+  END IF;
+  -- Each pin is key=value; a URI takes them percent-encoded, a key/value string quoted.
+  IF v ~ '^postgres(ql)?://' THEN
+    RETURN v || CASE WHEN pg_catalog.strpos(v, '?') > 0 THEN '&' ELSE '?' END || pg_catalog.array_to_string(ARRAY(
+      SELECT pg_catalog.split_part(x, '=', 1) || '=' || pg_catalog.replace(pg_catalog.replace(
+               pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1), '=', '%3D'), ' ', '%20')
+      FROM pg_catalog.unnest(v_pin) x), '&');
+  END IF;
+  RETURN v || ' ' || pg_catalog.array_to_string(ARRAY(
+    SELECT pg_catalog.split_part(x, '=', 1) || '=''' || pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1) || ''''
+    FROM pg_catalog.unnest(v_pin) x), ' ');
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.complete_init(target text, source text, slot_name text, source_lsn pg_lsn DEFAULT NULL,
+                                         options jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_slot record;
+  v_lsn pg_lsn := source_lsn;
+  v_lsn_from text := 'source_lsn';
+  v_names record;
+  v_sub oid;
+  v_identity boolean;
+  v_sync jsonb;
+  k text;
+  v_err_code text;
+  v_err_msg text;
+  v_err_detail text;
+BEGIN
+  PERFORM steep_repl._require('target', target);
+  PERFORM steep_repl._require('source', source);
+  PERFORM steep_repl._require('slot_name', slot_name);
+  PERFORM steep_repl._require('options', options);
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(options) LOOP
+    IF k NOT IN ('schema_sync', 'confirm', 'lag_threshold', 'source_timeout') THEN
+      RAISE EXCEPTION 'unknown complete_init option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: schema_sync, confirm, lag_threshold, source_timeout.';
+    END IF;
+  END LOOP;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = target) THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF v_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" is % and cannot complete a manual init', target, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'complete_init needs an UNINITIALIZED or FAILED node.';
+  END IF;
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname = v_names.subscription) THEN
+    RAISE EXCEPTION 'subscription "%" already exists', v_names.subscription
+      USING ERRCODE = 'duplicate_object', HINT = 'Drop it first, or cancel_init the node.';
+  END IF;
+
+  -- The source holds the prepared slot; a seeded copy never does (pg_replslot is not copied).
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) complete_init.slot_name) THEN
+    RAISE EXCEPTION 'slot "%" is on this server: complete_init runs on the seeded target, not on the source', slot_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Run SELECT steep_repl.complete_init(%L, %L, %L) on %s after seeding it.', target, source, slot_name, target);
+  END IF;
+  PERFORM steep_repl._require_reachable(source, 'source');
+  SELECT * INTO v_slot FROM steep_repl._remote_init_slot(source, slot_name);
+  IF NOT v_slot.prepared THEN
+    RAISE EXCEPTION 'slot "%" was not prepared on node "%"', slot_name, source
+      USING ERRCODE = 'undefined_object', HINT = pg_catalog.format('Run SELECT * FROM steep_repl.prepare_init(%L) on %s before taking the backup.', target, source);
+  ELSIF v_slot.dropped_at IS NOT NULL OR NOT v_slot.slot_exists THEN
+    RAISE EXCEPTION 'slot "%" on node "%" is gone: %', slot_name, source, coalesce(v_slot.drop_reason, 'dropped outside steep_repl')
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Prepare a new slot and seed the target again from a backup taken after it.';
+  ELSIF v_slot.expires_at < pg_catalog.now() THEN
+    RAISE EXCEPTION 'slot "%" on node "%" expired at %', slot_name, source, v_slot.expires_at
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Prepare a new slot and seed the target again from a backup taken after it.';
+  ELSIF v_slot.used_at IS NOT NULL THEN
+    RAISE EXCEPTION 'slot "%" was already used by node "%" at %', slot_name, v_slot.used_by, v_slot.used_at
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'A prepared slot serves one target once.';
+  ELSIF v_slot.active THEN
+    RAISE EXCEPTION 'slot "%" on node "%" is in use by a running replication connection', slot_name, source
+      USING ERRCODE = 'object_in_use';
+  ELSIF v_slot.target_node <> target THEN
+    RAISE EXCEPTION 'slot "%" was prepared for node "%", not "%"', slot_name, v_slot.target_node, target
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  IF v_lsn IS NULL THEN
+    v_lsn := steep_repl._recovery_end_lsn();
+    v_lsn_from := 'timeline history';
+  END IF;
+  IF v_lsn < v_slot.consistent_lsn THEN
+    RAISE EXCEPTION 'the target''s data is from LSN %, before slot "%"''s consistent point %: transactions committed in between would be lost',
+        v_lsn, slot_name, v_slot.consistent_lsn
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Seed the target from a backup taken after prepare_init (its end LSN must be at or after the slot''s LSN).';
+  END IF;
+
+  -- The seeded tables must match the source's (strict | auto | manual, as for start_init).
+  v_sync := steep_repl._schema_sync(source, options->>'schema_sync', options);
+  v_identity := steep_repl._assume_identity(target, source);
+  -- The publication and the source's own objects came along with a physical copy; they are not the target's.
+  EXECUTE pg_catalog.format('DROP PUBLICATION IF EXISTS %I', v_slot.publication);
+  -- The statement holds the conninfo (maybe a password): an error is raised again without it,
+  -- so no CONTEXT line carries the statement's text.
+  BEGIN
+    EXECUTE pg_catalog.format(
+      'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false)',
+      v_names.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = source), v_slot.publication, slot_name);
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_err_code = RETURNED_SQLSTATE, v_err_msg = MESSAGE_TEXT, v_err_detail = PG_EXCEPTION_DETAIL;
+    RAISE EXCEPTION 'create subscription % to node "%": %', v_names.subscription, source,
+        v_err_msg || coalesce(' (' || NULLIF(v_err_detail, '') || ')', '')
+      USING ERRCODE = v_err_code,
+            HINT = 'Check that the source''s registered conninfo works from this server.';
+  END;
+  SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s
+  WHERE s.subname = v_names.subscription AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+  PERFORM pg_catalog.pg_replication_origin_advance('pg_' || v_sub, v_lsn);
+  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I ENABLE', v_names.subscription);
+
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription,
+    slot_name, subscription_oid, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, percent,
+    copy_done_at, message)
+  VALUES (target, source, 'manual', options, v_slot.publication, false, v_names.subscription, slot_name, v_sub, 0,
+    coalesce((options->>'lag_threshold')::bigint, 1048576), interval '60 seconds',
+    pg_catalog.make_interval(secs => coalesce((options->>'source_timeout')::float8, 60)), 100, pg_catalog.now(),
+    pg_catalog.format('seeded from a backup at %s (%s); slot %s consistent at %s', v_lsn, v_lsn_from, slot_name, v_slot.consistent_lsn));
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, sync_state, fraction)
+  SELECT target, n.nspname, c.relname, c.oid, 'ready', 1
+  FROM pg_catalog.pg_subscription_rel sr JOIN pg_catalog.pg_class c ON c.oid = sr.srrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE sr.srsubid = v_sub;
+  UPDATE steep_repl.init_progress p SET tables_total = (SELECT pg_catalog.count(*) FROM steep_repl.init_tables t WHERE t.node = target),
+    tables_done = (SELECT pg_catalog.count(*) FROM steep_repl.init_tables t WHERE t.node = target)
+  WHERE p.node = target;
+
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('complete_init from %s, slot %s', source, slot_name));
+  PERFORM steep_repl.transition(target, 'copying', pg_catalog.format('data seeded by the DBA up to LSN %s (%s)', v_lsn, v_lsn_from));
+  PERFORM steep_repl.transition(target, 'catching_up', pg_catalog.format('subscribed from LSN %s', v_lsn));
+  -- Last, so that a refusal above leaves the slot usable: the source records it as used.
+  PERFORM steep_repl._remote_exec(source, pg_catalog.format(
+    'UPDATE steep_repl.init_slots SET used_at = pg_catalog.now(), used_by = %L WHERE slot_name = %L', target, slot_name));
+  RETURN pg_catalog.jsonb_build_object('subscription', v_names.subscription, 'slot', slot_name, 'lsn', v_lsn::text,
+    'lsn_from', v_lsn_from, 'consistent_lsn', v_slot.consistent_lsn::text, 'identity_assumed', v_identity,
+    'schema_sync', v_sync->>'status');
+END
+$$;
+COMMENT ON FUNCTION steep_repl.register_node(text, text, boolean) IS
+  'Superuser only: registers a node (name, libpq conninfo used to reach it, whether it is this database). Errors: 42501 not superuser, 22004 NULL, 22023 bad name, 42601 bad conninfo, 42710 duplicate.';
+COMMENT ON FUNCTION steep_repl._conninfo(text) IS
+  'Internal: a node''s conninfo for dblink, with search_path = pg_catalog, statement_timeout 60 s, keepalives and (when absent) connect_timeout=5 forced.';
+REVOKE EXECUTE ON FUNCTION steep_repl.register_node(text, text, boolean),
+  steep_repl.transition(text, text, text),
+  steep_repl.enqueue_job(text, jsonb, text, integer, timestamptz),
+  steep_repl.claim_job(text, text[], interval, timestamptz),
+  steep_repl.heartbeat_job(bigint, text, interval, jsonb, timestamptz),
+  steep_repl.finish_job(bigint, text, text, jsonb, text, timestamptz),
+  steep_repl.release_job(bigint, text),
+  steep_repl.tick(timestamptz) FROM steep_repl_admin;
+GRANT USAGE ON SCHEMA steep_repl TO steep_repl_sidecar;
+GRANT EXECUTE ON FUNCTION
+  steep_repl.transition(text, text, text),
+  steep_repl.enqueue_job(text, jsonb, text, integer, timestamptz),
+  steep_repl.claim_job(text, text[], interval, timestamptz),
+  steep_repl.heartbeat_job(bigint, text, interval, jsonb, timestamptz),
+  steep_repl.finish_job(bigint, text, text, jsonb, text, timestamptz),
+  steep_repl.release_job(bigint, text),
+  steep_repl.tick(timestamptz),
+  steep_repl.wake_supervisor()
+TO steep_repl_sidecar;

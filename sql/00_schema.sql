@@ -1,5 +1,22 @@
 -- Schema, role and the C entry points.
 -- The schema itself is created by CREATE EXTENSION (steep_repl.control: schema = steep_repl).
+-- CREATE EXTENSION adopts a schema of that name that already exists: refuse one that another
+-- role owns or that holds objects, or their owner would control what the API runs.
+DO $$
+DECLARE
+  v_owner oid;
+BEGIN
+  SELECT n.nspowner INTO v_owner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'steep_repl';
+  IF v_owner IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+     OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = 'steep_repl'::regnamespace)
+     OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'steep_repl'::regnamespace)
+     OR EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.typnamespace = 'steep_repl'::regnamespace) THEN
+    RAISE EXCEPTION 'schema "steep_repl" already exists and was not created for this extension'
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Drop or rename that schema (check who created it and why) before CREATE EXTENSION steep_repl.';
+  END IF;
+END
+$$;
 
 COMMENT ON SCHEMA steep_repl IS
   'steep_repl: node initialization, snapshots and progress for logical-replication clusters';
@@ -10,6 +27,10 @@ DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steep_repl_admin') THEN
     CREATE ROLE steep_repl_admin NOLOGIN;
+  END IF;
+  -- The sidecar's group role: the queue functions are its alone (README, "Security model").
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steep_repl_sidecar') THEN
+    CREATE ROLE steep_repl_sidecar NOLOGIN;
   END IF;
 END
 $$;
@@ -34,3 +55,21 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl._require(text, anyelement) IS 'Internal: 22004 when a required argument is NULL.';
+
+-- Acting as a table's owner (extension/src/as_role.c): SECURITY DEFINER functions cannot SET ROLE.
+CREATE FUNCTION steep_repl._exec_as(role regrole, stmt text) RETURNS void
+  LANGUAGE c AS 'MODULE_PATHNAME', 'steep_repl_exec_as';
+COMMENT ON FUNCTION steep_repl._exec_as(regrole, text) IS
+  'Internal: runs stmt as role in a security-restricted operation (search_path pg_catalog), as VACUUM or REFRESH MATERIALIZED VIEW run as the table owner.';
+
+CREATE FUNCTION steep_repl._caller() RETURNS regrole
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'steep_repl_caller';
+COMMENT ON FUNCTION steep_repl._caller() IS
+  'Internal: the role that called the API (current_user outside every SECURITY DEFINER function).';
+
+CREATE FUNCTION steep_repl._exec_as_owner(rel regclass, stmt text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._exec_as((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::regrole, stmt);
+$$;
+COMMENT ON FUNCTION steep_repl._exec_as_owner(regclass, text) IS
+  'Internal: runs stmt (a TRUNCATE, COPY or DDL of rel) as rel''s owner, so its triggers, defaults and CHECKs never run with the definer''s rights.';

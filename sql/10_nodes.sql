@@ -29,12 +29,19 @@ COMMENT ON COLUMN steep_repl.nodes.is_local IS 'true for the node this database 
 
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.nodes', '');
 
+-- Superuser only: a conninfo chooses where the superuser's dblink sessions and subscriptions
+-- connect, and which stored password they send (as CREATE SUBSCRIPTION without password_required).
 CREATE FUNCTION steep_repl.register_node(name text, conninfo text, is_local boolean DEFAULT false)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_local text;
 BEGIN
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = steep_repl._caller()) THEN
+    RAISE EXCEPTION 'permission denied to register a node'
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Only a superuser registers nodes or changes their conninfo: it decides where superuser connections go.';
+  END IF;
   PERFORM steep_repl._require('name', name);
   PERFORM steep_repl._require('conninfo', conninfo);
   PERFORM steep_repl._require('is_local', is_local);
@@ -65,7 +72,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl.register_node(text, text, boolean) IS
-  'Registers a node (name, libpq conninfo used to reach it, whether it is this database). Errors: 22004 NULL, 22023 bad name, 42601 bad conninfo, 42710 duplicate.';
+  'Superuser only: registers a node (name, libpq conninfo used to reach it, whether it is this database). Errors: 42501 not superuser, 22004 NULL, 22023 bad name, 42601 bad conninfo, 42710 duplicate.';
 
 CREATE FUNCTION steep_repl.unregister_node(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

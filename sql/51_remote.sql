@@ -17,25 +17,38 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._dblink_schema() IS 'Internal: schema holding dblink.';
 
--- A node's conninfo with a connect timeout, so a dead peer costs seconds, not minutes.
+-- A node's conninfo for a dblink session: pinned and bounded. libpq keeps the last value of a
+-- keyword, so the settings appended here win over the registered ones: search_path = pg_catalog
+-- (no object of the peer's users is picked by name), a statement timeout, TCP keepalives, and a
+-- connect timeout unless the DBA set one (a dead peer costs seconds, not minutes).
 CREATE FUNCTION steep_repl._conninfo(node text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v text;
+  v_pin text[] := ARRAY['options=-csearch_path=pg_catalog -cstatement_timeout=60000',
+                        'keepalives=1', 'keepalives_idle=10', 'keepalives_interval=5', 'keepalives_count=3'];
 BEGIN
   SELECT n.conninfo INTO v FROM steep_repl.nodes n WHERE n.name = node;
   IF NOT FOUND THEN
     PERFORM steep_repl._unknown_node(node);
   END IF;
-  IF v ~* 'connect_timeout' THEN
-    RETURN v;
-  ELSIF v ~ '^postgres(ql)?://' THEN
-    RETURN v || CASE WHEN pg_catalog.strpos(v, '?') > 0 THEN '&' ELSE '?' END || 'connect_timeout=5';
+  IF v !~* 'connect_timeout' THEN
+    v_pin := v_pin || 'connect_timeout=5'::text;
   END IF;
-  RETURN v || ' connect_timeout=5';
+  -- Each pin is key=value; a URI takes them percent-encoded, a key/value string quoted.
+  IF v ~ '^postgres(ql)?://' THEN
+    RETURN v || CASE WHEN pg_catalog.strpos(v, '?') > 0 THEN '&' ELSE '?' END || pg_catalog.array_to_string(ARRAY(
+      SELECT pg_catalog.split_part(x, '=', 1) || '=' || pg_catalog.replace(pg_catalog.replace(
+               pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1), '=', '%3D'), ' ', '%20')
+      FROM pg_catalog.unnest(v_pin) x), '&');
+  END IF;
+  RETURN v || ' ' || pg_catalog.array_to_string(ARRAY(
+    SELECT pg_catalog.split_part(x, '=', 1) || '=''' || pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1) || ''''
+    FROM pg_catalog.unnest(v_pin) x), ' ');
 END
 $$;
-COMMENT ON FUNCTION steep_repl._conninfo(text) IS 'Internal: a node''s conninfo with connect_timeout=5 added when absent.';
+COMMENT ON FUNCTION steep_repl._conninfo(text) IS
+  'Internal: a node''s conninfo for dblink, with search_path = pg_catalog, statement_timeout 60 s, keepalives and (when absent) connect_timeout=5 forced.';
 
 -- The user tables of "this" database with what an init needs to know about each; run locally
 -- and, through dblink, on the source, so both sides are described by the same query.

@@ -98,6 +98,10 @@ DECLARE
   v_tables text[];
   v_job bigint;
   v_workers int;
+  -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
+  v_src steep_repl.table_info[];
+  v_dst steep_repl.table_info[];
+  r record;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -150,23 +154,20 @@ BEGIN
       USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
             HINT = 'Check the source is up and that its registered conninfo works from this server.';
   END IF;
-  CREATE TEMP TABLE IF NOT EXISTS pg_temp.sr_src (LIKE steep_repl.table_info) ON COMMIT DROP;
-  CREATE TEMP TABLE IF NOT EXISTS pg_temp.sr_dst (LIKE steep_repl.table_info) ON COMMIT DROP;
-  TRUNCATE pg_temp.sr_src, pg_temp.sr_dst;
-  INSERT INTO pg_temp.sr_src SELECT * FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name);
-  INSERT INTO pg_temp.sr_dst SELECT * FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name);
+  v_src := ARRAY(SELECT t FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
 
   -- Named tables must exist on the source.
   IF pg_catalog.jsonb_typeof(v_opts->'tables') = 'array' THEN
     SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.jsonb_array_elements_text(v_opts->'tables') x
-    WHERE NOT EXISTS (SELECT 1 FROM pg_temp.sr_src s
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_src) s
                       WHERE x IN (s.schema_name || '.' || s.table_name, CASE WHEN s.schema_name = 'public' THEN s.table_name END));
     IF v_bad IS NOT NULL THEN
       RAISE EXCEPTION 'tables not found on source node "%": %', source, v_bad
         USING ERRCODE = 'undefined_table', HINT = 'Name tables as "schema.table" (or "table" for public).';
     END IF;
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_temp.sr_src) THEN
+  IF pg_catalog.cardinality(v_src) = 0 THEN
     RAISE EXCEPTION 'nothing to initialize: source node "%" has no user tables in scope', source
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
   END IF;
@@ -175,20 +176,19 @@ BEGIN
   -- the source's, or be made to; auto may have created or altered tables, so describe them again.
   v_sync := steep_repl._schema_sync(source, v_opts->>'schema_sync', v_opts);
   IF v_sync->>'status' = 'synced' THEN
-    TRUNCATE pg_temp.sr_dst;
-    INSERT INTO pg_temp.sr_dst SELECT * FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name);
+    v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
   ELSIF v_sync->>'status' = 'accepted' THEN
     -- manual, confirmed: tables the target lacks cannot be copied, so they are left out.
-    DELETE FROM pg_temp.sr_src s WHERE NOT EXISTS (SELECT 1 FROM pg_temp.sr_dst t
-      WHERE t.schema_name = s.schema_name AND t.table_name = s.table_name);
-    IF NOT EXISTS (SELECT 1 FROM pg_temp.sr_src) THEN
+    v_src := ARRAY(SELECT s FROM pg_catalog.unnest(v_src) s WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(v_dst) t
+      WHERE t.schema_name OPERATOR(pg_catalog.=) s.schema_name AND t.table_name OPERATOR(pg_catalog.=) s.table_name));
+    IF pg_catalog.cardinality(v_src) = 0 THEN
       RAISE EXCEPTION 'nothing to initialize: none of the source''s tables in scope is on node "%"', target
         USING ERRCODE = 'invalid_parameter_value', HINT = 'Create the tables on the target first (steep_repl.schema_ddl).';
     END IF;
   END IF;
 
   SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
-  FROM pg_temp.sr_src s WHERE NOT s.has_identity;
+  FROM pg_catalog.unnest(v_src) s WHERE NOT s.has_identity;
   IF v_bad IS NOT NULL THEN
     RAISE EXCEPTION 'tables without a primary key or replica identity on source node "%": %', source, v_bad
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -197,7 +197,7 @@ BEGIN
 
   -- The target must be empty, unless force (which truncates, and says so).
   SELECT pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name) ORDER BY t.schema_name, t.table_name)
-    INTO v_tables FROM pg_temp.sr_dst t;
+    INTO v_tables FROM pg_catalog.unnest(v_dst) t;
   SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.unnest(v_tables) x
   WHERE steep_repl._has_rows(x);
   IF v_bad IS NOT NULL THEN
@@ -206,7 +206,13 @@ BEGIN
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
     END IF;
-    EXECUTE 'TRUNCATE TABLE ' || pg_catalog.array_to_string(v_tables, ', ');
+    -- As each table's owner, so no TRUNCATE trigger runs with this function's rights; one
+    -- statement per owner (tables linked by a foreign key across owners cannot be emptied).
+    FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+             FROM pg_catalog.unnest(v_dst) t JOIN pg_catalog.pg_class c ON c.oid = t.relid::oid
+             GROUP BY c.relowner ORDER BY c.relowner LOOP
+      PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+    END LOOP;
     RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
   END IF;
 
@@ -222,11 +228,11 @@ BEGIN
     pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
     coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name) ORDER BY s.schema_name, s.table_name)
              FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
-  FROM pg_temp.sr_src s;
+  FROM pg_catalog.unnest(v_src) s;
   INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
   SELECT target, s.schema_name, s.table_name, t.relid::oid, s.bytes, s.row_estimate,
          s.bytes > (v_opts->>'large_table_threshold')::bigint
-  FROM pg_temp.sr_src s JOIN pg_temp.sr_dst t USING (schema_name, table_name);
+  FROM pg_catalog.unnest(v_src) s JOIN pg_catalog.unnest(v_dst) t USING (schema_name, table_name);
 
   UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
   PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));

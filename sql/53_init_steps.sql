@@ -5,34 +5,27 @@ CREATE FUNCTION steep_repl.init_plan(node text) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p steep_repl.init_progress;
-  v_tables text;
+  v_tables jsonb;
 BEGIN
   SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_plan.node;
   IF NOT FOUND THEN
     RETURN NULL;
   END IF;
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY t.schema_name, t.table_name)
+  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('schema', t.schema_name, 'table', t.table_name)
+                                       ORDER BY t.schema_name, t.table_name), '[]')
     INTO v_tables FROM steep_repl.init_tables t WHERE t.node = p.node;
+  -- Names and tables only: the sidecar builds and quotes the DDL it runs (package api).
   RETURN pg_catalog.jsonb_build_object(
     'target', p.node, 'source', p.source_node, 'phase', p.phase,
     'source_conninfo', (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node),
     'publication', p.publication, 'publication_created', p.publication_created,
     'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
     'parallel', p.parallel_workers,
-    -- DDL the sidecar runs outside a transaction block, quoted here with format().
-    'create_publication_sql', pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', p.publication, v_tables),
-    'set_publication_tables_sql', pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', p.publication, v_tables),
-    'drop_publication_sql', pg_catalog.format('DROP PUBLICATION IF EXISTS %I', p.publication),
-    'create_subscription_sql', pg_catalog.format(
-       'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = true, origin = none, create_slot = true, slot_name = %L)',
-       p.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node), p.publication, p.slot_name),
-    'drop_subscription_sql', pg_catalog.format('DROP SUBSCRIPTION IF EXISTS %I', p.subscription),
-    'detach_subscription_sql', pg_catalog.format('ALTER SUBSCRIPTION %1$I DISABLE; ALTER SUBSCRIPTION %1$I SET (slot_name = NONE)', p.subscription),
     'tables', v_tables);
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_plan(text) IS
-  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, tables.';
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}].';
 
 CREATE FUNCTION steep_repl._init_subscribed(node text, publication_created boolean, parallel_workers integer)
 RETURNS void
@@ -94,13 +87,15 @@ COMMENT ON FUNCTION steep_repl.init_failed(text, text) IS 'Sidecar step: the ini
 CREATE FUNCTION steep_repl.init_cancelled(node text, detail jsonb DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  v_list text[];
   v_tables text;
   v_state text;
+  r record;
 BEGIN
   SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
   -- The tables this init filled: those it subscribed to, and those a cancelled two-phase init or
   -- apply of this init had already loaded (before CATCHING_UP there is no init_tables row).
-  SELECT pg_catalog.string_agg(DISTINCT x.t, ', ') INTO v_tables FROM (
+  v_list := ARRAY(SELECT DISTINCT x.t FROM (
     SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) t
     FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
     UNION ALL
@@ -111,10 +106,15 @@ BEGIN
     JOIN steep_repl.nodes n ON n.name = j.node
     WHERE j.node = init_cancelled.node AND j.kind IN ('snapshot.init', 'snapshot.apply')
       AND j.cancel_requested_at IS NOT NULL AND j.created_at >= n.init_started_at) x
-  WHERE pg_catalog.to_regclass(x.t) IS NOT NULL;
-  IF v_tables IS NOT NULL THEN
-    EXECUTE 'TRUNCATE TABLE ' || v_tables;
-  END IF;
+  WHERE pg_catalog.to_regclass(x.t) IS NOT NULL ORDER BY x.t);
+  v_tables := NULLIF(pg_catalog.array_to_string(v_list, ', '), '');
+  -- As each table's owner (one statement per owner), so no TRUNCATE trigger runs with our rights.
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ') AS tables
+           FROM pg_catalog.unnest(v_list) x(t)
+           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
   DELETE FROM steep_repl.init_progress p WHERE p.node = init_cancelled.node;
   IF v_state <> 'uninitialized' THEN
     PERFORM steep_repl.transition(node, 'uninitialized', 'init cancelled');

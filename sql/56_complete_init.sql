@@ -66,6 +66,9 @@ DECLARE
   v_identity boolean;
   v_sync jsonb;
   k text;
+  v_err_code text;
+  v_err_msg text;
+  v_err_detail text;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -97,6 +100,12 @@ BEGIN
       USING ERRCODE = 'duplicate_object', HINT = 'Drop it first, or cancel_init the node.';
   END IF;
 
+  -- The source holds the prepared slot; a seeded copy never does (pg_replslot is not copied).
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) complete_init.slot_name) THEN
+    RAISE EXCEPTION 'slot "%" is on this server: complete_init runs on the seeded target, not on the source', slot_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Run SELECT steep_repl.complete_init(%L, %L, %L) on %s after seeding it.', target, source, slot_name, target);
+  END IF;
   PERFORM steep_repl._require_reachable(source, 'source');
   SELECT * INTO v_slot FROM steep_repl._remote_init_slot(source, slot_name);
   IF NOT v_slot.prepared THEN
@@ -135,9 +144,19 @@ BEGIN
   v_identity := steep_repl._assume_identity(target, source);
   -- The publication and the source's own objects came along with a physical copy; they are not the target's.
   EXECUTE pg_catalog.format('DROP PUBLICATION IF EXISTS %I', v_slot.publication);
-  EXECUTE pg_catalog.format(
-    'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false)',
-    v_names.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = source), v_slot.publication, slot_name);
+  -- The statement holds the conninfo (maybe a password): an error is raised again without it,
+  -- so no CONTEXT line carries the statement's text.
+  BEGIN
+    EXECUTE pg_catalog.format(
+      'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false)',
+      v_names.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = source), v_slot.publication, slot_name);
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_err_code = RETURNED_SQLSTATE, v_err_msg = MESSAGE_TEXT, v_err_detail = PG_EXCEPTION_DETAIL;
+    RAISE EXCEPTION 'create subscription % to node "%": %', v_names.subscription, source,
+        v_err_msg || coalesce(' (' || NULLIF(v_err_detail, '') || ')', '')
+      USING ERRCODE = v_err_code,
+            HINT = 'Check that the source''s registered conninfo works from this server.';
+  END;
   SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s
   WHERE s.subname = v_names.subscription AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
   PERFORM pg_catalog.pg_replication_origin_advance('pg_' || v_sub, v_lsn);

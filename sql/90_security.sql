@@ -1,5 +1,8 @@
 -- Privileges: nothing for PUBLIC; steep_repl_admin runs the API (SECURITY DEFINER functions with a
 -- fixed search_path) and reads the state tables, except nodes.conninfo, which may hold a password.
+-- register_node is the superuser's (it chooses where superuser connections go); the queue and
+-- the state machine's raw moves are the sidecar's (steep_repl_sidecar), so an operator cannot
+-- enqueue a job past the checks of the API verbs or drive tick() with a clock of its choosing.
 
 REVOKE ALL ON SCHEMA steep_repl FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA steep_repl FROM PUBLIC;
@@ -7,17 +10,20 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA steep_repl FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA steep_repl FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_admin;
+GRANT USAGE ON SCHEMA steep_repl TO steep_repl_sidecar;
 GRANT EXECUTE ON FUNCTION
-  steep_repl.register_node(text, text, boolean),
-  steep_repl.unregister_node(text),
   steep_repl.transition(text, text, text),
   steep_repl.enqueue_job(text, jsonb, text, integer, timestamptz),
   steep_repl.claim_job(text, text[], interval, timestamptz),
   steep_repl.heartbeat_job(bigint, text, interval, jsonb, timestamptz),
   steep_repl.finish_job(bigint, text, text, jsonb, text, timestamptz),
-  steep_repl.cancel_job(bigint, timestamptz),
   steep_repl.release_job(bigint, text),
   steep_repl.tick(timestamptz),
+  steep_repl.wake_supervisor()
+TO steep_repl_sidecar;
+GRANT EXECUTE ON FUNCTION
+  steep_repl.unregister_node(text),
+  steep_repl.cancel_job(bigint, timestamptz),
   steep_repl.wake_supervisor(),
   steep_repl.start_init(text, text, text, jsonb),
   steep_repl.cancel_init(text),

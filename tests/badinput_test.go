@@ -93,16 +93,32 @@ func TestRolesWithoutSteepReplAdminAreRefused(t *testing.T) {
 	if after := harness.QueryOne[string](t, n, "", snapshotStateSQL); after != before {
 		t.Fatal("a refused role changed the state")
 	}
-	// steep_repl_admin runs the API and reads state, but never a conninfo.
+	// steep_repl_admin runs the API and reads state, but never a conninfo; registering a node
+	// (choosing where superuser connections go) is the superuser's, the queue the sidecar's.
 	for _, sql := range []string{
-		"SELECT steep_repl.register_node('node_c', 'host=x', false)",
-		"SELECT steep_repl.enqueue_job('noop')",
 		"SELECT name, init_state, last_error FROM steep_repl.nodes",
 		"SELECT id, state FROM steep_repl.jobs",
 	} {
 		if err := as("operator", sql); err != nil {
 			t.Errorf("operator: %s: %v", sql, err)
 		}
+	}
+	for _, sql := range []string{
+		"SELECT steep_repl.register_node('node_c', 'host=x', false)",
+		"SELECT steep_repl.enqueue_job('noop')",
+		"SELECT steep_repl.transition('node_b', 'preparing', NULL)",
+		"SELECT steep_repl.tick('infinity')",
+	} {
+		if code := sqlStateOf(as("operator", sql)); code != "42501" {
+			t.Errorf("operator: %s: SQLSTATE %q, want 42501", sql, code)
+		}
+	}
+	if after := harness.QueryOne[string](t, n, "", snapshotStateSQL); after != before {
+		t.Fatal("a refused operator changed the state")
+	}
+	n.Exec(t, "", "CREATE ROLE sidecar LOGIN IN ROLE steep_repl_sidecar")
+	if err := as("sidecar", "SELECT steep_repl.enqueue_job('noop')"); err != nil {
+		t.Errorf("steep_repl_sidecar cannot enqueue: %v", err)
 	}
 	if code := sqlStateOf(as("operator", "SELECT conninfo FROM steep_repl.nodes")); code != "42501" {
 		t.Errorf("steep_repl_admin can read conninfo (SQLSTATE %q), which may hold passwords", code)

@@ -12,7 +12,8 @@ import (
 // constraint, index, trigger), as a key and a definition. Two databases whose rows are equal hold
 // the same extension: functions with their bodies, settings, security and grants; tables with
 // their columns in order, defaults, constraints, indexes, triggers and grants; views, types,
-// sequences, comments, and whether each object belongs to the extension.
+// sequences, comments, and whether each object belongs to the extension. ACLs are compared as
+// sets: the order of their entries follows the order of the GRANTs, which an upgrade cannot match.
 const catalogSQL = `
 WITH ns AS (SELECT 'steep_repl'::regnamespace AS oid),
 member AS (
@@ -24,7 +25,7 @@ SELECT 'function ' || p.oid::regprocedure::text,
     'arguments ' || pg_catalog.pg_get_function_arguments(p.oid),
     'language ' || l.lanname, 'kind ' || p.prokind::text, 'volatility ' || p.provolatile::text,
     'strict ' || p.proisstrict, 'security definer ' || p.prosecdef, 'parallel ' || p.proparallel::text,
-    'config ' || coalesce(p.proconfig::text, '-'), 'acl ' || coalesce(p.proacl::text, '-'),
+    'config ' || coalesce(p.proconfig::text, '-'), 'acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '-'),
     'owner ' || p.proowner::regrole::text,
     'member ' || EXISTS (SELECT 1 FROM member m WHERE m.classid = 'pg_catalog.pg_proc'::regclass AND m.objid = p.oid),
     'comment ' || coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '-'),
@@ -33,7 +34,7 @@ FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 WHERE p.pronamespace = (SELECT oid FROM ns)
 UNION ALL
 SELECT 'relation ' || c.relname,
-  concat_ws(E'\n', 'kind ' || c.relkind::text, 'acl ' || coalesce(c.relacl::text, '-'),
+  concat_ws(E'\n', 'kind ' || c.relkind::text, 'acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(c.relacl) x), '-'),
     'owner ' || c.relowner::regrole::text, 'options ' || coalesce(c.reloptions::text, '-'),
     'persistence ' || c.relpersistence::text, 'replica identity ' || c.relreplident::text,
     'row security ' || c.relrowsecurity,
@@ -51,7 +52,7 @@ SELECT 'column ' || c.relname || '.' || a.attname,
     'default ' || coalesce(pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '-'),
     'identity ' || a.attidentity::text, 'generated ' || a.attgenerated::text,
     'collation ' || coalesce(NULLIF(a.attcollation, 0)::regcollation::text, '-'),
-    'acl ' || coalesce(a.attacl::text, '-'),
+    'acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(a.attacl) x), '-'),
     'comment ' || coalesce(pg_catalog.col_description(c.oid, a.attnum), '-'))
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -72,7 +73,7 @@ FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
 WHERE c.relnamespace = (SELECT oid FROM ns) AND NOT tg.tgisinternal
 UNION ALL
 SELECT 'type ' || t.typname,
-  concat_ws(E'\n', 'kind ' || t.typtype::text, 'acl ' || coalesce(t.typacl::text, '-'),
+  concat_ws(E'\n', 'kind ' || t.typtype::text, 'acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(t.typacl) x), '-'),
     'base ' || coalesce(NULLIF(t.typbasetype, 0)::regtype::text, '-'),
     'labels ' || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
                            FROM pg_catalog.pg_enum e WHERE e.enumtypid = t.oid), '-'),
@@ -93,7 +94,7 @@ FROM pg_catalog.pg_policy po JOIN pg_catalog.pg_class c ON c.oid = po.polrelid
 WHERE c.relnamespace = (SELECT oid FROM ns)
 UNION ALL
 SELECT 'schema steep_repl',
-  concat_ws(E'\n', 'acl ' || coalesce(n.nspacl::text, '-'), 'owner ' || n.nspowner::regrole::text,
+  concat_ws(E'\n', 'acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(n.nspacl) x), '-'), 'owner ' || n.nspowner::regrole::text,
     'comment ' || coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '-'))
 FROM pg_catalog.pg_namespace n WHERE n.oid = (SELECT oid FROM ns)
 UNION ALL
