@@ -60,3 +60,16 @@ func TestRedactRemovesTheConninfoAndItsPassword(t *testing.T) {
 		t.Fatal("an error without the secrets must be returned as it is")
 	}
 }
+
+func TestPeerConfigPinsSearchPathOverTheConninfoOptions(t *testing.T) {
+	cfg, err := PeerConfig("host=h user=u password=pw options='-csearch_path=evil,pg_catalog' connect_timeout=300", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.RuntimeParams["search_path"]; got != "pg_catalog" {
+		t.Errorf("search_path %q", got)
+	}
+	if cfg.RuntimeParams["statement_timeout"] == "" || cfg.ConnectTimeout > peerConnectTimeout || cfg.DialFunc == nil {
+		t.Errorf("session not bounded: %v %s", cfg.RuntimeParams, cfg.ConnectTimeout)
+	}
+}
