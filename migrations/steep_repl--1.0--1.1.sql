@@ -870,3 +870,31 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.tick(timestamptz),
   steep_repl.wake_supervisor()
 TO steep_repl_sidecar;
+
+-- init_plan returns the publication name and the tables ([{schema, table}]) instead of DDL text:
+-- the sidecar builds and quotes the statements it runs.
+CREATE OR REPLACE FUNCTION steep_repl.init_plan(node text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_tables jsonb;
+BEGIN
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_plan.node;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('schema', t.schema_name, 'table', t.table_name)
+                                       ORDER BY t.schema_name, t.table_name), '[]')
+    INTO v_tables FROM steep_repl.init_tables t WHERE t.node = p.node;
+  -- Names and tables only: the sidecar builds and quotes the DDL it runs (package api).
+  RETURN pg_catalog.jsonb_build_object(
+    'target', p.node, 'source', p.source_node, 'phase', p.phase,
+    'source_conninfo', (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node),
+    'publication', p.publication, 'publication_created', p.publication_created,
+    'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
+    'parallel', p.parallel_workers,
+    'tables', v_tables);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_plan(text) IS
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}].';

@@ -42,11 +42,8 @@ func SetSyncWorkers(ctx context.Context, db DB, n int) (int, error) {
 	if n == current {
 		return n, nil
 	}
-	var stmt string
-	if err := db.QueryRow(ctx, q("SetSyncWorkersSQL"), n).Scan(&stmt); err != nil {
-		return 0, fmt.Errorf("set sync workers: %w", err)
-	}
-	if _, err := db.Exec(ctx, stmt); err != nil {
+	// ALTER SYSTEM takes no parameter; n is an integer.
+	if _, err := db.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET max_sync_workers_per_subscription = %d", n)); err != nil {
 		return 0, fmt.Errorf("set sync workers: %w", err)
 	}
 	if _, err := db.Exec(ctx, q("ReloadConf")); err != nil {

@@ -109,26 +109,20 @@ func ListInitTables(ctx context.Context, db DB, node string) ([]InitTable, error
 	return out, nil
 }
 
-// InitPlan is what the sidecar needs to run an init (it holds the source's conninfo:
-// never log it).
+// InitPlan is what the sidecar needs to run an init: the names of what it creates and the
+// tables it publishes (it holds the source's conninfo: never log it).
 type InitPlan struct {
-	Target                  string  `json:"target"`
-	Source                  string  `json:"source"`
-	Phase                   string  `json:"phase"`
-	SourceConninfo          string  `json:"source_conninfo"`
-	Publication             string  `json:"publication"`
-	PublicationCreated      bool    `json:"publication_created"`
-	Subscription            string  `json:"subscription"`
-	SlotName                string  `json:"slot_name"`
-	SubscriptionOID         *uint32 `json:"subscription_oid"`
-	Parallel                int     `json:"parallel"`
-	CreatePublicationSQL    string  `json:"create_publication_sql"`
-	SetPublicationTablesSQL string  `json:"set_publication_tables_sql"`
-	DropPublicationSQL      string  `json:"drop_publication_sql"`
-	CreateSubscriptionSQL   string  `json:"create_subscription_sql"`
-	DropSubscriptionSQL     string  `json:"drop_subscription_sql"`
-	DetachSubscriptionSQL   string  `json:"detach_subscription_sql"`
-	Tables                  string  `json:"tables"`
+	Target             string      `json:"target"`
+	Source             string      `json:"source"`
+	Phase              string      `json:"phase"`
+	SourceConninfo     string      `json:"source_conninfo"`
+	Publication        string      `json:"publication"`
+	PublicationCreated bool        `json:"publication_created"`
+	Subscription       string      `json:"subscription"`
+	SlotName           string      `json:"slot_name"`
+	SubscriptionOID    *uint32     `json:"subscription_oid"`
+	Parallel           int         `json:"parallel"`
+	Tables             []TableName `json:"tables"`
 }
 
 // GetInitPlan returns the plan of node's init, or nil when it has none.

@@ -183,3 +183,12 @@ func ReleaseJob(ctx context.Context, db DB, id int64, worker string) error {
 	}
 	return nil
 }
+
+// ListenJobs makes conn receive the notifications enqueue_job sends (LISTEN steep_repl_jobs);
+// they only wake the runner, which polls as well.
+func ListenJobs(ctx context.Context, conn DB) error {
+	if _, err := conn.Exec(ctx, q("ListenJobs")); err != nil {
+		return fmt.Errorf("listen for jobs: %w", err)
+	}
+	return nil
+}

@@ -52,6 +52,9 @@ SELECT steep_repl.tick();
 -- name: WakeSupervisor
 SELECT steep_repl.wake_supervisor();
 
+-- name: ListenJobs
+LISTEN steep_repl_jobs;
+
 -- name: ReleaseJob
 SELECT steep_repl.release_job($1, $2);
 
@@ -94,9 +97,6 @@ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1);
 
 -- name: SyncWorkerSettings
 SELECT current_setting('max_sync_workers_per_subscription')::int, current_setting('max_logical_replication_workers')::int;
-
--- name: SetSyncWorkersSQL
-SELECT pg_catalog.format('ALTER SYSTEM SET max_sync_workers_per_subscription = %s', $1::int);
 
 -- name: ReloadConf
 SELECT pg_reload_conf();

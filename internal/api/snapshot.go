@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -185,69 +183,4 @@ func queryJSON(ctx context.Context, db DB, dst any, query string, args ...any) e
 		return err
 	}
 	return json.Unmarshal(raw, dst)
-}
-
-// Identifier quotes a schema-qualified or plain name for SQL ("public", "x" -> "public"."x").
-func Identifier(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
-
-// CopyToSQL is the COPY statement that streams a table's columns out in text format.
-func CopyToSQL(schema, table string, columns []string) string {
-	return fmt.Sprintf("COPY %s (%s) TO STDOUT", Identifier(schema, table), columnList(columns))
-}
-
-// CopyFromSQL is the COPY statement that loads a text-format stream. tolerance > 0 skips
-// malformed rows (ON_ERROR ignore, PostgreSQL 17+) and, on 18+, fails past tolerance
-// rows (REJECT_LIMIT); serverVersionNum says which the server has.
-func CopyFromSQL(schema, table string, columns []string, tolerance int64, serverVersionNum int) string {
-	opts := ""
-	switch {
-	case tolerance > 0 && serverVersionNum >= 180000:
-		opts = fmt.Sprintf(" WITH (ON_ERROR ignore, REJECT_LIMIT %d)", tolerance)
-	case tolerance > 0 && serverVersionNum >= 170000:
-		opts = " WITH (ON_ERROR ignore)"
-	}
-	return fmt.Sprintf("COPY %s (%s) FROM STDIN%s", Identifier(schema, table), columnList(columns), opts)
-}
-
-func columnList(columns []string) string {
-	quoted := make([]string, len(columns))
-	for i, c := range columns {
-		quoted[i] = Identifier(c)
-	}
-	return strings.Join(quoted, ", ")
-}
-
-// exportedSnapshot is the shape of a snapshot name pg_export_snapshot and
-// CREATE_REPLICATION_SLOT return (e.g. 00000003-00000002-1).
-var exportedSnapshot = regexp.MustCompile(`^[0-9A-F]+(-[0-9A-F]+)+$`)
-
-// SetTransactionSnapshotSQL is SET TRANSACTION SNAPSHOT for an exported snapshot name (a
-// utility statement: it takes no parameters, so the name is checked and inlined).
-func SetTransactionSnapshotSQL(name string) (string, error) {
-	if !exportedSnapshot.MatchString(name) {
-		return "", fmt.Errorf("invalid exported snapshot name %q", name)
-	}
-	return "SET TRANSACTION SNAPSHOT '" + name + "'", nil
-}
-
-// BeginSnapshotSQL starts a worker's read-only repeatable-read transaction (SET TRANSACTION
-// SNAPSHOT must follow it before any query).
-const BeginSnapshotSQL = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-
-// SequenceValueSQL reads a sequence's state.
-func SequenceValueSQL(schema, name string) string {
-	return "SELECT last_value, is_called FROM " + Identifier(schema, name)
-}
-
-// TableHasRowsSQL asks whether a table holds a row.
-func TableHasRowsSQL(schema, table string) string {
-	return "SELECT EXISTS (SELECT 1 FROM " + Identifier(schema, table) + ")"
-}
-
-// TruncateSQL empties a table.
-func TruncateSQL(schema, table string) string { return "TRUNCATE TABLE " + Identifier(schema, table) }
-
-// CreateSchemaSQL creates a schema when missing.
-func CreateSchemaSQL(schema string) string {
-	return "CREATE SCHEMA IF NOT EXISTS " + Identifier(schema)
 }

@@ -52,12 +52,13 @@ SELECT schema_name, sequence_name, ddl, owned_by FROM steep_repl._snapshot_seque
 SELECT current_setting('server_version'), current_setting('server_version_num')::int,
        current_database(), current_setting('server_encoding');
 
--- name: CreatePublicationSQL
-SELECT format('CREATE PUBLICATION %I FOR TABLE %s', $1::text,
-  (SELECT string_agg(format('%I.%I', t->>0, t->>1), ', ') FROM jsonb_array_elements($2::jsonb) t));
+-- name: SnapshotBegin
+-- A snapshot worker's transaction; SET TRANSACTION SNAPSHOT must follow before any query.
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 
--- name: DropPublicationSQL
-SELECT format('DROP PUBLICATION IF EXISTS %I', $1::text);
+-- name: SnapshotEnd
+-- Ends a snapshot worker's read-only transaction (it wrote nothing).
+ROLLBACK;
 
 -- name: SnapshotStarted
 WITH s AS (
@@ -175,13 +176,6 @@ SELECT name FROM steep_repl.nodes WHERE is_local;
 -- name: SubscriptionState
 SELECT oid::bigint, subenabled FROM pg_catalog.pg_subscription
 WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database());
-
--- name: CreateSnapshotSubscriptionSQL
-SELECT format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false, origin = none)',
-  $1::text, $2::text, $3::text, $4::text);
-
--- name: EnableSubscriptionSQL
-SELECT format('ALTER SUBSCRIPTION %I ENABLE', $1::text);
 
 -- name: OriginAdvance
 SELECT pg_catalog.pg_replication_origin_advance('pg_' || $1::bigint::text, $2::pg_lsn);

@@ -158,20 +158,6 @@ func scalar[T any](ctx context.Context, db DB, what, query string, args ...any) 
 	return v, nil
 }
 
-// CreatePublicationSQL is CREATE PUBLICATION name FOR TABLE the given schema/table pairs.
-func CreatePublicationSQL(ctx context.Context, db DB, name string, tables [][2]string) (string, error) {
-	b, err := json.Marshal(tables)
-	if err != nil {
-		return "", err
-	}
-	return scalar[string](ctx, db, "publication sql", "CreatePublicationSQL", name, string(b))
-}
-
-// DropPublicationSQL is DROP PUBLICATION IF EXISTS name.
-func DropPublicationSQL(ctx context.Context, db DB, name string) (string, error) {
-	return scalar[string](ctx, db, "publication sql", "DropPublicationSQL", name)
-}
-
 // SnapshotFile is one table's file entry recorded while generating.
 type SnapshotFile struct {
 	Schema   string `json:"schema"`
@@ -455,16 +441,6 @@ func SubscriptionState(ctx context.Context, db DB, name string) (oid int64, enab
 		err = fmt.Errorf("subscription %s: %w", name, err)
 	}
 	return
-}
-
-// CreateSnapshotSubscriptionSQL is the disabled copy_data = false subscription on an existing slot.
-func CreateSnapshotSubscriptionSQL(ctx context.Context, db DB, name, conninfo, publication, slot string) (string, error) {
-	return scalar[string](ctx, db, "subscription sql", "CreateSnapshotSubscriptionSQL", name, conninfo, publication, slot)
-}
-
-// EnableSubscriptionSQL is ALTER SUBSCRIPTION name ENABLE.
-func EnableSubscriptionSQL(ctx context.Context, db DB, name string) (string, error) {
-	return scalar[string](ctx, db, "subscription sql", "EnableSubscriptionSQL", name)
 }
 
 // AdvanceOrigin moves subscription subOID's replication origin to lsn.

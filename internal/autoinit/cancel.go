@@ -82,16 +82,16 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 		return err
 	}
 	if exists {
-		if _, err := job.DB.Exec(ctx, plan.DropSubscriptionSQL); err != nil {
+		if err := api.DropSubscription(ctx, job.DB, plan.Subscription); err != nil {
 			// The source is unreachable: detach the slot so the subscription can go, and say
 			// which slots are left on the source (they hold WAL there until dropped).
 			log.Warn("could not drop the subscription with its slot; detaching it", "event", "init.detach_subscription",
 				"error", dbconn.RedactError(err, plan.SourceConninfo).Error())
-			if _, derr := job.DB.Exec(ctx, plan.DetachSubscriptionSQL); derr != nil {
-				return fmt.Errorf("detach subscription %s: %w", plan.Subscription, derr)
+			if derr := api.DetachSubscription(ctx, job.DB, plan.Subscription); derr != nil {
+				return derr
 			}
-			if _, derr := job.DB.Exec(ctx, plan.DropSubscriptionSQL); derr != nil {
-				return fmt.Errorf("drop subscription %s: %w", plan.Subscription, derr)
+			if derr := api.DropSubscription(ctx, job.DB, plan.Subscription); derr != nil {
+				return derr
 			}
 		}
 		detail["subscription_dropped"] = plan.Subscription
@@ -105,8 +105,8 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 		return err
 	}
 	if plan.PublicationCreated {
-		if _, err := src.Exec(ctx, plan.DropPublicationSQL); err != nil {
-			return fmt.Errorf("drop publication %s on source node %s: %w", plan.Publication, plan.Source, err)
+		if err := api.DropPublication(ctx, src, plan.Publication); err != nil {
+			return fmt.Errorf("on source node %s: %w", plan.Source, err)
 		}
 		detail["publication_dropped"] = plan.Publication
 	}

@@ -68,8 +68,8 @@ func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *sl
 	if exists, err := api.SubscriptionExists(ctx, job.DB, plan.Subscription); err != nil {
 		return nil, err
 	} else if exists {
-		if _, err := job.DB.Exec(ctx, plan.DropSubscriptionSQL); err != nil {
-			return nil, fmt.Errorf("drop the subscription %s left by a previous attempt: %w", plan.Subscription, err)
+		if err := api.DropSubscription(ctx, job.DB, plan.Subscription); err != nil {
+			return nil, fmt.Errorf("the subscription left by a previous attempt: %w", err)
 		}
 		log.Info("dropped the subscription of a previous attempt", "event", "init.leftover_dropped", "subscription", plan.Subscription)
 	}
@@ -90,8 +90,9 @@ func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *sl
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
 	}
-	if _, err := job.DB.Exec(ctx, plan.CreateSubscriptionSQL); err != nil {
-		return nil, fmt.Errorf("create subscription %s: %w", plan.Subscription, dbconn.RedactError(err, plan.SourceConninfo))
+	if err := api.CreateSubscription(ctx, job.DB, api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo,
+		Publication: plan.Publication, Slot: plan.SlotName, CopyData: true, CreateSlot: true}); err != nil {
+		return nil, err
 	}
 	if err := api.InitSubscribed(ctx, job.DB, plan.Target, created || plan.PublicationCreated, workers); err != nil {
 		return nil, err
@@ -107,12 +108,13 @@ func ensurePublication(ctx context.Context, src *pgx.Conn, plan *api.InitPlan) (
 	if err != nil {
 		return false, fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
-	stmt := plan.CreatePublicationSQL
 	if exists {
-		stmt = plan.SetPublicationTablesSQL
+		err = api.SetPublicationTables(ctx, src, plan.Publication, plan.Tables)
+	} else {
+		err = api.CreatePublication(ctx, src, plan.Publication, plan.Tables)
 	}
-	if _, err := src.Exec(ctx, stmt); err != nil {
-		return false, fmt.Errorf("publication %s on source node %s: %w", plan.Publication, plan.Source, err)
+	if err != nil {
+		return false, fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
 	return !exists, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/dbconn"
 )
 
@@ -28,7 +29,7 @@ func (r *Runner) listenOnce(ctx context.Context, b *backoff) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN steep_repl_jobs"); err != nil {
+	if err := api.ListenJobs(ctx, conn); err != nil {
 		return err
 	}
 	b.reset()

@@ -211,7 +211,7 @@ func (ap *application) prepare(ctx context.Context) ([]snapshot.Table, error) {
 	}
 	{ // IF NOT EXISTS: harmless when the target has them already
 		for _, s := range ap.m.Schemas {
-			if _, err := ap.pool.Exec(ctx, api.CreateSchemaSQL(s)); err != nil {
+			if err := api.CreateSchema(ctx, ap.pool, s); err != nil {
 				return nil, classify(fmt.Errorf("create schema %s: %w", s, err))
 			}
 		}

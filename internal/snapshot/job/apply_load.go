@@ -111,12 +111,12 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 			return fmt.Errorf("create table %s: %w", name, err)
 		}
 	} else if ap.a.OptBool("truncate") {
-		if _, err := tx.Exec(ctx, api.TruncateSQL(t.Schema, t.Name)); err != nil {
+		if err := api.TruncateTable(ctx, tx, t.Schema, t.Name); err != nil {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
 	} else {
-		var has bool
-		if err := tx.QueryRow(ctx, api.TableHasRowsSQL(t.Schema, t.Name)).Scan(&has); err != nil {
+		has, err := api.TableHasRows(ctx, tx, t.Schema, t.Name)
+		if err != nil {
 			return fmt.Errorf("check %s is empty: %w", name, err)
 		}
 		if has {
@@ -133,7 +133,7 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 	if rate := ap.a.OptInt("max_rate"); rate > 0 {
 		src = throttledReader{r: src, t: newThrottle(ctx, rate)}
 	}
-	tag, copyErr := conn.PgConn().CopyFrom(ctx, src, api.CopyFromSQL(t.Schema, t.Name, t.Columns, tol, ap.version))
+	loaded, copyErr := api.CopyIn(ctx, conn, src, t.Schema, t.Name, t.Columns, tol, ap.version)
 	size, sum, finErr := fr.Finish()
 	switch {
 	case finErr != nil:
@@ -153,11 +153,11 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 		ap.tr.finish(name, false, 0, 0, 0)
 		return copyErr
 	}
-	skipped := t.Rows - tag.RowsAffected()
+	skipped := t.Rows - loaded
 	if skipped < 0 || skipped > tol {
 		ap.tr.finish(name, false, 0, 0, 0)
 		ap.tr.count(1, 0, 0)
-		return refusal{fmt.Sprintf("%s: %d rows loaded, the manifest has %d (tolerance %d)", name, tag.RowsAffected(), t.Rows, tol)}
+		return refusal{fmt.Sprintf("%s: %d rows loaded, the manifest has %d (tolerance %d)", name, loaded, t.Rows, tol)}
 	}
 	if create {
 		ap.tr.step("loading", "")
@@ -168,7 +168,7 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 			}
 		}
 	}
-	if err := api.RecordTableLoaded(ctx, tx, ap.a.ID, t.Schema, t.Name, tag.RowsAffected(), skipped, t.RawBytes, sum, create); err != nil {
+	if err := api.RecordTableLoaded(ctx, tx, ap.a.ID, t.Schema, t.Name, loaded, skipped, t.RawBytes, sum, create); err != nil {
 		ap.tr.finish(name, false, 0, 0, 0)
 		return err
 	}
@@ -176,9 +176,9 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 		ap.tr.finish(name, false, 0, 0, 0)
 		return fmt.Errorf("commit %s: %w", name, err)
 	}
-	ap.tr.finish(name, true, t.RawBytes, t.FileBytes, tag.RowsAffected())
+	ap.tr.finish(name, true, t.RawBytes, t.FileBytes, loaded)
 	ap.tr.count(1, 0, skipped)
-	ap.log.Info("table loaded", "event", "snapshot.table_complete", "table", name, "rows", tag.RowsAffected(),
+	ap.log.Info("table loaded", "event", "snapshot.table_complete", "table", name, "rows", loaded,
 		"tuples_skipped", skipped, "bytes_raw", t.RawBytes, "created", create,
 		"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
 	return nil

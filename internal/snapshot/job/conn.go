@@ -56,18 +56,7 @@ func createSlot(ctx context.Context, pool *pgxpool.Pool, slot string, temporary 
 
 // importSnapshot starts the read-only repeatable-read transaction that sees the exported snapshot.
 func importSnapshot(ctx context.Context, conn *pgx.Conn, name string) error {
-	set, err := api.SetTransactionSnapshotSQL(name)
-	if err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, api.BeginSnapshotSQL); err != nil {
-		return fmt.Errorf("begin snapshot transaction: %w", err)
-	}
-	if _, err := conn.Exec(ctx, set); err != nil {
-		conn.Exec(ctx, "ROLLBACK")
-		return fmt.Errorf("import snapshot %s: %w", name, err)
-	}
-	return nil
+	return api.ImportSnapshot(ctx, conn, name)
 }
 
 // transient reports whether err is worth another attempt: the connection broke, the server

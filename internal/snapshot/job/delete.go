@@ -115,12 +115,8 @@ func dropSnapshotSlot(ctx context.Context, job *runner.Job, s *api.SnapshotRow, 
 		res["publication_kept"] = fmt.Sprintf("%s: %d subscriber slot(s) use it", s.Publication, copies)
 		return dropped, nil
 	}
-	stmt, err := api.DropPublicationSQL(ctx, job.DB, s.Publication)
-	if err != nil {
+	if err := api.DropPublication(ctx, job.DB, s.Publication); err != nil {
 		return dropped, classify(err)
-	}
-	if _, err := job.DB.Exec(ctx, stmt); err != nil {
-		return dropped, classify(fmt.Errorf("drop publication %s: %w", s.Publication, err))
 	}
 	res["publication_dropped"] = s.Publication
 	return dropped, nil

@@ -173,8 +173,7 @@ func (g *generation) probeSnapshot(ctx context.Context, name string) error {
 	if err := importSnapshot(ctx, conn, name); err != nil {
 		return err
 	}
-	_, err = conn.Exec(ctx, "ROLLBACK")
-	return err
+	return api.EndSnapshot(ctx, conn)
 }
 
 // dropSlot drops the snapshot's slot when an earlier attempt left it.
@@ -204,16 +203,12 @@ func (g *generation) ensurePublication(ctx context.Context) error {
 	if err != nil || exists {
 		return classify(err)
 	}
-	tables := make([][2]string, len(g.scope))
+	tables := make([]api.TableName, len(g.scope))
 	for i, t := range g.scope {
-		tables[i] = [2]string{t.Schema, t.Table}
+		tables[i] = api.TableName{Schema: t.Schema, Table: t.Table}
 	}
-	stmt, err := api.CreatePublicationSQL(ctx, g.pool, g.s.Publication, tables)
-	if err != nil {
-		return classify(err)
-	}
-	if _, err := g.pool.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("create publication %s: %w", g.s.Publication, err)
+	if err := api.CreatePublication(ctx, g.pool, g.s.Publication, tables); err != nil {
+		return err
 	}
 	g.log.Info("publication created", "event", "snapshot.publication_created", "publication", g.s.Publication)
 	return nil
@@ -232,10 +227,8 @@ func (g *generation) abandon(ctx context.Context, cause error) {
 		g.log.Warn("could not drop the slot", "event", "snapshot.cleanup_failed", "error", err.Error())
 	}
 	if g.s.Subscribable() {
-		if stmt, err := api.DropPublicationSQL(cctx, g.pool, g.s.Publication); err == nil {
-			if _, err := g.pool.Exec(cctx, stmt); err != nil {
-				g.log.Warn("could not drop the publication", "event", "snapshot.cleanup_failed", "error", err.Error())
-			}
+		if err := api.DropPublication(cctx, g.pool, g.s.Publication); err != nil {
+			g.log.Warn("could not drop the publication", "event", "snapshot.cleanup_failed", "error", err.Error())
 		}
 	}
 	if err := api.SnapshotFinished(cctx, g.pool, g.s.ID, state, cause.Error()); err != nil {

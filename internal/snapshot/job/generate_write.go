@@ -30,7 +30,7 @@ func (g *generation) describe(ctx context.Context, info api.SnapshotServer) (*sn
 	if err := importSnapshot(ctx, conn, g.name); err != nil {
 		return nil, classify(err)
 	}
-	defer conn.Exec(context.Background(), "ROLLBACK")
+	defer api.EndSnapshot(context.Background(), conn)
 	m := &snapshot.Manifest{
 		FormatVersion: snapshot.FormatVersion, SnapshotID: g.s.ID, SourceNode: g.s.SourceNode,
 		SourceDatabase: info.Database, ServerVersion: info.Version, ServerVersionNum: info.VersionNum,
@@ -61,7 +61,7 @@ func (g *generation) describe(ctx context.Context, info api.SnapshotServer) (*sn
 	}
 	for _, s := range seqs {
 		ms := snapshot.Sequence{Schema: s.Schema, Name: s.Name, DDL: s.DDL, OwnedBy: s.OwnedBy}
-		if err := conn.QueryRow(ctx, api.SequenceValueSQL(s.Schema, s.Name)).Scan(&ms.LastValue, &ms.IsCalled); err != nil {
+		if ms.LastValue, ms.IsCalled, err = api.SequenceValue(ctx, conn, s.Schema, s.Name); err != nil {
 			return nil, classify(fmt.Errorf("read sequence %s.%s: %w", s.Schema, s.Name, err))
 		}
 		m.Sequences = append(m.Sequences, ms)
@@ -155,7 +155,7 @@ func (g *generation) writeTable(ctx context.Context, conn *pgx.Conn, t api.Scope
 	if rate := optInt(g.s.Options, "max_rate"); rate > 0 {
 		sink = throttledWriter{w: aw, t: newThrottle(ctx, rate)}
 	}
-	tag, err := conn.PgConn().CopyTo(ctx, sink, api.CopyToSQL(t.Schema, t.Table, t.Columns))
+	rows, err := api.CopyOut(ctx, conn, sink, t.Schema, t.Table, t.Columns)
 	if cerr := aw.Close(); err == nil {
 		err = cerr
 	}
@@ -169,7 +169,7 @@ func (g *generation) writeTable(ctx context.Context, conn *pgx.Conn, t api.Scope
 		g.tr.finish(name, false, 0, 0, 0)
 		return err
 	}
-	d := api.DoneFile{Schema: t.Schema, Table: t.Table, File: file, Rows: tag.RowsAffected(),
+	d := api.DoneFile{Schema: t.Schema, Table: t.Table, File: file, Rows: rows,
 		RawBytes: res.RawBytes, FileBytes: res.FileBytes, SHA256: res.SHA256}
 	if err := api.SnapshotTableDone(ctx, g.pool, g.s.ID, d); err != nil {
 		g.tr.finish(name, false, 0, 0, 0)

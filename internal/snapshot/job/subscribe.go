@@ -39,12 +39,9 @@ func (ap *application) subscribe(ctx context.Context) (string, error) {
 		if err := ap.copySlot(ctx, conninfo, slot); err != nil {
 			return "", err
 		}
-		stmt, err := api.CreateSnapshotSubscriptionSQL(ctx, ap.pool, sub, conninfo, m.Publication, slot)
-		if err != nil {
+		if err := api.CreateSubscription(ctx, ap.pool, api.Subscription{Name: sub, Conninfo: conninfo,
+			Publication: m.Publication, Slot: slot, Disabled: true}); err != nil {
 			return "", classify(err)
-		}
-		if _, err := ap.pool.Exec(ctx, stmt); err != nil {
-			return "", classify(dbconn.RedactError(fmt.Errorf("create subscription %s: %w", sub, err), conninfo))
 		}
 		if oid, enabled, err = api.SubscriptionState(ctx, ap.pool, sub); err != nil {
 			return "", classify(err)
@@ -55,12 +52,8 @@ func (ap *application) subscribe(ctx context.Context) (string, error) {
 		if err := api.AdvanceOrigin(ctx, ap.pool, oid, m.LSN); err != nil {
 			return "", classify(err)
 		}
-		stmt, err := api.EnableSubscriptionSQL(ctx, ap.pool, sub)
-		if err != nil {
+		if err := api.EnableSubscription(ctx, ap.pool, sub); err != nil {
 			return "", classify(err)
-		}
-		if _, err := ap.pool.Exec(ctx, stmt); err != nil {
-			return "", classify(fmt.Errorf("enable subscription %s: %w", sub, err))
 		}
 		ap.log.Info("subscription enabled at the snapshot's LSN", "event", "snapshot.subscribed", "subscription", sub, "lsn", m.LSN)
 	}
