@@ -60,7 +60,7 @@ type Event struct {
 
 // RegisterNode calls steep_repl.register_node.
 func RegisterNode(ctx context.Context, db DB, name, conninfo string, isLocal bool) error {
-	if _, err := db.Exec(ctx, q("RegisterNode"), name, conninfo, isLocal); err != nil {
+	if _, err := db.Exec(ctx, q(qRegisterNode), name, conninfo, isLocal); err != nil {
 		return fmt.Errorf("register node %s: %w", name, err)
 	}
 	return nil
@@ -68,7 +68,7 @@ func RegisterNode(ctx context.Context, db DB, name, conninfo string, isLocal boo
 
 // UnregisterNode calls steep_repl.unregister_node.
 func UnregisterNode(ctx context.Context, db DB, name string) error {
-	if _, err := db.Exec(ctx, q("UnregisterNode"), name); err != nil {
+	if _, err := db.Exec(ctx, q(qUnregisterNode), name); err != nil {
 		return fmt.Errorf("unregister node %s: %w", name, err)
 	}
 	return nil
@@ -81,7 +81,7 @@ func Transition(ctx context.Context, db DB, node, to, reason string) (string, er
 	if reason != "" {
 		r = &reason
 	}
-	if err := db.QueryRow(ctx, q("Transition"), node, to, r).Scan(&state); err != nil {
+	if err := db.QueryRow(ctx, q(qTransition), node, to, r).Scan(&state); err != nil {
 		return "", fmt.Errorf("transition node %s to %s: %w", node, to, err)
 	}
 	return state, nil
@@ -89,7 +89,7 @@ func Transition(ctx context.Context, db DB, node, to, reason string) (string, er
 
 // ListNodes returns every registered node.
 func ListNodes(ctx context.Context, db DB) ([]Node, error) {
-	rows, err := db.Query(ctx, q("ListNodes"))
+	rows, err := db.Query(ctx, q(qListNodes))
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -111,7 +111,7 @@ func RecentEvents(ctx context.Context, db DB, node string, limit int) ([]Event, 
 	if node != "" {
 		n = &node
 	}
-	rows, err := db.Query(ctx, q("RecentEvents"), n, limit)
+	rows, err := db.Query(ctx, q(qRecentEvents), n, limit)
 	if err != nil {
 		return nil, fmt.Errorf("recent events: %w", err)
 	}
@@ -129,7 +129,7 @@ func RecentEvents(ctx context.Context, db DB, node string, limit int) ([]Event, 
 // Tick runs steep_repl.tick() once (what the supervisor does every naptime) and returns its summary.
 func Tick(ctx context.Context, db DB) (map[string]any, error) {
 	var out map[string]any
-	if err := db.QueryRow(ctx, q("Tick")).Scan(&out); err != nil {
+	if err := db.QueryRow(ctx, q(qTick)).Scan(&out); err != nil {
 		return nil, fmt.Errorf("tick: %w", err)
 	}
 	return out, nil
@@ -138,7 +138,7 @@ func Tick(ctx context.Context, db DB) (map[string]any, error) {
 // WakeSupervisor asks the supervisor to run tick() now; false when none runs.
 func WakeSupervisor(ctx context.Context, db DB) (bool, error) {
 	var ok bool
-	if err := db.QueryRow(ctx, q("WakeSupervisor")).Scan(&ok); err != nil {
+	if err := db.QueryRow(ctx, q(qWakeSupervisor)).Scan(&ok); err != nil {
 		return false, fmt.Errorf("wake supervisor: %w", err)
 	}
 	return ok, nil

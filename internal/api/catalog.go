@@ -9,18 +9,18 @@ import (
 
 // SubscriptionExists reports whether a subscription of that name exists in this database.
 func SubscriptionExists(ctx context.Context, db DB, name string) (bool, error) {
-	return queryBool(ctx, db, "SubscriptionExists", name)
+	return queryBool(ctx, db, qSubscriptionExists, name)
 }
 
 // PublicationExists reports whether a publication of that name exists in this database.
 func PublicationExists(ctx context.Context, db DB, name string) (bool, error) {
-	return queryBool(ctx, db, "PublicationExists", name)
+	return queryBool(ctx, db, qPublicationExists, name)
 }
 
-func queryBool(ctx context.Context, db DB, query string, args ...any) (bool, error) {
+func queryBool(ctx context.Context, db DB, id query, args ...any) (bool, error) {
 	var ok bool
-	if err := db.QueryRow(ctx, q(query), args...).Scan(&ok); err != nil {
-		return false, fmt.Errorf("%s: %w", query, err)
+	if err := db.QueryRow(ctx, q(id), args...).Scan(&ok); err != nil {
+		return false, fmt.Errorf("%s: %w", id, err)
 	}
 	return ok, nil
 }
@@ -30,7 +30,7 @@ func queryBool(ctx context.Context, db DB, query string, args ...any) (bool, err
 // It returns the value in force.
 func SetSyncWorkers(ctx context.Context, db DB, n int) (int, error) {
 	var current, maxWorkers int
-	if err := db.QueryRow(ctx, q("SyncWorkerSettings")).Scan(&current, &maxWorkers); err != nil {
+	if err := db.QueryRow(ctx, q(qSyncWorkerSettings)).Scan(&current, &maxWorkers); err != nil {
 		return 0, fmt.Errorf("read sync worker settings: %w", err)
 	}
 	if n > maxWorkers-1 {
@@ -46,7 +46,7 @@ func SetSyncWorkers(ctx context.Context, db DB, n int) (int, error) {
 	if _, err := db.Exec(ctx, fmt.Sprintf("ALTER SYSTEM SET max_sync_workers_per_subscription = %d", n)); err != nil {
 		return 0, fmt.Errorf("set sync workers: %w", err)
 	}
-	if _, err := db.Exec(ctx, q("ReloadConf")); err != nil {
+	if _, err := db.Exec(ctx, q(qReloadConf)); err != nil {
 		return 0, fmt.Errorf("reload configuration: %w", err)
 	}
 	return n, nil
@@ -60,7 +60,7 @@ type Slot struct {
 
 // InitSlots returns the slot named name and the table-sync slots of subscription subOID on the source.
 func InitSlots(ctx context.Context, db DB, name string, subOID *uint32) ([]Slot, error) {
-	rows, err := db.Query(ctx, q("SourceSlots"), name, subOID)
+	rows, err := db.Query(ctx, q(qSourceSlots), name, subOID)
 	if err != nil {
 		return nil, fmt.Errorf("list slots: %w", err)
 	}
@@ -78,7 +78,7 @@ func InitSlots(ctx context.Context, db DB, name string, subOID *uint32) ([]Slot,
 
 // DropSlot drops a replication slot on the node db is connected to.
 func DropSlot(ctx context.Context, db DB, name string) error {
-	if _, err := db.Exec(ctx, q("DropSlot"), name); err != nil {
+	if _, err := db.Exec(ctx, q(qDropSlot), name); err != nil {
 		return fmt.Errorf("drop slot %s: %w", name, err)
 	}
 	return nil
@@ -87,7 +87,7 @@ func DropSlot(ctx context.Context, db DB, name string) error {
 // ActiveInitStartJobs counts the jobs filling node (init.start, snapshot.init, snapshot.apply) still queued or running.
 func ActiveInitStartJobs(ctx context.Context, db DB, node string) (int64, error) {
 	var n int64
-	if err := db.QueryRow(ctx, q("ActiveInitStartJobs"), node).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, q(qActiveInitStartJobs), node).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count init jobs of %s: %w", node, err)
 	}
 	return n, nil

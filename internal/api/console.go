@@ -63,7 +63,7 @@ func DataConflicts(counts []int64) int64 {
 // GetServerInfo reads the server version and what the session may see.
 func GetServerInfo(ctx context.Context, db DB) (ServerInfo, error) {
 	var s ServerInfo
-	if err := db.QueryRow(ctx, q("ConsoleServerInfo")).Scan(&s.VersionNum, &s.HasExtension, &s.CanReadConninfo,
+	if err := db.QueryRow(ctx, q(qConsoleServerInfo)).Scan(&s.VersionNum, &s.HasExtension, &s.CanReadConninfo,
 		&s.HasSnapshots); err != nil {
 		return ServerInfo{}, fmt.Errorf("read server info: %w", err)
 	}
@@ -73,7 +73,7 @@ func GetServerInfo(ctx context.Context, db DB) (ServerInfo, error) {
 // NodeConninfos returns every registered node's conninfo by name. It holds passwords when
 // the DBA put them there: never log or draw a value. Only superusers may call it.
 func NodeConninfos(ctx context.Context, db DB) (map[string]string, error) {
-	rows, err := db.Query(ctx, q("ConsoleNodeConninfos"))
+	rows, err := db.Query(ctx, q(qConsoleNodeConninfos))
 	if err != nil {
 		return nil, fmt.Errorf("read node conninfos: %w", err)
 	}
@@ -95,7 +95,7 @@ func NodeConninfos(ctx context.Context, db DB) (map[string]string, error) {
 // ListenEvents subscribes the connection to steep_repl_events (one NOTIFY per event row,
 // state changes included).
 func ListenEvents(ctx context.Context, db DB) error {
-	if _, err := db.Exec(ctx, q("ConsoleListenEvents")); err != nil {
+	if _, err := db.Exec(ctx, q(qConsoleListenEvents)); err != nil {
 		return fmt.Errorf("listen on steep_repl_events: %w", err)
 	}
 	return nil
@@ -105,7 +105,7 @@ func ListenEvents(ctx context.Context, db DB) error {
 // steep_repl.snapshot_progress: at least every 500 ms while a snapshot job runs). Like any
 // channel it needs no extension.
 func ListenProgress(ctx context.Context, db DB) error {
-	if _, err := db.Exec(ctx, q("ConsoleListenProgress")); err != nil {
+	if _, err := db.Exec(ctx, q(qConsoleListenProgress)); err != nil {
 		return fmt.Errorf("listen on steep_repl_progress: %w", err)
 	}
 	return nil
@@ -118,7 +118,7 @@ func ListSnapshotProgress(ctx context.Context, db DB, jobIDs []int64) ([]Snapsho
 		return nil, nil
 	}
 	var out []SnapshotProgress
-	if err := queryJSON(ctx, db, &out, "ConsoleSnapshotProgress", jobIDs); err != nil {
+	if err := queryJSON(ctx, db, &out, qConsoleSnapshotProgress, jobIDs); err != nil {
 		return nil, fmt.Errorf("progress of snapshot jobs: %w", err)
 	}
 	return out, nil
@@ -136,9 +136,9 @@ type SubscriptionStats struct {
 // ListSubscriptionStats returns the database's subscriptions; with conflicts (PostgreSQL 18 and
 // later, see ConflictCountersMinVersion) it also reads their confl_* counters.
 func ListSubscriptionStats(ctx context.Context, db DB, conflicts bool) ([]SubscriptionStats, error) {
-	query := "ConsoleSubscriptions"
+	query := qConsoleSubscriptions
 	if conflicts {
-		query = "ConsoleSubscriptionsPG18"
+		query = qConsoleSubscriptionsPG18
 	}
 	rows, err := db.Query(ctx, q(query))
 	if err != nil {
@@ -164,7 +164,7 @@ func ListSubscriptionStats(ctx context.Context, db DB, conflicts bool) ([]Subscr
 // LogicalSlotLags returns, per logical replication slot of the server, the bytes of WAL
 // written beyond its confirmed_flush_lsn (what its subscriber has yet to confirm).
 func LogicalSlotLags(ctx context.Context, db DB) (map[string]int64, error) {
-	rows, err := db.Query(ctx, q("ConsoleSlotLags"))
+	rows, err := db.Query(ctx, q(qConsoleSlotLags))
 	if err != nil {
 		return nil, fmt.Errorf("read slot lag: %w", err)
 	}
@@ -194,7 +194,7 @@ type InitSample struct {
 // ListInitSamples returns node's progress samples of the last window before its newest one,
 // oldest first.
 func ListInitSamples(ctx context.Context, db DB, node string, window time.Duration) ([]InitSample, error) {
-	rows, err := db.Query(ctx, q("ConsoleInitSamples"), node, window.Seconds())
+	rows, err := db.Query(ctx, q(qConsoleInitSamples), node, window.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("init samples of %s: %w", node, err)
 	}

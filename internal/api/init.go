@@ -30,7 +30,7 @@ func StartInit(ctx context.Context, db DB, target, source string, opts InitOptio
 		return 0, fmt.Errorf("start init of %s: encode options: %w", target, err)
 	}
 	var id int64
-	if err := db.QueryRow(ctx, q("StartInit"), target, source, "snapshot", string(b)).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, q(qStartInit), target, source, "snapshot", string(b)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("start init of %s from %s: %w", target, source, err)
 	}
 	return id, nil
@@ -39,7 +39,7 @@ func StartInit(ctx context.Context, db DB, target, source string, opts InitOptio
 // CancelInit calls steep_repl.cancel_init; 0 means there was nothing to cancel.
 func CancelInit(ctx context.Context, db DB, node string) (int64, error) {
 	var id *int64
-	if err := db.QueryRow(ctx, q("CancelInit"), node).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, q(qCancelInit), node).Scan(&id); err != nil {
 		return 0, fmt.Errorf("cancel init of %s: %w", node, err)
 	}
 	if id == nil {
@@ -68,7 +68,7 @@ type InitProgress struct {
 // GetInitProgress returns the init progress of node, or nil when it has none.
 func GetInitProgress(ctx context.Context, db DB, node string) (*InitProgress, error) {
 	var p InitProgress
-	err := db.QueryRow(ctx, q("InitProgress"), node).Scan(&p.Node, &p.Source, &p.State, &p.Phase, &p.Percent,
+	err := db.QueryRow(ctx, q(qInitProgress), node).Scan(&p.Node, &p.Source, &p.State, &p.Phase, &p.Percent,
 		&p.TablesTotal, &p.TablesDone, &p.CurrentTables, &p.LargeTables, &p.BytesTotal, &p.BytesDone, &p.RowsTotal,
 		&p.RowsDone, &p.RowsPerSec, &p.BytesPerSec, &p.ETASeconds, &p.ParallelWorkers, &p.LagBytes, &p.StalledSince,
 		&p.StartedAt, &p.UpdatedAt, &p.Message)
@@ -93,7 +93,7 @@ type InitTable struct {
 
 // ListInitTables returns the per-table progress of node's init.
 func ListInitTables(ctx context.Context, db DB, node string) ([]InitTable, error) {
-	rows, err := db.Query(ctx, q("InitTables"), node)
+	rows, err := db.Query(ctx, q(qInitTables), node)
 	if err != nil {
 		return nil, fmt.Errorf("init tables of %s: %w", node, err)
 	}
@@ -128,7 +128,7 @@ type InitPlan struct {
 // GetInitPlan returns the plan of node's init, or nil when it has none.
 func GetInitPlan(ctx context.Context, db DB, node string) (*InitPlan, error) {
 	var raw []byte
-	if err := db.QueryRow(ctx, q("InitPlan"), node).Scan(&raw); err != nil {
+	if err := db.QueryRow(ctx, q(qInitPlan), node).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("init plan of %s: %w", node, err)
 	}
 	if raw == nil {
@@ -143,7 +143,7 @@ func GetInitPlan(ctx context.Context, db DB, node string) (*InitPlan, error) {
 
 // InitSubscribed records that the subscription exists (PREPARING -> COPYING).
 func InitSubscribed(ctx context.Context, db DB, node string, publicationCreated bool, parallel int) error {
-	if _, err := db.Exec(ctx, q("InitSubscribed"), node, publicationCreated, parallel); err != nil {
+	if _, err := db.Exec(ctx, q(qInitSubscribed), node, publicationCreated, parallel); err != nil {
 		return fmt.Errorf("record subscription of %s: %w", node, err)
 	}
 	return nil
@@ -151,7 +151,7 @@ func InitSubscribed(ctx context.Context, db DB, node string, publicationCreated 
 
 // InitFailed moves node's init to FAILED with reason.
 func InitFailed(ctx context.Context, db DB, node, reason string) error {
-	if _, err := db.Exec(ctx, q("InitFailed"), node, reason); err != nil {
+	if _, err := db.Exec(ctx, q(qInitFailed), node, reason); err != nil {
 		return fmt.Errorf("record failure of init of %s: %w", node, err)
 	}
 	return nil
@@ -163,7 +163,7 @@ func InitCancelled(ctx context.Context, db DB, node string, detail map[string]an
 	if err != nil {
 		return err
 	}
-	if _, err := db.Exec(ctx, q("InitCancelled"), node, d); err != nil {
+	if _, err := db.Exec(ctx, q(qInitCancelled), node, d); err != nil {
 		return fmt.Errorf("record cancel of init of %s: %w", node, err)
 	}
 	return nil
@@ -171,7 +171,7 @@ func InitCancelled(ctx context.Context, db DB, node string, detail map[string]an
 
 // InitExported records a slot created with an exported snapshot (manual init, logical path).
 func InitExported(ctx context.Context, db DB, node, slot, publication, lsn, snapshot string, expires time.Duration, job int64) error {
-	if _, err := db.Exec(ctx, q("InitExported"), node, slot, publication, lsn, snapshot, intervalArg(expires), job); err != nil {
+	if _, err := db.Exec(ctx, q(qInitExported), node, slot, publication, lsn, snapshot, intervalArg(expires), job); err != nil {
 		return fmt.Errorf("record exported slot %s: %w", slot, err)
 	}
 	return nil
@@ -179,7 +179,7 @@ func InitExported(ctx context.Context, db DB, node, slot, publication, lsn, snap
 
 // InitSnapshotReleased records that a slot's exported snapshot is no longer held.
 func InitSnapshotReleased(ctx context.Context, db DB, slot string) error {
-	if _, err := db.Exec(ctx, q("InitSnapshotReleased"), slot); err != nil {
+	if _, err := db.Exec(ctx, q(qInitSnapshotReleased), slot); err != nil {
 		return fmt.Errorf("record release of slot %s: %w", slot, err)
 	}
 	return nil
@@ -198,7 +198,7 @@ func PrepareInit(ctx context.Context, db DB, node, slot string, expires time.Dur
 	if slot != "" {
 		s = &slot
 	}
-	err := db.QueryRow(ctx, q("PrepareInit"), node, s, intervalArg(expires)).Scan(&p.Slot, &p.LSN, &p.Publication, &p.ExpiresAt, &p.NextSteps)
+	err := db.QueryRow(ctx, q(qPrepareInit), node, s, intervalArg(expires)).Scan(&p.Slot, &p.LSN, &p.Publication, &p.ExpiresAt, &p.NextSteps)
 	if err != nil {
 		return p, fmt.Errorf("prepare init of %s: %w", node, err)
 	}
@@ -212,7 +212,7 @@ func PrepareInitExport(ctx context.Context, db DB, node, slot string, expires, h
 		s = &slot
 	}
 	var id int64
-	if err := db.QueryRow(ctx, q("PrepareInitExport"), node, s, intervalArg(expires), intervalArg(hold)).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, q(qPrepareInitExport), node, s, intervalArg(expires), intervalArg(hold)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("prepare init export of %s: %w", node, err)
 	}
 	return id, nil
@@ -221,7 +221,7 @@ func PrepareInitExport(ctx context.Context, db DB, node, slot string, expires, h
 // ExportedSnapshot returns the slot's LSN and held snapshot name ("" while not yet created or released).
 func ExportedSnapshot(ctx context.Context, db DB, slot string) (lsn, snapshot string, err error) {
 	var l, s *string
-	err = db.QueryRow(ctx, q("ExportedSnapshot"), slot).Scan(&l, &s)
+	err = db.QueryRow(ctx, q(qExportedSnapshot), slot).Scan(&l, &s)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", nil
 	}
@@ -234,7 +234,7 @@ func ExportedSnapshot(ctx context.Context, db DB, slot string) (lsn, snapshot st
 // ReleaseInitSnapshot ends the hold of a slot's exported snapshot.
 func ReleaseInitSnapshot(ctx context.Context, db DB, slot string) (bool, error) {
 	var ok bool
-	if err := db.QueryRow(ctx, q("ReleaseInitSnapshot"), slot).Scan(&ok); err != nil {
+	if err := db.QueryRow(ctx, q(qReleaseInitSnapshot), slot).Scan(&ok); err != nil {
 		return false, fmt.Errorf("release snapshot of %s: %w", slot, err)
 	}
 	return ok, nil
@@ -254,7 +254,7 @@ func CompleteInit(ctx context.Context, db DB, target, source, slot, lsn string, 
 		return nil, err
 	}
 	var out map[string]any
-	if err := db.QueryRow(ctx, q("CompleteInit"), target, source, slot, l, o).Scan(&out); err != nil {
+	if err := db.QueryRow(ctx, q(qCompleteInit), target, source, slot, l, o).Scan(&out); err != nil {
 		return nil, fmt.Errorf("complete init of %s from %s: %w", target, source, err)
 	}
 	return out, nil

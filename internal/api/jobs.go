@@ -77,7 +77,7 @@ func EnqueueJob(ctx context.Context, db DB, kind string, args map[string]any, no
 		ma = maxAttempts
 	}
 	var id int64
-	if err := db.QueryRow(ctx, q("EnqueueJob"), kind, a, n, ma).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, q(qEnqueueJob), kind, a, n, ma).Scan(&id); err != nil {
 		return 0, fmt.Errorf("enqueue %s job: %w", kind, err)
 	}
 	return id, nil
@@ -86,7 +86,7 @@ func EnqueueJob(ctx context.Context, db DB, kind string, args map[string]any, no
 // ClaimJob claims the next ready job of one of kinds for worker under lease; nil when none is ready.
 func ClaimJob(ctx context.Context, db DB, worker string, kinds []string, lease time.Duration) (*ClaimedJob, error) {
 	var j ClaimedJob
-	err := db.QueryRow(ctx, q("ClaimJob"), worker, kinds, intervalArg(lease)).Scan(
+	err := db.QueryRow(ctx, q(qClaimJob), worker, kinds, intervalArg(lease)).Scan(
 		&j.ID, &j.Kind, &j.Args, &j.Node, &j.Attempt, &j.MaxAttempts, &j.Checkpoint)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -105,7 +105,7 @@ func HeartbeatJob(ctx context.Context, db DB, id int64, worker string, lease tim
 		return false, fmt.Errorf("heartbeat job %d: encode checkpoint: %w", id, err)
 	}
 	var cancel bool
-	if err := db.QueryRow(ctx, q("HeartbeatJob"), id, worker, intervalArg(lease), cp).Scan(&cancel); err != nil {
+	if err := db.QueryRow(ctx, q(qHeartbeatJob), id, worker, intervalArg(lease), cp).Scan(&cancel); err != nil {
 		return false, fmt.Errorf("heartbeat job %d: %w", id, err)
 	}
 	return cancel, nil
@@ -122,7 +122,7 @@ func FinishJob(ctx context.Context, db DB, id int64, worker, outcome string, res
 		e = &errText
 	}
 	var state string
-	if err := db.QueryRow(ctx, q("FinishJob"), id, worker, outcome, res, e).Scan(&state); err != nil {
+	if err := db.QueryRow(ctx, q(qFinishJob), id, worker, outcome, res, e).Scan(&state); err != nil {
 		return "", fmt.Errorf("finish job %d as %s: %w", id, outcome, err)
 	}
 	return state, nil
@@ -131,7 +131,7 @@ func FinishJob(ctx context.Context, db DB, id int64, worker, outcome string, res
 // CancelJob cancels a queued job or asks a running job's worker to stop; returns the state after the call.
 func CancelJob(ctx context.Context, db DB, id int64) (string, error) {
 	var state string
-	if err := db.QueryRow(ctx, q("CancelJob"), id).Scan(&state); err != nil {
+	if err := db.QueryRow(ctx, q(qCancelJob), id).Scan(&state); err != nil {
 		return "", fmt.Errorf("cancel job %d: %w", id, err)
 	}
 	return state, nil
@@ -147,7 +147,7 @@ func scanJob(row pgx.Row) (Job, error) {
 
 // GetJob returns one job; the error wraps pgx.ErrNoRows when it does not exist.
 func GetJob(ctx context.Context, db DB, id int64) (Job, error) {
-	j, err := scanJob(db.QueryRow(ctx, q("GetJob"), id))
+	j, err := scanJob(db.QueryRow(ctx, q(qGetJob), id))
 	if err != nil {
 		return Job{}, fmt.Errorf("get job %d: %w", id, err)
 	}
@@ -160,7 +160,7 @@ func ListJobs(ctx context.Context, db DB, state string, limit int) ([]Job, error
 	if state != "" {
 		s = &state
 	}
-	rows, err := db.Query(ctx, q("ListJobs"), s, limit)
+	rows, err := db.Query(ctx, q(qListJobs), s, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -178,7 +178,7 @@ func intervalArg(d time.Duration) string {
 
 // ReleaseJob hands a running job back to the queue without counting the attempt (worker shutdown).
 func ReleaseJob(ctx context.Context, db DB, id int64, worker string) error {
-	if _, err := db.Exec(ctx, q("ReleaseJob"), id, worker); err != nil {
+	if _, err := db.Exec(ctx, q(qReleaseJob), id, worker); err != nil {
 		return fmt.Errorf("release job %d: %w", id, err)
 	}
 	return nil
@@ -187,7 +187,7 @@ func ReleaseJob(ctx context.Context, db DB, id int64, worker string) error {
 // ListenJobs makes conn receive the notifications enqueue_job sends (LISTEN steep_repl_jobs);
 // they only wake the runner, which polls as well.
 func ListenJobs(ctx context.Context, conn DB) error {
-	if _, err := conn.Exec(ctx, q("ListenJobs")); err != nil {
+	if _, err := conn.Exec(ctx, q(qListenJobs)); err != nil {
 		return fmt.Errorf("listen for jobs: %w", err)
 	}
 	return nil

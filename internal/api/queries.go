@@ -4,70 +4,47 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"strings"
+
+	"github.com/steepdb/steep_repl/internal/api/internal/querygen"
 )
+
+// The package's SQL lives in its .sql files as "-- name: X" blocks. queries_gen.go, written
+// by go generate from those files, has one constant qX of type query per block: a call of a
+// query no .sql file defines does not compile.
+//
+//go:generate go run gen.go
 
 //go:embed *.sql
 var queryFiles embed.FS
 
-// queries maps each "-- name: X" block of the package's .sql files to its SQL text.
-var queries = loadQueries(queryFiles)
+// querySQL is the text of each query, by query.
+var querySQL = loadQueries(queryFiles)
 
-// loadQueries parses every .sql file; a name defined in two files panics like one defined twice.
-func loadQueries(fsys fs.FS) map[string]string {
-	out := map[string]string{}
-	files, err := fs.Glob(fsys, "*.sql")
+// loadQueries reads the blocks of every .sql file of fsys, by query. A malformed file, or a
+// generated constant no file defines (a .sql file changed without go generate), is a build
+// defect: it panics when the program starts, and the package's tests catch it first.
+func loadQueries(fsys fs.FS) []string {
+	qs, err := querygen.Load(fsys)
 	if err != nil {
-		panic(err)
+		panic("api: " + err.Error())
 	}
-	for _, f := range files {
-		b, err := fs.ReadFile(fsys, f)
-		if err != nil {
-			panic(err)
+	byName := make(map[string]string, len(qs))
+	for _, x := range qs {
+		byName[x.Name] = x.SQL
+	}
+	out := make([]string, len(queryNames))
+	for id, name := range queryNames {
+		sql, ok := byName[name]
+		if !ok {
+			panic(fmt.Sprintf("api: query %s has a constant but no -- name: block: run go generate ./internal/api", name))
 		}
-		for name, sql := range parseQueries(string(b)) {
-			if _, dup := out[name]; dup {
-				panic(fmt.Sprintf("api: query %q defined twice (again in %s)", name, f))
-			}
-			out[name] = sql
-		}
+		out[id] = sql
 	}
 	return out
 }
 
-// parseQueries splits a file of "-- name: X" blocks; it panics on a malformed file because
-// that is a build defect, caught by the package's tests.
-func parseQueries(src string) map[string]string {
-	out := map[string]string{}
-	var name string
-	var body strings.Builder
-	flush := func() {
-		if name != "" {
-			out[name] = strings.TrimSpace(body.String())
-		}
-		body.Reset()
-	}
-	for _, line := range strings.Split(src, "\n") {
-		if rest, ok := strings.CutPrefix(line, "-- name: "); ok {
-			flush()
-			name = strings.TrimSpace(rest)
-			if _, dup := out[name]; dup {
-				panic(fmt.Sprintf("api: query %q defined twice", name))
-			}
-			continue
-		}
-		body.WriteString(line)
-		body.WriteByte('\n')
-	}
-	flush()
-	return out
-}
+// q returns the SQL of a query.
+func q(id query) string { return querySQL[id] }
 
-// q returns the named query; an unknown name is a programming error.
-func q(name string) string {
-	s, ok := queries[name]
-	if !ok {
-		panic("api: unknown query " + name)
-	}
-	return s
-}
+// String is the query's block name.
+func (id query) String() string { return queryNames[id] }

@@ -102,7 +102,7 @@ type DriftReport struct {
 // ComputeFingerprint returns the fingerprint of one local table (names as stored, unquoted).
 func ComputeFingerprint(ctx context.Context, db DB, schema, table string) (string, error) {
 	var fp string
-	if err := db.QueryRow(ctx, q("ComputeFingerprint"), schema, table).Scan(&fp); err != nil {
+	if err := db.QueryRow(ctx, q(qComputeFingerprint), schema, table).Scan(&fp); err != nil {
 		return "", fmt.Errorf("fingerprint of %s.%s: %w", schema, table, err)
 	}
 	return fp, nil
@@ -111,7 +111,7 @@ func ComputeFingerprint(ctx context.Context, db DB, schema, table string) (strin
 // CaptureFingerprints records every local table's fingerprint and returns how many tables it covered.
 func CaptureFingerprints(ctx context.Context, db DB) (int, error) {
 	var n int
-	if err := db.QueryRow(ctx, q("CaptureFingerprints")).Scan(&n); err != nil {
+	if err := db.QueryRow(ctx, q(qCaptureFingerprints)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("capture fingerprints: %w", err)
 	}
 	return n, nil
@@ -119,7 +119,7 @@ func CaptureFingerprints(ctx context.Context, db DB) (int, error) {
 
 // ListFingerprints returns the captured fingerprints.
 func ListFingerprints(ctx context.Context, db DB) ([]CapturedFingerprint, error) {
-	rows, err := db.Query(ctx, q("ListFingerprints"))
+	rows, err := db.Query(ctx, q(qListFingerprints))
 	if err != nil {
 		return nil, fmt.Errorf("list fingerprints: %w", err)
 	}
@@ -136,7 +136,7 @@ func ListFingerprints(ctx context.Context, db DB) ([]CapturedFingerprint, error)
 
 // CompareFingerprints compares every table here with peer's.
 func CompareFingerprints(ctx context.Context, db DB, peer string) ([]TableFingerprint, error) {
-	rows, err := db.Query(ctx, q("CompareFingerprints"), peer)
+	rows, err := db.Query(ctx, q(qCompareFingerprints), peer)
 	if err != nil {
 		return nil, fmt.Errorf("compare fingerprints with %s: %w", peer, err)
 	}
@@ -154,7 +154,7 @@ func CompareFingerprints(ctx context.Context, db DB, peer string) ([]TableFinger
 // SchemaDiff lists the differences with peer: of every table (schema and table ""), of one
 // schema (table ""), or of one table.
 func SchemaDiff(ctx context.Context, db DB, peer, schema, table string) ([]SchemaDifference, error) {
-	rows, err := db.Query(ctx, q("SchemaDiff"), peer, optionalText(schema), optionalText(table))
+	rows, err := db.Query(ctx, q(qSchemaDiff), peer, optionalText(schema), optionalText(table))
 	if err != nil {
 		return nil, fmt.Errorf("schema diff with %s: %w", peer, err)
 	}
@@ -176,7 +176,7 @@ func SchemaDDL(ctx context.Context, db DB, peer string, scope SchemaScope) ([]DD
 	if err != nil {
 		return nil, fmt.Errorf("schema ddl: encode options: %w", err)
 	}
-	rows, err := db.Query(ctx, q("SchemaDDL"), optionalText(peer), string(b))
+	rows, err := db.Query(ctx, q(qSchemaDDL), optionalText(peer), string(b))
 	if err != nil {
 		return nil, fmt.Errorf("schema ddl: %w", err)
 	}
@@ -198,7 +198,7 @@ func SchemaSync(ctx context.Context, db DB, peer, mode string, opts SyncOptions)
 		return nil, fmt.Errorf("schema sync with %s: encode options: %w", peer, err)
 	}
 	var raw []byte
-	if err := db.QueryRow(ctx, q("SchemaSync"), peer, optionalText(mode), string(b)).Scan(&raw); err != nil {
+	if err := db.QueryRow(ctx, q(qSchemaSync), peer, optionalText(mode), string(b)).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("schema sync with %s: %w", peer, err)
 	}
 	var r SyncReport
@@ -211,7 +211,7 @@ func SchemaSync(ctx context.Context, db DB, peer, mode string, opts SyncOptions)
 // CheckDrift checks node (the local node when "") against its source now.
 func CheckDrift(ctx context.Context, db DB, node string) (*DriftReport, error) {
 	var raw []byte
-	if err := db.QueryRow(ctx, q("CheckDrift"), optionalText(node)).Scan(&raw); err != nil {
+	if err := db.QueryRow(ctx, q(qCheckDrift), optionalText(node)).Scan(&raw); err != nil {
 		return nil, fmt.Errorf("check drift: %w", err)
 	}
 	var r DriftReport
@@ -224,7 +224,7 @@ func CheckDrift(ctx context.Context, db DB, node string) (*DriftReport, error) {
 // ConfigureSchemaSync sets the default sync mode ("" keeps it) and the drift check interval
 // (nil keeps it, 0 turns the periodic check off).
 func ConfigureSchemaSync(ctx context.Context, db DB, mode string, driftEvery *time.Duration) error {
-	if _, err := db.Exec(ctx, q("ConfigureSchemaSync"), optionalText(mode), driftEvery); err != nil {
+	if _, err := db.Exec(ctx, q(qConfigureSchemaSync), optionalText(mode), driftEvery); err != nil {
 		return fmt.Errorf("configure schema sync: %w", err)
 	}
 	return nil

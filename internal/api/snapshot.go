@@ -40,7 +40,7 @@ func GenerateSnapshot(ctx context.Context, db DB, path string, opts SnapshotOpti
 		return "", fmt.Errorf("generate snapshot into %s: encode options: %w", path, err)
 	}
 	var id string
-	if err := db.QueryRow(ctx, q("GenerateSnapshot"), path, string(b)).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, q(qGenerateSnapshot), path, string(b)).Scan(&id); err != nil {
 		return "", fmt.Errorf("generate snapshot into %s: %w", path, err)
 	}
 	return id, nil
@@ -53,7 +53,7 @@ func ApplySnapshot(ctx context.Context, db DB, path string, opts ApplyOptions) (
 		return 0, fmt.Errorf("apply snapshot %s: encode options: %w", path, err)
 	}
 	var id int64
-	if err := db.QueryRow(ctx, q("ApplySnapshot"), path, string(b)).Scan(&id); err != nil {
+	if err := db.QueryRow(ctx, q(qApplySnapshot), path, string(b)).Scan(&id); err != nil {
 		return 0, fmt.Errorf("apply snapshot %s: %w", path, err)
 	}
 	return id, nil
@@ -62,7 +62,7 @@ func ApplySnapshot(ctx context.Context, db DB, path string, opts ApplyOptions) (
 // DeleteSnapshot calls steep_repl.delete_snapshot and returns the snapshot.delete job id.
 func DeleteSnapshot(ctx context.Context, db DB, id string) (int64, error) {
 	var job int64
-	if err := db.QueryRow(ctx, q("DeleteSnapshot"), id).Scan(&job); err != nil {
+	if err := db.QueryRow(ctx, q(qDeleteSnapshot), id).Scan(&job); err != nil {
 		return 0, fmt.Errorf("delete snapshot %s: %w", id, err)
 	}
 	return job, nil
@@ -94,7 +94,7 @@ type SnapshotInfo struct {
 // ListSnapshots returns the snapshots generated on and applied to the node, newest first.
 func ListSnapshots(ctx context.Context, db DB) ([]SnapshotInfo, error) {
 	var out []SnapshotInfo
-	if err := queryJSON(ctx, db, &out, "ListSnapshots"); err != nil {
+	if err := queryJSON(ctx, db, &out, qListSnapshots); err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	return out, nil
@@ -128,7 +128,7 @@ type SnapshotProgress struct {
 // GetSnapshotProgress returns the progress of a snapshot job, or nil when it has none yet.
 func GetSnapshotProgress(ctx context.Context, db DB, jobID int64) (*SnapshotProgress, error) {
 	var p *SnapshotProgress
-	if err := queryJSON(ctx, db, &p, "SnapshotProgress", jobID); err != nil {
+	if err := queryJSON(ctx, db, &p, qSnapshotProgress, jobID); err != nil {
 		return nil, fmt.Errorf("progress of snapshot job %d: %w", jobID, err)
 	}
 	return p, nil
@@ -141,7 +141,7 @@ func SetSnapshotProgress(ctx context.Context, db DB, p SnapshotProgress, restart
 	if err != nil {
 		return fmt.Errorf("encode snapshot progress: %w", err)
 	}
-	if _, err := db.Exec(ctx, q("SetSnapshotProgress"), p.JobID, string(b), restart); err != nil {
+	if _, err := db.Exec(ctx, q(qSetSnapshotProgress), p.JobID, string(b), restart); err != nil {
 		return fmt.Errorf("record progress of snapshot job %d: %w", p.JobID, err)
 	}
 	return nil
@@ -150,7 +150,7 @@ func SetSnapshotProgress(ctx context.Context, db DB, p SnapshotProgress, restart
 // SnapshotJobOf returns the generate job of a snapshot.
 func SnapshotJobOf(ctx context.Context, db DB, id string) (int64, error) {
 	var job *int64
-	if err := db.QueryRow(ctx, q("SnapshotJobOf"), id).Scan(&job); err != nil {
+	if err := db.QueryRow(ctx, q(qSnapshotJobOf), id).Scan(&job); err != nil {
 		return 0, fmt.Errorf("job of snapshot %s: %w", id, err)
 	}
 	if job == nil {
@@ -162,7 +162,7 @@ func SnapshotJobOf(ctx context.Context, db DB, id string) (int64, error) {
 // FindSnapshotByPath returns the newest live snapshot generated into path, "" when none.
 func FindSnapshotByPath(ctx context.Context, db DB, path string) (string, error) {
 	var id string
-	err := db.QueryRow(ctx, q("FindSnapshotByPath"), path).Scan(&id)
+	err := db.QueryRow(ctx, q(qFindSnapshotByPath), path).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
@@ -173,9 +173,9 @@ func FindSnapshotByPath(ctx context.Context, db DB, path string) (string, error)
 }
 
 // queryJSON scans the single jsonb value of a named query into dst (left alone on NULL or no row).
-func queryJSON(ctx context.Context, db DB, dst any, query string, args ...any) error {
+func queryJSON(ctx context.Context, db DB, dst any, id query, args ...any) error {
 	var raw []byte
-	err := db.QueryRow(ctx, q(query), args...).Scan(&raw)
+	err := db.QueryRow(ctx, q(id), args...).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && raw == nil) {
 		return nil
 	}

@@ -41,7 +41,7 @@ func (s *SnapshotRow) Subscribable() bool {
 // GetSnapshot returns a generated snapshot's row, or nil.
 func GetSnapshot(ctx context.Context, db DB, id string) (*SnapshotRow, error) {
 	var s *SnapshotRow
-	if err := queryJSON(ctx, db, &s, "GetSnapshot", id); err != nil {
+	if err := queryJSON(ctx, db, &s, qGetSnapshot, id); err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	return s, nil
@@ -64,7 +64,7 @@ func SnapshotScope(ctx context.Context, db DB, options any) ([]ScopeTable, error
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, q("SnapshotScope"), o)
+	rows, err := db.Query(ctx, q(qSnapshotScope), o)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot scope: %w", err)
 	}
@@ -89,7 +89,7 @@ type TableDDL struct {
 // SnapshotTableDDL builds a table's DDL from the catalogs.
 func SnapshotTableDDL(ctx context.Context, db DB, relid int64) (TableDDL, error) {
 	var d TableDDL
-	if err := queryJSON(ctx, db, &d, "SnapshotTableDDL", relid); err != nil {
+	if err := queryJSON(ctx, db, &d, qSnapshotTableDDL, relid); err != nil {
 		return d, fmt.Errorf("ddl of table %d: %w", relid, err)
 	}
 	return d, nil
@@ -104,7 +104,7 @@ func SnapshotSequences(ctx context.Context, db DB, options any) ([]SequenceDef, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.Query(ctx, q("SnapshotSequences"), o)
+	rows, err := db.Query(ctx, q(qSnapshotSequences), o)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot sequences: %w", err)
 	}
@@ -135,24 +135,24 @@ type SnapshotServer struct {
 // GetSnapshotServer reads server_version(_num), the database and its encoding.
 func GetSnapshotServer(ctx context.Context, db DB) (SnapshotServer, error) {
 	var s SnapshotServer
-	if err := db.QueryRow(ctx, q("SnapshotServerVersion")).Scan(&s.Version, &s.VersionNum, &s.Database, &s.Encoding); err != nil {
+	if err := db.QueryRow(ctx, q(qSnapshotServerVersion)).Scan(&s.Version, &s.VersionNum, &s.Database, &s.Encoding); err != nil {
 		return s, fmt.Errorf("server version: %w", err)
 	}
 	return s, nil
 }
 
 // Exec runs a named step query, wrapping its error with what.
-func execStep(ctx context.Context, db DB, what, query string, args ...any) error {
-	if _, err := db.Exec(ctx, q(query), args...); err != nil {
+func execStep(ctx context.Context, db DB, what string, id query, args ...any) error {
+	if _, err := db.Exec(ctx, q(id), args...); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
 
 // scalar runs a named query returning one value.
-func scalar[T any](ctx context.Context, db DB, what, query string, args ...any) (T, error) {
+func scalar[T any](ctx context.Context, db DB, what string, id query, args ...any) (T, error) {
 	var v T
-	if err := db.QueryRow(ctx, q(query), args...).Scan(&v); err != nil {
+	if err := db.QueryRow(ctx, q(id), args...).Scan(&v); err != nil {
 		return v, fmt.Errorf("%s: %w", what, err)
 	}
 	return v, nil
@@ -172,12 +172,12 @@ func SnapshotStarted(ctx context.Context, db DB, id, lsn, exported string, files
 	if err != nil {
 		return err
 	}
-	return execStep(ctx, db, "record start of snapshot "+id, "SnapshotStarted", id, lsn, exported, string(b))
+	return execStep(ctx, db, "record start of snapshot "+id, qSnapshotStarted, id, lsn, exported, string(b))
 }
 
 // SnapshotRestart forgets a lost exported snapshot's LSN and tables (a new slot follows).
 func SnapshotRestart(ctx context.Context, db DB, id string) error {
-	return execStep(ctx, db, "record restart of snapshot "+id, "SnapshotRestart", id)
+	return execStep(ctx, db, "record restart of snapshot "+id, qSnapshotRestart, id)
 }
 
 // RecordEvent appends a row to steep_repl.events.
@@ -190,7 +190,7 @@ func RecordEvent(ctx context.Context, db DB, node, event string, detail map[stri
 	if node != "" {
 		n = &node
 	}
-	return execStep(ctx, db, "record event "+event, "SnapshotEvent", n, event, d)
+	return execStep(ctx, db, "record event "+event, qSnapshotEvent, n, event, d)
 }
 
 // DoneFile is a table whose file is complete.
@@ -202,7 +202,7 @@ type DoneFile struct {
 
 // SnapshotTablesDone returns the tables of a snapshot whose files are complete.
 func SnapshotTablesDone(ctx context.Context, db DB, id string) ([]DoneFile, error) {
-	rows, err := db.Query(ctx, q("SnapshotTablesDone"), id)
+	rows, err := db.Query(ctx, q(qSnapshotTablesDone), id)
 	if err != nil {
 		return nil, fmt.Errorf("done tables of snapshot %s: %w", id, err)
 	}
@@ -219,13 +219,13 @@ func SnapshotTablesDone(ctx context.Context, db DB, id string) ([]DoneFile, erro
 
 // SnapshotTableDone records a table's complete file.
 func SnapshotTableDone(ctx context.Context, db DB, id string, d DoneFile) error {
-	return execStep(ctx, db, fmt.Sprintf("record file of %s.%s", d.Schema, d.Table), "SnapshotTableDone",
+	return execStep(ctx, db, fmt.Sprintf("record file of %s.%s", d.Schema, d.Table), qSnapshotTableDone,
 		id, d.Schema, d.Table, d.Rows, d.RawBytes, d.FileBytes, d.SHA256)
 }
 
 // SnapshotComplete marks a snapshot complete with its totals and returns when its slot expires.
 func SnapshotComplete(ctx context.Context, db DB, id string, tables int, rows, raw, compressed int64, keepSlot bool) (*time.Time, error) {
-	return scalar[*time.Time](ctx, db, "record completion of snapshot "+id, "SnapshotComplete", id, tables, rows, raw, compressed, keepSlot)
+	return scalar[*time.Time](ctx, db, "record completion of snapshot "+id, qSnapshotComplete, id, tables, rows, raw, compressed, keepSlot)
 }
 
 // EnqueueJobAt queues a job to run at runAt.
@@ -238,7 +238,7 @@ func EnqueueJobAt(ctx context.Context, db DB, kind string, args map[string]any, 
 	if node != "" {
 		n = &node
 	}
-	return scalar[int64](ctx, db, "enqueue "+kind, "EnqueueJobAt", kind, a, n, maxAttempts, runAt)
+	return scalar[int64](ctx, db, "enqueue "+kind, qEnqueueJobAt, kind, a, n, maxAttempts, runAt)
 }
 
 // SnapshotFinished ends a generation as failed or cancelled (not once a delete began).
@@ -247,17 +247,17 @@ func SnapshotFinished(ctx context.Context, db DB, id, state, errText string) err
 	if errText != "" {
 		e = &errText
 	}
-	return execStep(ctx, db, "record end of snapshot "+id, "SnapshotFinished", id, state, e)
+	return execStep(ctx, db, "record end of snapshot "+id, qSnapshotFinished, id, state, e)
 }
 
 // SnapshotDeleted marks a snapshot deleted (slotDropped: its slot is gone too).
 func SnapshotDeleted(ctx context.Context, db DB, id string, slotDropped bool) error {
-	return execStep(ctx, db, "record deletion of snapshot "+id, "SnapshotDeleted", id, slotDropped)
+	return execStep(ctx, db, "record deletion of snapshot "+id, qSnapshotDeleted, id, slotDropped)
 }
 
 // SnapshotSlotDropped records that a snapshot's slot is gone.
 func SnapshotSlotDropped(ctx context.Context, db DB, id string) error {
-	return execStep(ctx, db, "record slot drop of snapshot "+id, "SnapshotSlotDropped", id)
+	return execStep(ctx, db, "record slot drop of snapshot "+id, qSnapshotSlotDropped, id)
 }
 
 // SlotInfo describes a replication slot: whether it exists, is in use, and its confirmed_flush_lsn.
@@ -269,7 +269,7 @@ type SlotInfo struct {
 // GetSlot looks a replication slot up on the node db is connected to.
 func GetSlot(ctx context.Context, db DB, name string) (SlotInfo, error) {
 	s := SlotInfo{Exists: true}
-	err := db.QueryRow(ctx, q("SlotInfo"), name).Scan(&s.Active, &s.ConfirmedFlush)
+	err := db.QueryRow(ctx, q(qSlotInfo), name).Scan(&s.Active, &s.ConfirmedFlush)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SlotInfo{}, nil
 	}
@@ -281,12 +281,12 @@ func GetSlot(ctx context.Context, db DB, name string) (SlotInfo, error) {
 
 // CountSlotsWithPrefix counts the slots named prefix + something (copies of a snapshot's slot).
 func CountSlotsWithPrefix(ctx context.Context, db DB, prefix string) (int64, error) {
-	return scalar[int64](ctx, db, "count slots "+prefix+"*", "SlotsWithPrefix", prefix)
+	return scalar[int64](ctx, db, "count slots "+prefix+"*", qSlotsWithPrefix, prefix)
 }
 
 // CopySlot copies a logical slot (same plugin, same confirmed_flush_lsn) under a new name.
 func CopySlot(ctx context.Context, db DB, from, to string) error {
-	return execStep(ctx, db, fmt.Sprintf("copy slot %s to %s", from, to), "CopySlot", from, to)
+	return execStep(ctx, db, fmt.Sprintf("copy slot %s to %s", from, to), qCopySlot, from, to)
 }
 
 // ApplyRow is a row of steep_repl.snapshot_applies.
@@ -316,7 +316,7 @@ func (a *ApplyRow) OptBool(key string) bool {
 // GetApply returns an apply's row, or nil.
 func GetApply(ctx context.Context, db DB, id int64) (*ApplyRow, error) {
 	var a *ApplyRow
-	if err := queryJSON(ctx, db, &a, "GetApply", id); err != nil {
+	if err := queryJSON(ctx, db, &a, qGetApply, id); err != nil {
 		return nil, fmt.Errorf("apply %d: %w", id, err)
 	}
 	return a, nil
@@ -324,12 +324,12 @@ func GetApply(ctx context.Context, db DB, id int64) (*ApplyRow, error) {
 
 // ApplyLoading records the manifest's snapshot, source and LSN; a subscribing apply moves the node to COPYING.
 func ApplyLoading(ctx context.Context, db DB, id int64, snapshotID, source, lsn string) error {
-	return execStep(ctx, db, fmt.Sprintf("record start of apply %d", id), "ApplyLoading", id, snapshotID, source, lsn)
+	return execStep(ctx, db, fmt.Sprintf("record start of apply %d", id), qApplyLoading, id, snapshotID, source, lsn)
 }
 
 // SetApplySnapshotID records which snapshot an apply (of an init) takes.
 func SetApplySnapshotID(ctx context.Context, db DB, id int64, snapshotID string) error {
-	return execStep(ctx, db, fmt.Sprintf("record snapshot of apply %d", id), "ApplySnapshotID", id, snapshotID)
+	return execStep(ctx, db, fmt.Sprintf("record snapshot of apply %d", id), qApplySnapshotID, id, snapshotID)
 }
 
 // LoadedTable is a table an apply has loaded and verified.
@@ -341,7 +341,7 @@ type LoadedTable struct {
 
 // ApplyLoadedTables returns the tables an apply has committed.
 func ApplyLoadedTables(ctx context.Context, db DB, id int64) ([]LoadedTable, error) {
-	rows, err := db.Query(ctx, q("ApplyLoadedTables"), id)
+	rows, err := db.Query(ctx, q(qApplyLoadedTables), id)
 	if err != nil {
 		return nil, fmt.Errorf("loaded tables of apply %d: %w", id, err)
 	}
@@ -358,33 +358,33 @@ func ApplyLoadedTables(ctx context.Context, db DB, id int64) ([]LoadedTable, err
 
 // RecordTableLoaded records a loaded table; call it in the transaction that loaded it.
 func RecordTableLoaded(ctx context.Context, tx DB, id int64, schema, table string, rows, skipped, raw int64, sha string, created bool) error {
-	return execStep(ctx, tx, fmt.Sprintf("record load of %s.%s", schema, table), "RecordTableLoaded",
+	return execStep(ctx, tx, fmt.Sprintf("record load of %s.%s", schema, table), qRecordTableLoaded,
 		id, schema, table, rows, skipped, raw, sha, created)
 }
 
 // SetSequence sets a sequence (quoted, qualified name) to last_value and is_called.
 func SetSequence(ctx context.Context, db DB, qualified string, last int64, called bool) error {
-	return execStep(ctx, db, "restore sequence "+qualified, "SetSequence", qualified, last, called)
+	return execStep(ctx, db, "restore sequence "+qualified, qSetSequence, qualified, last, called)
 }
 
 // ApplyComplete marks an apply complete.
 func ApplyComplete(ctx context.Context, db DB, id int64) error {
-	return execStep(ctx, db, fmt.Sprintf("record completion of apply %d", id), "ApplyComplete", id)
+	return execStep(ctx, db, fmt.Sprintf("record completion of apply %d", id), qApplyComplete, id)
 }
 
 // ApplyFailed marks an apply failed; a subscribing apply fails the node's init.
 func ApplyFailed(ctx context.Context, db DB, id int64, reason string) error {
-	return execStep(ctx, db, fmt.Sprintf("record failure of apply %d", id), "ApplyFailed", id, reason)
+	return execStep(ctx, db, fmt.Sprintf("record failure of apply %d", id), qApplyFailed, id, reason)
 }
 
 // ApplyCancelled marks an apply cancelled.
 func ApplyCancelled(ctx context.Context, db DB, id int64) error {
-	return execStep(ctx, db, fmt.Sprintf("record cancel of apply %d", id), "ApplyCancelled", id)
+	return execStep(ctx, db, fmt.Sprintf("record cancel of apply %d", id), qApplyCancelled, id)
 }
 
 // LocalForeignKeys returns (child, parent) pairs of "schema.table" names (unquoted) of every foreign key.
 func LocalForeignKeys(ctx context.Context, db DB) ([][2]string, error) {
-	rows, err := db.Query(ctx, q("LocalForeignKeys"))
+	rows, err := db.Query(ctx, q(qLocalForeignKeys))
 	if err != nil {
 		return nil, fmt.Errorf("foreign keys: %w", err)
 	}
@@ -401,12 +401,12 @@ func LocalForeignKeys(ctx context.Context, db DB) ([][2]string, error) {
 
 // ConstraintExists reports whether schema.table has a constraint called name.
 func ConstraintExists(ctx context.Context, db DB, schema, table, name string) (bool, error) {
-	return scalar[bool](ctx, db, "constraint "+name, "ConstraintExists", schema, table, name)
+	return scalar[bool](ctx, db, "constraint "+name, qConstraintExists, schema, table, name)
 }
 
 // NodeConninfo returns a registered node's conninfo (superuser only; it may hold a password: never log it).
 func NodeConninfo(ctx context.Context, db DB, node string) (string, error) {
-	c, err := scalar[string](ctx, db, "conninfo of node "+node, "NodeConninfo", node)
+	c, err := scalar[string](ctx, db, "conninfo of node "+node, qNodeConninfo, node)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fmt.Errorf("node %s is not registered on this node: register it with steep_repl.register_node", node)
 	}
@@ -415,7 +415,7 @@ func NodeConninfo(ctx context.Context, db DB, node string) (string, error) {
 
 // InitNames returns the publication, subscription and slot names of an init of target from source.
 func InitNames(ctx context.Context, db DB, target, source string) (pub, sub, slot string, err error) {
-	err = db.QueryRow(ctx, q("InitNames"), target, source).Scan(&pub, &sub, &slot)
+	err = db.QueryRow(ctx, q(qInitNames), target, source).Scan(&pub, &sub, &slot)
 	if err != nil {
 		err = fmt.Errorf("init names: %w", err)
 	}
@@ -424,7 +424,7 @@ func InitNames(ctx context.Context, db DB, target, source string) (pub, sub, slo
 
 // LocalNode returns this database's node name, "" when it is not registered.
 func LocalNode(ctx context.Context, db DB) (string, error) {
-	n, err := scalar[string](ctx, db, "local node", "LocalNode")
+	n, err := scalar[string](ctx, db, "local node", qLocalNode)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
@@ -433,7 +433,7 @@ func LocalNode(ctx context.Context, db DB) (string, error) {
 
 // SubscriptionState returns a subscription's oid and whether it is enabled (oid 0: none).
 func SubscriptionState(ctx context.Context, db DB, name string) (oid int64, enabled bool, err error) {
-	err = db.QueryRow(ctx, q("SubscriptionState"), name).Scan(&oid, &enabled)
+	err = db.QueryRow(ctx, q(qSubscriptionState), name).Scan(&oid, &enabled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -445,15 +445,15 @@ func SubscriptionState(ctx context.Context, db DB, name string) (oid int64, enab
 
 // AdvanceOrigin moves subscription subOID's replication origin to lsn.
 func AdvanceOrigin(ctx context.Context, db DB, subOID int64, lsn string) error {
-	return execStep(ctx, db, "advance origin to "+lsn, "OriginAdvance", subOID, lsn)
+	return execStep(ctx, db, "advance origin to "+lsn, qOriginAdvance, subOID, lsn)
 }
 
 // SnapshotSubscribed records the subscribed init (init_progress) and moves the node to CATCHING_UP.
 func SnapshotSubscribed(ctx context.Context, db DB, applyID int64, sub, slot, pub string) error {
-	return execStep(ctx, db, "record subscription "+sub, "SnapshotSubscribed", applyID, sub, slot, pub)
+	return execStep(ctx, db, "record subscription "+sub, qSnapshotSubscribed, applyID, sub, slot, pub)
 }
 
 // JobState returns a job's state.
 func JobState(ctx context.Context, db DB, id int64) (string, error) {
-	return scalar[string](ctx, db, fmt.Sprintf("state of job %d", id), "SnapshotJobState", id)
+	return scalar[string](ctx, db, fmt.Sprintf("state of job %d", id), qSnapshotJobState, id)
 }

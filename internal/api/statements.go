@@ -103,7 +103,7 @@ func ImportSnapshot(ctx context.Context, db DB, name string) error {
 	if !exportedSnapshot.MatchString(name) {
 		return fmt.Errorf("invalid exported snapshot name %q", name)
 	}
-	if _, err := db.Exec(ctx, q("SnapshotBegin")); err != nil {
+	if _, err := db.Exec(ctx, q(qSnapshotBegin)); err != nil {
 		return fmt.Errorf("begin snapshot transaction: %w", err)
 	}
 	if _, err := db.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(name)); err != nil {
@@ -115,6 +115,6 @@ func ImportSnapshot(ctx context.Context, db DB, name string) error {
 
 // EndSnapshot ends the read-only transaction ImportSnapshot began (it wrote nothing: ROLLBACK).
 func EndSnapshot(ctx context.Context, db DB) error {
-	_, err := db.Exec(ctx, q("SnapshotEnd"))
+	_, err := db.Exec(ctx, q(qSnapshotEnd))
 	return err
 }
