@@ -898,3 +898,7 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.init_plan(text) IS
   'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}].';
+
+-- check_conninfo (C) also refuses invalid port and hostaddr values: its comment says so.
+COMMENT ON FUNCTION steep_repl.check_conninfo(text) IS
+  'Raises 42601 when conninfo is not a valid libpq connection string (same parser as CREATE SUBSCRIPTION), and 22023 for values libpq refuses only when it connects: a port that is not an integer 1..65535 (in a multi-host list: any element), more than one port but not one per host, a hostaddr that is not a numeric IP address.';

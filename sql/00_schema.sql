@@ -38,7 +38,7 @@ $$;
 CREATE FUNCTION steep_repl.check_conninfo(conninfo text) RETURNS void
   LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'steep_repl_check_conninfo';
 COMMENT ON FUNCTION steep_repl.check_conninfo(text) IS
-  'Raises 42601 when conninfo is not a valid libpq connection string (same parser as CREATE SUBSCRIPTION).';
+  'Raises 42601 when conninfo is not a valid libpq connection string (same parser as CREATE SUBSCRIPTION), and 22023 for values libpq refuses only when it connects: a port that is not an integer 1..65535 (in a multi-host list: any element), more than one port but not one per host, a hostaddr that is not a numeric IP address.';
 
 CREATE FUNCTION steep_repl.wake_supervisor() RETURNS boolean
   LANGUAGE c AS 'MODULE_PATHNAME', 'steep_repl_wake_supervisor';
