@@ -51,26 +51,30 @@ COMMENT ON FUNCTION steep_repl._conninfo(text) IS
   'Internal: a node''s conninfo for dblink, with search_path = pg_catalog, statement_timeout 60 s, keepalives and (when absent) connect_timeout=5 forced.';
 
 -- The user tables of "this" database with what an init needs to know about each; run locally
--- and, through dblink, on the source, so both sides are described by the same query.
+-- and, through dblink, on the source, so both sides are described by the same query. Every
+-- operator, type and function is qualified with pg_catalog: a peer session's search_path cannot
+-- make it pick an object a user of the peer defined.
 CREATE FUNCTION steep_repl._table_catalog_sql() RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
   SELECT $$
-  SELECT n.nspname::text, c.relname::text, c.oid::bigint,
-         pg_catalog.pg_table_size(c.oid)::bigint,
-         greatest(c.reltuples, 0)::bigint,
-         (c.relreplident IN ('f', 'i') OR (c.relreplident = 'd' AND EXISTS (
-            SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))),
+  SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.oid::pg_catalog.int8,
+         pg_catalog.pg_table_size(c.oid)::pg_catalog.int8,
+         greatest(c.reltuples, 0)::pg_catalog.int8,
+         (c.relreplident OPERATOR(pg_catalog.=) ANY (ARRAY['f', 'i']::pg_catalog."char"[])
+          OR (c.relreplident OPERATOR(pg_catalog.=) 'd' AND EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisprimary))),
          coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname,
                       pg_catalog.format_type(a.atttypid, a.atttypmod),
                       CASE WHEN a.attnotnull THEN ' not null' ELSE '' END), ', ' ORDER BY a.attname)
                    FROM pg_catalog.pg_attribute a
-                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'r' AND c.relpersistence = 'p'
-    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'steep_repl')
-    AND n.nspname !~ '^pg_(toast|temp)'
+                   WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped), '')
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
+    AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'steep_repl']::pg_catalog.name[])
+    AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp)'
     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e')
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
   $$;
 $q$;
 COMMENT ON FUNCTION steep_repl._table_catalog_sql() IS

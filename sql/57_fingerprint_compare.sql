@@ -1,11 +1,13 @@
 -- Comparing this node's tables with a peer's: per-table status (compare_fingerprints), per-column
 -- differences (schema_diff) and the DDL that recreates tables (schema_ddl). All read the live
--- catalogs of both sides (steep_repl._load_definitions), never a stale capture.
+-- catalogs of both sides (steep_repl._load_definitions), never a stale capture, and pass them
+-- between functions as arrays of steep_repl.table_definition (no temp table).
 
--- Every difference between pg_temp.sr_def_local and pg_temp.sr_def_peer, seen from this node:
--- "missing" is on the peer but not here, "extra" is here but not on the peer. One row per
--- difference, with a one-line description naming both nodes.
-CREATE FUNCTION steep_repl._differences(local_node text, peer text)
+-- Every difference between the local and the peer definitions, seen from this node: "missing"
+-- is on the peer but not here, "extra" is here but not on the peer. One row per difference, with
+-- a one-line description naming both nodes.
+CREATE FUNCTION steep_repl._differences(local_defs steep_repl.table_definition[], peer_defs steep_repl.table_definition[],
+                                        local_node text, peer text)
 RETURNS TABLE (schema_name text, table_name text, column_name text, kind text,
                local_value jsonb, peer_value jsonb, description text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -15,8 +17,8 @@ BEGIN
     SELECT coalesce(l.schema_name, p.schema_name) AS s, coalesce(l.table_name, p.table_name) AS tb,
            l.table_name IS NOT NULL AS here, p.table_name IS NOT NULL AS there,
            l.columns AS lcols, p.columns AS pcols, l.primary_key AS lpk, p.primary_key AS ppk
-    FROM pg_temp.sr_def_local l
-    FULL JOIN pg_temp.sr_def_peer p ON p.schema_name = l.schema_name AND p.table_name = l.table_name
+    FROM pg_catalog.unnest(local_defs) l
+    FULL JOIN pg_catalog.unnest(peer_defs) p ON p.schema_name = l.schema_name AND p.table_name = l.table_name
     WHERE l.fingerprint IS DISTINCT FROM p.fingerprint),
   c AS (
     SELECT t.s, t.tb, coalesce(x.lc->>'name', x.pc->>'name') AS col, x.lc, x.pc
@@ -67,8 +69,8 @@ BEGIN
   SELECT d.s, d.tb, d.col, d.kind, d.lv, d.pv, d.descr FROM d ORDER BY d.s, d.tb, d.ord, d.col COLLATE "C", d.kind;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._differences(text, text) IS
-  'Internal: the differences between the loaded local and peer definitions (kind missing | extra | type | default | nullability | primary_key), each with a one-line description.';
+COMMENT ON FUNCTION steep_repl._differences(steep_repl.table_definition[], steep_repl.table_definition[], text, text) IS
+  'Internal: the differences between local and peer definitions (kind missing | extra | type | default | nullability | primary_key), each with a one-line description.';
 
 CREATE FUNCTION steep_repl._ident_list(names jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -80,15 +82,18 @@ COMMENT ON FUNCTION steep_repl._ident_list(jsonb) IS 'Internal: a jsonb array of
 CREATE FUNCTION steep_repl.compare_fingerprints(peer text)
 RETURNS TABLE (schema_name text, table_name text, status text, local_fingerprint text, peer_fingerprint text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_local steep_repl.table_definition[];
+  v_peer steep_repl.table_definition[];
 BEGIN
-  PERFORM steep_repl._load_definitions(peer, false);
+  SELECT x.local_defs, x.peer_defs INTO v_local, v_peer FROM steep_repl._load_definitions(peer, false) x;
   RETURN QUERY
   SELECT coalesce(l.schema_name, p.schema_name), coalesce(l.table_name, p.table_name),
          CASE WHEN p.table_name IS NULL THEN 'LOCAL_ONLY' WHEN l.table_name IS NULL THEN 'REMOTE_ONLY'
               WHEN l.fingerprint = p.fingerprint THEN 'MATCH' ELSE 'MISMATCH' END,
          l.fingerprint, p.fingerprint
-  FROM pg_temp.sr_def_local l
-  FULL JOIN pg_temp.sr_def_peer p ON p.schema_name = l.schema_name AND p.table_name = l.table_name
+  FROM pg_catalog.unnest(v_local) l
+  FULL JOIN pg_catalog.unnest(v_peer) p ON p.schema_name = l.schema_name AND p.table_name = l.table_name
   ORDER BY 1, 2;
 END
 $$;
@@ -101,6 +106,8 @@ RETURNS TABLE (schema_name text, table_name text, column_name text, difference t
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_opts jsonb := '{}';
+  v_local steep_repl.table_definition[];
+  v_peer steep_repl.table_definition[];
 BEGIN
   IF only_table IS NOT NULL THEN
     PERFORM steep_repl._require_arg('only_schema', only_schema,
@@ -109,8 +116,8 @@ BEGIN
   ELSIF only_schema IS NOT NULL THEN
     v_opts := pg_catalog.jsonb_build_object('schemas', pg_catalog.jsonb_build_array(only_schema));
   END IF;
-  PERFORM steep_repl._load_definitions(peer, true, v_opts);
-  IF only_table IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.sr_def_local) AND NOT EXISTS (SELECT 1 FROM pg_temp.sr_def_peer) THEN
+  SELECT x.local_defs, x.peer_defs INTO v_local, v_peer FROM steep_repl._load_definitions(peer, true, v_opts) x;
+  IF only_table IS NOT NULL AND pg_catalog.cardinality(v_local) = 0 AND pg_catalog.cardinality(v_peer) = 0 THEN
     RAISE EXCEPTION 'table %.% is neither here nor on node "%"', pg_catalog.quote_ident(only_schema),
         pg_catalog.quote_ident(only_table), peer
       USING ERRCODE = 'undefined_table',
@@ -123,7 +130,7 @@ BEGIN
          CASE WHEN d.column_name IS NOT NULL THEN steep_repl._column_ddl(d.peer_value)
               WHEN d.kind = 'primary_key' THEN steep_repl._ident_list(d.peer_value) END,
          d.description
-  FROM steep_repl._differences(steep_repl._local_name(), peer) d;
+  FROM steep_repl._differences(v_local, v_peer, steep_repl._local_name(), peer) d;
 END
 $$;
 COMMENT ON FUNCTION steep_repl.schema_diff(text, text, text) IS
@@ -185,27 +192,26 @@ COMMENT ON FUNCTION steep_repl._sequence_ddl(text) IS 'Internal: CREATE SEQUENCE
 CREATE FUNCTION steep_repl.schema_ddl(peer text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS TABLE (schema_name text, table_name text, statement text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_defs steep_repl.table_definition[];
 BEGIN
   PERFORM steep_repl._check_scope(options);
   IF peer IS NULL THEN
-    CREATE TEMP TABLE IF NOT EXISTS sr_def_peer (LIKE steep_repl.table_definition) ON COMMIT DROP;
-    TRUNCATE pg_temp.sr_def_peer;
-    INSERT INTO pg_temp.sr_def_peer SELECT * FROM steep_repl._local_definitions(true) d
-    WHERE steep_repl._in_scope(options, d.schema_name, d.table_name);
+    v_defs := ARRAY(SELECT d FROM steep_repl._local_definitions(true) d WHERE steep_repl._in_scope(options, d.schema_name, d.table_name));
   ELSE
-    PERFORM steep_repl._load_definitions(peer, true, options);
+    v_defs := (SELECT x.peer_defs FROM steep_repl._load_definitions(peer, true, options) x);
   END IF;
   RETURN QUERY
   SELECT x.s, x.t, x.stmt FROM (
     SELECT DISTINCT d.schema_name AS s, NULL::text AS t, 1 AS ord, pg_catalog.format('CREATE SCHEMA IF NOT EXISTS %I', d.schema_name) AS stmt
-    FROM pg_temp.sr_def_peer d WHERE d.schema_name <> 'public'
+    FROM pg_catalog.unnest(v_defs) d WHERE d.schema_name <> 'public'
     UNION ALL
     SELECT d.schema_name, d.table_name, 2, 'CREATE SEQUENCE IF NOT EXISTS ' || q.name
-    FROM pg_temp.sr_def_peer d, pg_catalog.jsonb_array_elements(d.columns) c,
+    FROM pg_catalog.unnest(v_defs) d, pg_catalog.jsonb_array_elements(d.columns) c,
          steep_repl._default_sequence(c->>'default') q(name)
     WHERE q.name IS NOT NULL
     UNION ALL
-    SELECT d.schema_name, d.table_name, 3, steep_repl._create_table_ddl(ROW(d.*)::steep_repl.table_definition) FROM pg_temp.sr_def_peer d) x
+    SELECT d.schema_name, d.table_name, 3, steep_repl._create_table_ddl(ROW(d.*)::steep_repl.table_definition) FROM pg_catalog.unnest(v_defs) d) x
   ORDER BY x.ord, x.s COLLATE "C", x.t COLLATE "C", x.stmt;
 END
 $$;

@@ -125,21 +125,25 @@ $$;
 COMMENT ON FUNCTION steep_repl._type_widens(text, text) IS
   'Internal: whether converting a column from from_type to to_type (format_type spelling) keeps every value.';
 
--- Auto mode splices a peer's type names and expressions into DDL that it runs as the extension's
--- owner: refuse a type that does not parse back to itself here, and any text that could hold a
--- second statement. NULL when the column is fine.
+-- Auto mode splices a peer's type names and expressions into DDL: refuse a type that does not
+-- parse back to itself here or is a temporary type (a permanent column would depend on it), and
+-- any text that could hold a second statement. NULL when the column is fine.
 CREATE FUNCTION steep_repl._unsafe_column(col jsonb) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_type text := col->>'type';
+  v_oid oid;
   v_ok boolean;
 BEGIN
   BEGIN
-    v_ok := pg_catalog.format_type(pg_catalog.to_regtype(v_type), pg_catalog.to_regtypemod(v_type)) = v_type;
+    v_oid := pg_catalog.to_regtype(v_type);
+    v_ok := pg_catalog.format_type(v_oid, pg_catalog.to_regtypemod(v_type)) = v_type;
   EXCEPTION WHEN OTHERS THEN
     v_ok := false;
   END;
-  IF NOT coalesce(v_ok, false) THEN
+  IF NOT coalesce(v_ok, false) OR EXISTS (
+       SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = v_oid
+         AND (t.typnamespace = pg_catalog.pg_my_temp_schema() OR pg_catalog.pg_is_other_temp_schema(t.typnamespace))) THEN
     RETURN pg_catalog.format('its type %s is not a type here', v_type);
   END IF;
   IF pg_catalog.strpos(coalesce(col->>'default', '') || coalesce(col->>'generated', ''), ';') > 0 THEN
@@ -149,4 +153,166 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl._unsafe_column(jsonb) IS
-  'Internal: why auto mode will not put a peer''s column definition into DDL (unknown type, ";" in an expression), or NULL.';
+  'Internal: why auto mode will not put a peer''s column definition into DDL (unknown or temporary type, ";" in an expression), or NULL.';
+
+-- A peer's expressions are never evaluated here: auto mode applies a column default only when it
+-- is a constant or nextval() of a sequence the sync creates, and no generation expression.
+-- Decided on the text alone with strict patterns, and re-spelled from the parsed parts; anything
+-- else is refused with its DDL, for a DBA to review and run by hand.
+
+-- The spelling of a type that may follow a constant in a peer's default ('x'::type), or NULL. The
+-- cast runs the type's input function when the DDL is parsed (for each element of an array): a
+-- base type's or an enum's (server code), or any type of pg_catalog; not a domain (its CHECKs
+-- are user code), a composite or range outside pg_catalog, or a temporary type.
+CREATE FUNCTION steep_repl._constant_type(type_name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_oid oid;
+  v_text text;
+BEGIN
+  BEGIN
+    v_oid := pg_catalog.to_regtype(type_name);
+    v_text := pg_catalog.format_type(v_oid, pg_catalog.to_regtypemod(type_name));
+  EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+  END;
+  IF v_oid IS NULL OR v_text IS DISTINCT FROM type_name OR EXISTS (
+       SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type b ON b.oid IN (t.oid, t.typelem)
+       WHERE t.oid = v_oid
+         AND (NOT (b.typtype IN ('b', 'e') OR b.typnamespace = 'pg_catalog'::pg_catalog.regnamespace)
+              OR b.typnamespace = pg_catalog.pg_my_temp_schema() OR pg_catalog.pg_is_other_temp_schema(b.typnamespace))) THEN
+    RETURN NULL;
+  END IF;
+  RETURN v_text;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._constant_type(text) IS
+  'Internal: the type name (format_type spelling) when a constant of a peer''s default may be cast to it without running a user''s code (base types, enums, pg_catalog types, arrays of those), else NULL.';
+
+-- A peer's column default as auto mode applies it, re-spelled from its parsed parts, or NULL when
+-- it is not applied: 'literal' or NULL (optionally ::type, see _constant_type), a number, true or
+-- false (optionally cast to a pg_catalog type: a cast to another type may call a user's function),
+-- or nextval('schema.sequence'::regclass) of a sequence that does not exist here (the sync creates
+-- it). A function call, an operator, a subquery, anything else: NULL. Literals are read as the
+-- peer printed them (standard_conforming_strings on, see _load_definitions).
+CREATE FUNCTION steep_repl._constant_default(default_expr text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+  m text[];
+  v_type text;
+  v_seq text[];
+  v_name text;
+BEGIN
+  IF default_expr IS NULL THEN
+    RETURN NULL;
+  END IF;
+  m := pg_catalog.regexp_match(default_expr, $re$^(?:'((?:[^']|'')*)'|(NULL))(?:::(.+))?$$re$);
+  IF m IS NOT NULL THEN
+    v_type := steep_repl._constant_type(m[3]);
+    IF m[3] IS NOT NULL AND v_type IS NULL THEN
+      RETURN NULL;
+    END IF;
+    RETURN CASE WHEN m[2] IS NOT NULL THEN 'NULL' ELSE pg_catalog.quote_literal(pg_catalog.replace(m[1], '''''', '''')) END
+           || coalesce('::' || v_type, '');
+  END IF;
+  m := pg_catalog.regexp_match(default_expr, $re$^([0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?|true|false)(?:::(.+))?$$re$);
+  IF m IS NOT NULL THEN
+    v_type := steep_repl._constant_type(m[2]);
+    IF m[2] IS NOT NULL AND (v_type IS NULL OR NOT EXISTS (
+         SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = pg_catalog.to_regtype(v_type)
+           AND t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace)) THEN
+      RETURN NULL;
+    END IF;
+    RETURN m[1] || coalesce('::' || v_type, '');
+  END IF;
+  m := pg_catalog.regexp_match(default_expr, $re$^nextval\('((?:[^']|'')+)'::regclass\)$$re$);
+  IF m IS NULL THEN
+    RETURN NULL;
+  END IF;
+  BEGIN
+    v_seq := pg_catalog.parse_ident(pg_catalog.replace(m[1], '''''', ''''));
+  EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+  END;
+  IF pg_catalog.cardinality(v_seq) <> 2 OR v_seq[1] ~ '^pg_' THEN
+    RETURN NULL;
+  END IF;
+  v_name := pg_catalog.quote_ident(v_seq[1]) || '.' || pg_catalog.quote_ident(v_seq[2]);
+  IF pg_catalog.to_regclass(v_name) IS NOT NULL THEN
+    RETURN NULL;  -- not a sequence this sync creates
+  END IF;
+  RETURN pg_catalog.format('pg_catalog.nextval(%L::pg_catalog.regclass)', v_name);
+END
+$f$;
+COMMENT ON FUNCTION steep_repl._constant_default(text) IS
+  'Internal: a peer''s column default re-spelled for auto mode''s DDL when it is a constant or nextval() of a schema-qualified sequence that does not exist here; NULL for anything else (nothing is evaluated).';
+
+-- Why auto mode does not apply a peer column's default or generation expression, or NULL.
+CREATE FUNCTION steep_repl._unapplied_expression(col jsonb) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF col->>'generated' IS NOT NULL
+     AND col->>'generated' NOT IN ('GENERATED ALWAYS AS IDENTITY', 'GENERATED BY DEFAULT AS IDENTITY') THEN
+    RETURN pg_catalog.format('its expression %s would be evaluated on this node', col->>'generated');
+  END IF;
+  IF col->>'default' IS NOT NULL AND steep_repl._constant_default(col->>'default') IS NULL THEN
+    RETURN pg_catalog.format('its default %s is neither a constant nor nextval() of a sequence schema sync creates, and would be evaluated on this node',
+                             col->>'default');
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._unapplied_expression(jsonb) IS
+  'Internal: why auto mode leaves a peer column''s default or generation expression to a DBA (not a constant, not nextval() of a sequence it creates, a generation expression), or NULL.';
+
+-- A peer's column as auto mode creates it: its default re-spelled by _constant_default (only
+-- for columns _unapplied_expression accepts).
+CREATE FUNCTION steep_repl._applied_column(col jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF col->>'default' IS NULL THEN
+    RETURN col;
+  END IF;
+  RETURN col || pg_catalog.jsonb_build_object('default', steep_repl._constant_default(col->>'default'));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._applied_column(jsonb) IS 'Internal: a peer''s column with its default spelled as auto mode''s DDL applies it.';
+
+-- Whether values of a type are checked by a user's code: a domain (or an array of one, or a
+-- domain over one) with a CHECK constraint, outside pg_catalog and information_schema. Adding or
+-- converting a column of such a type runs the check over every row.
+CREATE FUNCTION steep_repl._type_has_user_checks(type_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_oid oid;
+BEGIN
+  BEGIN
+    v_oid := pg_catalog.to_regtype(type_name);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN true;
+  END;
+  RETURN EXISTS (
+    WITH RECURSIVE ty(oid) AS (
+      SELECT v_oid
+      UNION
+      SELECT v.x FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid
+      CROSS JOIN LATERAL (VALUES (NULLIF(t.typbasetype, 0::oid)), (NULLIF(t.typelem, 0::oid))) v(x)
+      WHERE v.x IS NOT NULL)
+    SELECT 1 FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid
+    JOIN pg_catalog.pg_constraint c ON c.contypid = t.oid AND c.contype = 'c'
+    WHERE t.typnamespace <> ALL (ARRAY['pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace]::oid[]));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._type_has_user_checks(text) IS
+  'Internal: whether a type (format_type spelling) is, or is an array of, a domain with CHECK constraints outside pg_catalog and information_schema.';
+
+-- One step of auto mode's plan: a statement and the role it runs as, or a refusal; none (an
+-- empty array) when both are NULL.
+CREATE FUNCTION steep_repl._plan_step(rank integer, run_as oid, stmt text, refusal text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN stmt IS NULL AND refusal IS NULL THEN '[]'::pg_catalog.jsonb
+              ELSE pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                     'rank', rank, 'run_as', run_as::pg_catalog.int8, 'stmt', stmt, 'refusal', refusal))) END;
+$$;
+COMMENT ON FUNCTION steep_repl._plan_step(integer, oid, text, text) IS
+  'Internal: a one-element jsonb array {rank, run_as (role oid), stmt} or {rank, refusal} to append to auto mode''s plan; [] when stmt and refusal are NULL.';

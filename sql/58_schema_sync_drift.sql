@@ -25,13 +25,15 @@ DECLARE
   v_diffs text[];
   v_state text;
   v_diverged boolean := false;
+  v_local steep_repl.table_definition[];
+  v_peer steep_repl.table_definition[];
 BEGIN
   -- Lock order everywhere: the nodes row first (tick() holds it already), then drift_checks.
   SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = _drift_check.node FOR UPDATE;
   SELECT pg_catalog.jsonb_build_object('tables', pg_catalog.jsonb_agg(t.schema_name || '.' || t.table_name))
     INTO v_opts FROM steep_repl.init_tables t WHERE t.node = _drift_check.node HAVING pg_catalog.count(*) > 0;
-  PERFORM steep_repl._load_definitions(source, true, coalesce(v_opts, '{}'));
-  SELECT pg_catalog.array_agg(d.description) INTO v_diffs FROM steep_repl._differences(node, source) d
+  SELECT x.local_defs, x.peer_defs INTO v_local, v_peer FROM steep_repl._load_definitions(source, true, coalesce(v_opts, '{}')) x;
+  SELECT pg_catalog.array_agg(d.description) INTO v_diffs FROM steep_repl._differences(v_local, v_peer, node, source) d
   WHERE NOT EXISTS (SELECT 1 FROM steep_repl.schema_accepted_differences a WHERE a.peer = source AND a.description = d.description);
   INSERT INTO steep_repl.drift_checks AS c (node, source_node, checked_at, status, differences, error)
   VALUES (node, source, now, CASE WHEN v_diffs IS NULL THEN 'match' ELSE 'drift' END,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Job states, as stored in steep_repl.jobs.state.
@@ -145,9 +146,14 @@ func scanJob(row pgx.Row) (Job, error) {
 	return j, err
 }
 
-// GetJob returns one job; the error wraps pgx.ErrNoRows when it does not exist.
+// GetJob returns one job. A job that does not exist is reported as the SQL API reports it
+// (steep_repl.cancel_job): a *pgconn.PgError with SQLSTATE 42704 (undefined_object) and the
+// message "job N does not exist".
 func GetJob(ctx context.Context, db DB, id int64) (Job, error) {
 	j, err := scanJob(db.QueryRow(ctx, q(qGetJob), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, &pgconn.PgError{Severity: "ERROR", Code: "42704", Message: fmt.Sprintf("job %d does not exist", id)}
+	}
 	if err != nil {
 		return Job{}, fmt.Errorf("get job %d: %w", id, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,13 +69,18 @@ func Main(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		cmd.flags(fs)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: steep-repl %s [flags] %s\n\n%s\n\nexample:\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.summary, cmd.example)
+		fmt.Fprintf(fs.Output(), "usage: %s\n\n%s\n\nexample:\n  %s\n\nflags:\n", strings.TrimSpace("steep-repl "+cmd.name+" [flags] "+cmd.args), cmd.summary, cmd.example)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(interleave(rest)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if cmd.args == "" && fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "steep-repl %s: takes no arguments, not %q\n", cmd.name, strings.Join(fs.Args(), " "))
+		fs.Usage()
 		return 2
 	}
 	if err := cmd.run(ctx, env, fs, fs.Args()); err != nil {
@@ -101,7 +107,7 @@ func interleave(args []string) []string {
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
 			flags = append(flags, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") && !isBoolFlag(a) {
+			if !strings.Contains(a, "=") && i+1 < len(args) && isFlagValue(args[i+1]) && !isBoolFlag(a) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -110,6 +116,16 @@ func interleave(args []string) []string {
 		pos = append(pos, a)
 	}
 	return append(flags, pos...)
+}
+
+// isFlagValue reports whether a, after a flag that takes a value, is that value: anything but
+// another flag; "-" (stdin/stdout, as in --output -) and negative numbers are values.
+func isFlagValue(a string) bool {
+	if a == "-" || !strings.HasPrefix(a, "-") {
+		return true
+	}
+	_, err := strconv.ParseFloat(a, 64)
+	return err == nil
 }
 
 // boolFlags are the flags that take no value (kept in one place for interleave).
@@ -155,8 +171,21 @@ func printError(w io.Writer, name string, err error) {
 		}
 		if pgErr.Hint != "" {
 			fmt.Fprintf(w, "  HINT: %s\n", pgErr.Hint)
+		} else if missingExtension(pgErr) {
+			fmt.Fprintln(w, "  HINT: Is the steep_repl extension installed (and up to date) in this database? "+
+				"A superuser runs CREATE EXTENSION steep_repl CASCADE, or ALTER EXTENSION steep_repl UPDATE.")
 		}
 	}
+}
+
+// missingExtension reports whether err says a steep_repl schema, table or function does not
+// exist: the database --db names lacks the extension, or has an older version of it.
+func missingExtension(err *pgconn.PgError) bool {
+	switch err.Code {
+	case "3F000", "42P01", "42883": // invalid_schema_name, undefined_table, undefined_function
+		return strings.Contains(err.Message, "steep_repl")
+	}
+	return false
 }
 
 func versionCommand() command {

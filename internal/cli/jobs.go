@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,9 +32,15 @@ func jobCommands() []command {
 			if len(args) != 1 {
 				return usageError{"need a job KIND"}
 			}
-			var a map[string]any
-			if err := json.Unmarshal([]byte(argsJSON), &a); err != nil {
-				return usageError{"--args must be a JSON object: " + err.Error()}
+			if kinds := jobKinds(); !slices.Contains(kinds, args[0]) {
+				return usageError{fmt.Sprintf("unknown job kind %q: no sidecar would run it (kinds: %s)", args[0], strings.Join(kinds, ", "))}
+			}
+			a, err := jobArgs(argsJSON)
+			if err != nil {
+				return err
+			}
+			if maxAttempts < 1 {
+				return usageError{fmt.Sprintf("--max-attempts must be at least 1, not %d", maxAttempts)}
 			}
 			return withConn(ctx, env, func(db api.DB) error {
 				id, err := api.EnqueueJob(ctx, db, args[0], a, node, maxAttempts)
@@ -54,6 +62,12 @@ func jobCommands() []command {
 			fs.IntVar(&limit, "limit", 50, "at most this many jobs")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+			if state != "" && !slices.Contains(jobStates, state) {
+				return usageError{fmt.Sprintf("unknown job state %q (states: %s)", state, strings.Join(jobStates, ", "))}
+			}
+			if limit < 1 {
+				return usageError{fmt.Sprintf("--limit must be at least 1, not %d", limit)}
+			}
 			return withConn(ctx, env, func(db api.DB) error {
 				jobs, err := api.ListJobs(ctx, db, state, limit)
 				if err != nil {
@@ -108,6 +122,28 @@ func jobCommands() []command {
 			})
 		},
 	}}
+}
+
+// jobStates are the states of steep_repl.jobs.state, for --state.
+var jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCancelled}
+
+// jobArgs parses --args: a JSON object.
+func jobArgs(argsJSON string) (map[string]any, error) {
+	var a map[string]any
+	dec := json.NewDecoder(strings.NewReader(argsJSON))
+	err := dec.Decode(&a)
+	var typ *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typ) {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			err = fmt.Errorf("%w at byte %d", err, syntax.Offset)
+		}
+		return nil, usageError{fmt.Sprintf("--args %q is not valid JSON (%v); give an object such as '{\"seconds\": 5}'", argsJSON, err)}
+	}
+	if err != nil || a == nil || dec.More() {
+		return nil, usageError{fmt.Sprintf("--args must be a JSON object such as '{\"seconds\": 5}', not %q", argsJSON)}
+	}
+	return a, nil
 }
 
 func jobID(args []string) (int64, error) {

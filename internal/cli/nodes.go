@@ -13,6 +13,12 @@ import (
 
 // withConn runs f on a connection to the --db node.
 func withConn(ctx context.Context, env *Env, f func(db api.DB) error) error {
+	if _, err := dbconn.ParseConfig(*env.db); err != nil {
+		if *env.db == "" {
+			return fmt.Errorf("the libpq environment (PGHOST, PGPORT, PGSERVICE, ...) does not make a connection string: %w", err)
+		}
+		return usageError{fmt.Sprintf("--db is neither a postgres:// URL nor a key=value conninfo: %v", err)}
+	}
 	conn, err := dbconn.Connect(ctx, *env.db, "steep-repl")
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/autoinit"
@@ -38,10 +39,7 @@ func runCommand() command {
 				return usageError{"invalid --log-level " + level}
 			}
 			logger := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
-			handlers := runner.BuiltinHandlers()
-			maps.Copy(handlers, autoinit.Handlers(logger))
-			maps.Copy(handlers, manualinit.Handlers(*env.db, logger))
-			maps.Copy(handlers, snapshotjob.Handlers(logger))
+			handlers := sidecarHandlers(*env.db, logger)
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
@@ -52,4 +50,18 @@ func runCommand() command {
 			return r.Run(ctx)
 		},
 	}
+}
+
+// sidecarHandlers are the job handlers of the sidecar, by job kind.
+func sidecarHandlers(connString string, logger *slog.Logger) map[string]runner.Handler {
+	handlers := runner.BuiltinHandlers()
+	maps.Copy(handlers, autoinit.Handlers(logger))
+	maps.Copy(handlers, manualinit.Handlers(connString, logger))
+	maps.Copy(handlers, snapshotjob.Handlers(logger))
+	return handlers
+}
+
+// jobKinds are the job kinds a sidecar runs (its handlers' names), sorted.
+func jobKinds() []string {
+	return slices.Sorted(maps.Keys(sidecarHandlers("", slog.New(slog.DiscardHandler))))
 }
