@@ -1678,3 +1678,204 @@ REVOKE ALL ON FUNCTION
   steep_repl._auto_plan(steep_repl.table_definition[], steep_repl.table_definition[], jsonb, text, text),
   steep_repl._schema_sync_loaded(steep_repl.table_definition[], steep_repl.table_definition[], text, text, jsonb)
 FROM PUBLIC;
+
+-- ---- One definition of rate and ETA (sql/45_rate.sql): the init tick and the snapshot progress
+-- write (now in SQL, steep_repl._snapshot_progress_set, over steep_repl.snapshot_samples) both use it.
+CREATE FUNCTION steep_repl._rate_window() RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT interval '10 seconds'
+$$;
+COMMENT ON FUNCTION steep_repl._rate_window() IS
+  'Internal: the rolling window rates are measured over (10 s): from the oldest sample in it to now.';
+
+CREATE FUNCTION steep_repl._rate_eta(done bigint, total bigint, now timestamptz, since_done bigint, since timestamptz,
+  OUT per_sec numeric, OUT eta_seconds numeric)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT r.per_sec,
+         CASE WHEN total - done <= 0 THEN 0
+              WHEN r.per_sec > 0 THEN (total - done) / r.per_sec END
+  FROM (SELECT CASE WHEN now - since >= interval '200 milliseconds'
+                    THEN greatest(0, (done - since_done) / extract(epoch FROM now - since)) END AS per_sec) r
+$$;
+COMMENT ON FUNCTION steep_repl._rate_eta(bigint, bigint, timestamptz, bigint, timestamptz) IS
+  'Internal: the rate of done since an earlier sample (since_done at since; NULL when none or under 200 ms old) and the ETA to total at that rate (0 when done >= total, NULL when unknown).';
+
+CREATE TABLE steep_repl.snapshot_samples (
+  job_id     bigint NOT NULL REFERENCES steep_repl.snapshot_progress (job_id) ON DELETE CASCADE,
+  at         timestamptz NOT NULL,
+  bytes_done bigint NOT NULL,
+  PRIMARY KEY (job_id, at)
+);
+COMMENT ON TABLE steep_repl.snapshot_samples IS
+  'Progress samples of the snapshot jobs of the last rate window (steep_repl._rate_window()), of the current attempt and phase: what throughput_bytes_s and eta_seconds of snapshot_progress are computed from.';
+GRANT SELECT ON steep_repl.snapshot_samples TO steep_repl_admin;
+
+CREATE FUNCTION steep_repl._snapshot_progress_set(job_id bigint, progress jsonb, restart boolean,
+  now timestamptz DEFAULT NULL) RETURNS steep_repl.snapshot_progress
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_now timestamptz := coalesce(now, pg_catalog.clock_timestamp());
+  x steep_repl.snapshot_progress := pg_catalog.jsonb_populate_record(NULL::steep_repl.snapshot_progress, progress);
+  v_then record;
+  v_row steep_repl.snapshot_progress;
+BEGIN
+  -- A restarted attempt or a new phase measures its rate afresh.
+  IF restart OR NOT EXISTS (SELECT 1 FROM steep_repl.snapshot_progress p
+                            WHERE p.job_id = _snapshot_progress_set.job_id AND p.phase = x.phase) THEN
+    DELETE FROM steep_repl.snapshot_samples s WHERE s.job_id = _snapshot_progress_set.job_id;
+  END IF;
+  DELETE FROM steep_repl.snapshot_samples s WHERE s.at < v_now - steep_repl._rate_window();
+  SELECT s.at, s.bytes_done INTO v_then FROM steep_repl.snapshot_samples s
+  WHERE s.job_id = _snapshot_progress_set.job_id AND s.at >= v_now - steep_repl._rate_window() AND s.at < v_now
+  ORDER BY s.at LIMIT 1;
+  SELECT r.per_sec, r.eta_seconds INTO x.throughput_bytes_s, x.eta_seconds
+  FROM steep_repl._rate_eta(x.bytes_done, x.bytes_total, v_now, v_then.bytes_done, v_then.at) r;
+
+  INSERT INTO steep_repl.snapshot_progress AS p (job_id, snapshot_id, phase, step, percent, bytes_done, bytes_total,
+    rows_done, rows_total, tables_done, tables_total, throughput_bytes_s, eta_seconds, current_table, compression_ratio,
+    checksums_verified, checksums_failed, tuples_skipped, message, started_at, updated_at)
+  VALUES (_snapshot_progress_set.job_id, x.snapshot_id, x.phase, x.step, x.percent, x.bytes_done, x.bytes_total,
+    x.rows_done, x.rows_total, x.tables_done, x.tables_total, x.throughput_bytes_s, x.eta_seconds, x.current_table,
+    x.compression_ratio, x.checksums_verified, x.checksums_failed, x.tuples_skipped, x.message, v_now, v_now)
+  ON CONFLICT ON CONSTRAINT snapshot_progress_pkey DO UPDATE SET
+    snapshot_id = coalesce(EXCLUDED.snapshot_id, p.snapshot_id), phase = EXCLUDED.phase, step = EXCLUDED.step,
+    -- percent never decreases within a phase, unless the caller restarts it.
+    percent = CASE WHEN restart OR p.phase <> EXCLUDED.phase THEN EXCLUDED.percent ELSE greatest(p.percent, EXCLUDED.percent) END,
+    bytes_done = EXCLUDED.bytes_done, bytes_total = EXCLUDED.bytes_total, rows_done = EXCLUDED.rows_done,
+    rows_total = EXCLUDED.rows_total, tables_done = EXCLUDED.tables_done, tables_total = EXCLUDED.tables_total,
+    throughput_bytes_s = EXCLUDED.throughput_bytes_s, eta_seconds = EXCLUDED.eta_seconds,
+    current_table = EXCLUDED.current_table, compression_ratio = EXCLUDED.compression_ratio,
+    checksums_verified = EXCLUDED.checksums_verified, checksums_failed = EXCLUDED.checksums_failed,
+    tuples_skipped = EXCLUDED.tuples_skipped, message = EXCLUDED.message,
+    started_at = CASE WHEN restart OR p.phase <> EXCLUDED.phase THEN v_now ELSE p.started_at END,
+    updated_at = v_now
+  RETURNING * INTO v_row;
+  INSERT INTO steep_repl.snapshot_samples (job_id, at, bytes_done) VALUES (_snapshot_progress_set.job_id, v_now, x.bytes_done)
+  ON CONFLICT DO NOTHING;
+  RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._snapshot_progress_set(bigint, jsonb, boolean, timestamptz) IS
+  'Sidecar step: writes a snapshot job''s progress row from the counts in progress (a snapshot_progress row as jsonb; its throughput and ETA are ignored) and computes throughput_bytes_s and eta_seconds with steep_repl._rate_eta over snapshot_samples. Percent never decreases within a phase unless restart. now defaults to clock_timestamp().';
+REVOKE ALL ON FUNCTION steep_repl._rate_window(), steep_repl._rate_eta(bigint, bigint, timestamptz, bigint, timestamptz),
+  steep_repl._snapshot_progress_set(bigint, jsonb, boolean, timestamptz) FROM PUBLIC;
+
+-- _tick_init takes its rates and ETA from steep_repl._rate_eta.
+CREATE OR REPLACE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_errors bigint;
+  v_probe text;
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_percent numeric;
+  v_then record;
+  v_rps numeric;
+  v_bps numeric;
+  v_eta numeric;
+  v_progressed boolean;
+  v_lag bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
+    RETURN;
+  END IF;
+
+  -- A sync or apply error fails the init; say whether the source is the cause.
+  SELECT s.apply_error_count + s.sync_error_count INTO v_errors
+  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
+  IF coalesce(v_errors, 0) > 0 THEN
+    v_probe := steep_repl._probe(p.source_node);
+    PERFORM steep_repl._init_fail(p.node, CASE
+      WHEN v_probe IS NOT NULL THEN pg_catalog.format('source node %s is unreachable: %s', p.source_node, v_probe)
+      ELSE pg_catalog.format('subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+                             p.subscription, v_errors, p.node) END);
+    RETURN;
+  END IF;
+
+  UPDATE steep_repl.init_tables t SET
+    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
+                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
+    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
+    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
+    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
+  FROM pg_catalog.pg_subscription_rel sr
+  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
+  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
+  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
+  -- against its size; below 1 until the table is synchronized.
+  UPDATE steep_repl.init_tables t SET fraction = CASE
+      WHEN t.sync_state IN ('synced', 'ready') THEN 1
+      WHEN t.sync_state = 'pending' THEN t.fraction
+      ELSE greatest(t.fraction, least(0.99, coalesce(
+             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
+             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
+  WHERE t.node = p.node;
+
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
+         coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
+    INTO v_done, v_rows, v_bytes
+  FROM steep_repl.init_tables t WHERE t.node = p.node;
+  v_percent := CASE WHEN v_done = p.tables_total THEN 100
+                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
+  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
+
+  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
+  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
+  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
+  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
+  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
+  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
+  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
+
+  UPDATE steep_repl.init_progress ip SET
+    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
+    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
+    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
+    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
+    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
+    updated_at = now
+  WHERE ip.node = p.node
+  RETURNING * INTO p;
+
+  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
+  IF p.phase = 'copying' AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
+            'current_tables', p.current_tables));
+    p.stalled_since := now;
+  END IF;
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' THEN
+    IF NOT steep_repl._tick_source_reachable(p, now) THEN
+      RETURN;
+    END IF;
+  END IF;
+
+  IF p.phase = 'copying' AND v_done = p.tables_total THEN
+    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
+    WHERE ip.node = p.node;
+    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
+  ELSIF p.phase = 'catching_up' THEN
+    v_lag := steep_repl._remote_slot_lag(p.source_node, p.slot_name);
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_lag WHERE ip.node = p.node;
+    IF v_lag IS NOT NULL AND v_lag <= p.lag_threshold_bytes
+       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
+      WHERE ip.node = p.node;
+      PERFORM steep_repl.transition(p.node, 'synchronized', pg_catalog.format('apply lag %s bytes <= %s', v_lag, p.lag_threshold_bytes));
+    END IF;
+  END IF;
+END
+$$;

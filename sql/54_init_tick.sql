@@ -13,6 +13,7 @@ DECLARE
   v_then record;
   v_rps numeric;
   v_bps numeric;
+  v_eta numeric;
   v_progressed boolean;
   v_lag bigint;
 BEGIN
@@ -64,16 +65,15 @@ BEGIN
                     ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
   v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
 
-  -- Rates over the rolling 10 s window.
+  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
   INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
   ON CONFLICT DO NOTHING;
   DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
   SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
-  WHERE s.node = p.node AND s.at >= now - interval '10 seconds' AND s.at < now ORDER BY s.at LIMIT 1;
-  IF v_then.at IS NOT NULL THEN
-    v_rps := (v_rows - v_then.rows_done) / extract(epoch FROM now - v_then.at);
-    v_bps := (v_bytes - v_then.bytes_done) / extract(epoch FROM now - v_then.at);
-  END IF;
+  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
+  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
+  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
+  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
 
   UPDATE steep_repl.init_progress ip SET
     tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
@@ -82,8 +82,7 @@ BEGIN
                                       ORDER BY t.schema_name, t.table_name), '{}')
                       FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
     rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
-    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0
-                       WHEN v_bps > 0 THEN pg_catalog.round((p.bytes_total - v_bytes) / v_bps) END,
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
     last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
     stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
     updated_at = now

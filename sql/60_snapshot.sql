@@ -138,3 +138,61 @@ $$;
 COMMENT ON FUNCTION steep_repl._snapshot_progress_notify() IS 'Internal: NOTIFY steep_repl_progress on every progress write.';
 CREATE TRIGGER snapshot_progress_notify AFTER INSERT OR UPDATE ON steep_repl.snapshot_progress
   FOR EACH ROW EXECUTE FUNCTION steep_repl._snapshot_progress_notify();
+
+CREATE TABLE steep_repl.snapshot_samples (
+  job_id     bigint NOT NULL REFERENCES steep_repl.snapshot_progress (job_id) ON DELETE CASCADE,
+  at         timestamptz NOT NULL,
+  bytes_done bigint NOT NULL,
+  PRIMARY KEY (job_id, at)
+);
+COMMENT ON TABLE steep_repl.snapshot_samples IS
+  'Progress samples of the snapshot jobs of the last rate window (steep_repl._rate_window()), of the current attempt and phase: what throughput_bytes_s and eta_seconds of snapshot_progress are computed from.';
+
+-- The sidecar reports counts; the rate and the ETA are computed here, as tick() does for inits.
+CREATE FUNCTION steep_repl._snapshot_progress_set(job_id bigint, progress jsonb, restart boolean,
+  now timestamptz DEFAULT NULL) RETURNS steep_repl.snapshot_progress
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_now timestamptz := coalesce(now, pg_catalog.clock_timestamp());
+  x steep_repl.snapshot_progress := pg_catalog.jsonb_populate_record(NULL::steep_repl.snapshot_progress, progress);
+  v_then record;
+  v_row steep_repl.snapshot_progress;
+BEGIN
+  -- A restarted attempt or a new phase measures its rate afresh.
+  IF restart OR NOT EXISTS (SELECT 1 FROM steep_repl.snapshot_progress p
+                            WHERE p.job_id = _snapshot_progress_set.job_id AND p.phase = x.phase) THEN
+    DELETE FROM steep_repl.snapshot_samples s WHERE s.job_id = _snapshot_progress_set.job_id;
+  END IF;
+  DELETE FROM steep_repl.snapshot_samples s WHERE s.at < v_now - steep_repl._rate_window();
+  SELECT s.at, s.bytes_done INTO v_then FROM steep_repl.snapshot_samples s
+  WHERE s.job_id = _snapshot_progress_set.job_id AND s.at >= v_now - steep_repl._rate_window() AND s.at < v_now
+  ORDER BY s.at LIMIT 1;
+  SELECT r.per_sec, r.eta_seconds INTO x.throughput_bytes_s, x.eta_seconds
+  FROM steep_repl._rate_eta(x.bytes_done, x.bytes_total, v_now, v_then.bytes_done, v_then.at) r;
+
+  INSERT INTO steep_repl.snapshot_progress AS p (job_id, snapshot_id, phase, step, percent, bytes_done, bytes_total,
+    rows_done, rows_total, tables_done, tables_total, throughput_bytes_s, eta_seconds, current_table, compression_ratio,
+    checksums_verified, checksums_failed, tuples_skipped, message, started_at, updated_at)
+  VALUES (_snapshot_progress_set.job_id, x.snapshot_id, x.phase, x.step, x.percent, x.bytes_done, x.bytes_total,
+    x.rows_done, x.rows_total, x.tables_done, x.tables_total, x.throughput_bytes_s, x.eta_seconds, x.current_table,
+    x.compression_ratio, x.checksums_verified, x.checksums_failed, x.tuples_skipped, x.message, v_now, v_now)
+  ON CONFLICT ON CONSTRAINT snapshot_progress_pkey DO UPDATE SET
+    snapshot_id = coalesce(EXCLUDED.snapshot_id, p.snapshot_id), phase = EXCLUDED.phase, step = EXCLUDED.step,
+    -- percent never decreases within a phase, unless the caller restarts it.
+    percent = CASE WHEN restart OR p.phase <> EXCLUDED.phase THEN EXCLUDED.percent ELSE greatest(p.percent, EXCLUDED.percent) END,
+    bytes_done = EXCLUDED.bytes_done, bytes_total = EXCLUDED.bytes_total, rows_done = EXCLUDED.rows_done,
+    rows_total = EXCLUDED.rows_total, tables_done = EXCLUDED.tables_done, tables_total = EXCLUDED.tables_total,
+    throughput_bytes_s = EXCLUDED.throughput_bytes_s, eta_seconds = EXCLUDED.eta_seconds,
+    current_table = EXCLUDED.current_table, compression_ratio = EXCLUDED.compression_ratio,
+    checksums_verified = EXCLUDED.checksums_verified, checksums_failed = EXCLUDED.checksums_failed,
+    tuples_skipped = EXCLUDED.tuples_skipped, message = EXCLUDED.message,
+    started_at = CASE WHEN restart OR p.phase <> EXCLUDED.phase THEN v_now ELSE p.started_at END,
+    updated_at = v_now
+  RETURNING * INTO v_row;
+  INSERT INTO steep_repl.snapshot_samples (job_id, at, bytes_done) VALUES (_snapshot_progress_set.job_id, v_now, x.bytes_done)
+  ON CONFLICT DO NOTHING;
+  RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._snapshot_progress_set(bigint, jsonb, boolean, timestamptz) IS
+  'Sidecar step: writes a snapshot job''s progress row from the counts in progress (a snapshot_progress row as jsonb; its throughput and ETA are ignored) and computes throughput_bytes_s and eta_seconds with steep_repl._rate_eta over snapshot_samples. Percent never decreases within a phase unless restart. now defaults to clock_timestamp().';

@@ -258,4 +258,4 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.delete_snapshot(text)
 TO steep_repl_admin;
 GRANT SELECT ON steep_repl.snapshots, steep_repl.snapshot_tables, steep_repl.snapshot_applies,
-  steep_repl.snapshot_apply_tables, steep_repl.snapshot_progress TO steep_repl_admin;
+  steep_repl.snapshot_apply_tables, steep_repl.snapshot_progress, steep_repl.snapshot_samples TO steep_repl_admin;
