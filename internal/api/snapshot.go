@@ -134,8 +134,10 @@ func GetSnapshotProgress(ctx context.Context, db DB, jobID int64) (*SnapshotProg
 	return p, nil
 }
 
-// SetSnapshotProgress writes a job's progress row (NOTIFY steep_repl_progress). Percent never
-// decreases within a phase unless restart is true.
+// SetSnapshotProgress writes a job's progress row (NOTIFY steep_repl_progress) with
+// steep_repl._snapshot_progress_set: the extension computes ThroughputBytesS and ETASeconds
+// from the counts (those of p are ignored). Percent never decreases within a phase unless
+// restart is true.
 func SetSnapshotProgress(ctx context.Context, db DB, p SnapshotProgress, restart bool) error {
 	b, err := json.Marshal(p)
 	if err != nil {

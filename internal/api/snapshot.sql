@@ -14,25 +14,7 @@ SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]') FROM steep_repl.list_snapshots() s
 SELECT to_jsonb(p) FROM steep_repl.snapshot_progress p WHERE job_id = $1;
 
 -- name: SetSnapshotProgress
-INSERT INTO steep_repl.snapshot_progress AS p (job_id, snapshot_id, phase, step, percent, bytes_done, bytes_total,
-  rows_done, rows_total, tables_done, tables_total, throughput_bytes_s, eta_seconds, current_table, compression_ratio,
-  checksums_verified, checksums_failed, tuples_skipped, message, started_at, updated_at)
-SELECT $1, x.snapshot_id, x.phase, x.step, x.percent, x.bytes_done, x.bytes_total, x.rows_done, x.rows_total,
-  x.tables_done, x.tables_total, x.throughput_bytes_s, x.eta_seconds, x.current_table, x.compression_ratio,
-  x.checksums_verified, x.checksums_failed, x.tuples_skipped, x.message, now(), clock_timestamp()
-FROM jsonb_populate_record(NULL::steep_repl.snapshot_progress, $2) x
-ON CONFLICT (job_id) DO UPDATE SET
-  snapshot_id = coalesce(EXCLUDED.snapshot_id, p.snapshot_id), phase = EXCLUDED.phase, step = EXCLUDED.step,
-  -- percent never decreases within a phase, unless the caller restarts it ($3).
-  percent = CASE WHEN $3 OR p.phase <> EXCLUDED.phase THEN EXCLUDED.percent ELSE greatest(p.percent, EXCLUDED.percent) END,
-  bytes_done = EXCLUDED.bytes_done, bytes_total = EXCLUDED.bytes_total, rows_done = EXCLUDED.rows_done,
-  rows_total = EXCLUDED.rows_total, tables_done = EXCLUDED.tables_done, tables_total = EXCLUDED.tables_total,
-  throughput_bytes_s = EXCLUDED.throughput_bytes_s, eta_seconds = EXCLUDED.eta_seconds,
-  current_table = EXCLUDED.current_table, compression_ratio = EXCLUDED.compression_ratio,
-  checksums_verified = EXCLUDED.checksums_verified, checksums_failed = EXCLUDED.checksums_failed,
-  tuples_skipped = EXCLUDED.tuples_skipped, message = EXCLUDED.message,
-  started_at = CASE WHEN $3 OR p.phase <> EXCLUDED.phase THEN now() ELSE p.started_at END,
-  updated_at = clock_timestamp();
+SELECT FROM steep_repl._snapshot_progress_set($1, $2, $3);
 
 -- name: GetSnapshot
 SELECT to_jsonb(s) || jsonb_build_object('slot_expiry_s', extract(epoch FROM s.slot_expiry)::bigint)

@@ -2,8 +2,8 @@
 // it: the manifest (format version, snapshot id, source, consistent LSN, slot, per-table file,
 // rows, raw and compressed bytes and SHA-256, sequences, DDL and column fingerprints), its
 // validation (file names never leave the directory), the table files (COPY text, optionally
-// zstd, lz4 or gzip, hashed while written and while read), the foreign-key-safe load plan and
-// the throughput meter behind the progress rows.
+// zstd, lz4 or gzip, hashed while written and while read) and the foreign-key-safe load plan.
+// Throughput and ETA of the progress rows are computed by the extension (steep_repl._rate_eta).
 //
 // Nothing here talks to PostgreSQL; package snapshot/job runs the generate and apply jobs.
 //

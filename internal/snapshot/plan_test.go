@@ -68,30 +68,3 @@ func TestPlanRefusesCycles(t *testing.T) {
 		t.Fatalf("cycle: %v", err)
 	}
 }
-
-func TestMeterRateOverTheWindowAndETA(t *testing.T) {
-	var m Meter
-	t0 := time.Unix(1000, 0)
-	if m.Rate() != nil {
-		t.Fatal("rate without samples")
-	}
-	for i := 0; i <= 30; i++ {
-		v := int64(i) * 100
-		if i > 20 {
-			v = 2000 + int64(i-20)*10 // slows down: the window forgets the fast past
-		}
-		m.Observe(t0.Add(time.Duration(i)*time.Second), v)
-	}
-	if r := m.Rate(); r == nil || *r != 10 {
-		t.Fatalf("rate %v, want 10", r)
-	}
-	if e := ETA(2200, 2100, m.Rate()); e == nil || *e != 10 {
-		t.Fatalf("eta %v", e)
-	}
-	if e := ETA(10, 10, nil); e == nil || *e != 0 {
-		t.Fatal("eta when done")
-	}
-	if ETA(10, 5, nil) != nil {
-		t.Fatal("eta without a rate")
-	}
-}

@@ -13,6 +13,7 @@
 //   - snapshot.delete and snapshot.expire: remove files, drop the slot (and the publication
 //     when no subscriber's slot is left).
 //
-// Progress goes to steep_repl.snapshot_progress every 500 ms (NOTIFY steep_repl_progress).
+// Progress goes to steep_repl.snapshot_progress every 500 ms (NOTIFY steep_repl_progress): the
+// jobs report counts, the extension computes throughput and ETA (steep_repl._rate_eta).
 // All SQL goes through package api; connection strings are never logged.
 package job

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
-	"github.com/steepdb/steep_repl/internal/snapshot"
 )
 
 // reportEvery is how often the progress row is refreshed.
 const reportEvery = 500 * time.Millisecond
 
-// tracker holds a job's progress and writes it to steep_repl.snapshot_progress.
+// tracker holds a job's progress and writes it to steep_repl.snapshot_progress: counts only,
+// the extension computes the throughput and the ETA (steep_repl._snapshot_progress_set).
 type tracker struct {
 	db  api.DB
 	log *slog.Logger
@@ -28,7 +28,6 @@ type tracker struct {
 	weights  map[string]int64 // table -> expected raw bytes (the percent's weights)
 	finished map[string]finishedTable
 	live     map[string]*liveCount
-	meter    snapshot.Meter
 	percent  float64
 	restart  bool
 	mirrored *api.SnapshotProgress // another job's progress shown as this one's (snapshot.init)
@@ -86,7 +85,6 @@ func (t *tracker) reset() {
 	t.mu.Lock()
 	t.finished = map[string]finishedTable{}
 	t.live = map[string]*liveCount{}
-	t.meter = snapshot.Meter{}
 	t.percent = 0
 	t.restart = true
 	t.mu.Unlock()
@@ -173,9 +171,6 @@ func (t *tracker) sample(now time.Time) (api.SnapshotProgress, bool) {
 		t.percent = 100
 	}
 	p.Percent = float64(int64(t.percent*100)) / 100
-	t.meter.Observe(now, rawDone)
-	p.ThroughputBytesS = t.meter.Rate()
-	p.ETASeconds = snapshot.ETA(p.BytesTotal, p.BytesDone, p.ThroughputBytesS)
 	if fileFin > 0 {
 		r := float64(rawFin) / float64(fileFin)
 		p.CompressionRatio = &r

@@ -46,8 +46,9 @@ func TestTrackerPercentBytesAndRowsNeverGoBackwards(t *testing.T) {
 	if p.Percent != 100 || p.TablesDone != 2 || p.BytesDone != 5700 || p.CompressionRatio == nil || *p.CompressionRatio != 3 {
 		t.Fatalf("done: %+v", p)
 	}
-	if p.ThroughputBytesS == nil || p.ETASeconds == nil || *p.ETASeconds != 0 {
-		t.Fatalf("rate %v eta %v", p.ThroughputBytesS, p.ETASeconds)
+	// Throughput and ETA are the extension's (tests/rate_test.go): the tracker reports counts.
+	if p.ThroughputBytesS != nil || p.ETASeconds != nil {
+		t.Fatalf("rate %v eta %v computed in Go", p.ThroughputBytesS, p.ETASeconds)
 	}
 	tr.reset()
 	p, restart := tr.sample(t0.Add(5 * time.Second))
