@@ -19,12 +19,13 @@ import (
 // would and checks that it fails, that mallory is still not a superuser and that nothing ran.
 
 // addAttacker creates mallory on n: LOGIN, a member of steep_repl_admin, owner of schema app
-// with a table app.pwned where her functions record who ran them.
+// with a table app.pwned where her functions record who ran them (a primary key, so an init may
+// publish it like any table).
 func addAttacker(t *testing.T, n *harness.Node) {
 	t.Helper()
 	n.Exec(t, "", `CREATE ROLE mallory LOGIN IN ROLE steep_repl_admin;
 		CREATE SCHEMA app AUTHORIZATION mallory;
-		CREATE TABLE app.pwned (who text NOT NULL, was_superuser boolean NOT NULL);
+		CREATE TABLE app.pwned (id bigserial PRIMARY KEY, who text NOT NULL, was_superuser boolean NOT NULL);
 		ALTER TABLE app.pwned OWNER TO mallory`)
 }
 
@@ -55,7 +56,7 @@ func assertNotPwned(t *testing.T, n *harness.Node) {
 // (which only a superuser caller can do; the error is swallowed so the caller goes on).
 const pwnFunction = `CREATE FUNCTION app.pwn() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO app.pwned VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
+  INSERT INTO app.pwned (who, was_superuser) VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
   BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN insufficient_privilege THEN NULL; END;
   RETURN NULL;
 END $$`
@@ -63,6 +64,7 @@ END $$`
 func TestOperatorCannotHijackStartInitWithTempTables(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
+	addAttacker(t, p.a) // the same schema on both nodes, as a strict schema check wants
 	addAttacker(t, p.b)
 	conn := connectAs(t, p.b, "mallory")
 	for _, sql := range []string{
@@ -124,7 +126,7 @@ func TestPeerSessionsIgnoreASearchPathInTheConninfo(t *testing.T) {
 	// On the source, mallory's own "=" for "char" records every call; a session whose
 	// search_path starts with her schema would pick it over pg_catalog's in the catalog queries.
 	p.a.Exec(t, "", `CREATE FUNCTION app.char_eq("char", "char") RETURNS boolean LANGUAGE plpgsql AS $$
-		BEGIN INSERT INTO app.pwned VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
+		BEGIN INSERT INTO app.pwned (who, was_superuser) VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
 		RETURN $1::text = $2::text; END $$;
 		CREATE OPERATOR app.= (LEFTARG = "char", RIGHTARG = "char", FUNCTION = app.char_eq);
 		ALTER FUNCTION app.char_eq("char", "char") OWNER TO mallory; ALTER OPERATOR app.= ("char", "char") OWNER TO mallory`)
