@@ -8,8 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/steepdb/steep_repl/internal/autoinit"
-	"github.com/steepdb/steep_repl/internal/manualinit"
+	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
 	snapshotjob "github.com/steepdb/steep_repl/internal/snapshot/job"
 )
@@ -55,8 +54,7 @@ func runCommand() command {
 // sidecarHandlers are the job handlers of the sidecar, by job kind.
 func sidecarHandlers(connString string, logger *slog.Logger) map[string]runner.Handler {
 	handlers := runner.BuiltinHandlers()
-	maps.Copy(handlers, autoinit.Handlers(logger))
-	maps.Copy(handlers, manualinit.Handlers(connString, logger))
+	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger}))
 	maps.Copy(handlers, snapshotjob.Handlers(logger))
 	return handlers
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
 	"github.com/steepdb/steep_repl/internal/snapshot"
 )
@@ -195,22 +196,21 @@ func (g *generation) dropSlot(ctx context.Context) error {
 	return nil
 }
 
-// ensurePublication creates the snapshot's publication before its slot: a change is
-// decoded with the catalogs as of its LSN, so a publication created after the slot would
-// miss the changes in between.
+// ensurePublication makes the snapshot's publication publish its scope, before its slot is
+// created: a change is decoded with the catalogs as of its LSN, so a publication created
+// after the slot would miss the changes in between.
 func (g *generation) ensurePublication(ctx context.Context) error {
-	exists, err := api.PublicationExists(ctx, g.pool, g.s.Publication)
-	if err != nil || exists {
-		return classify(err)
-	}
 	tables := make([]api.TableName, len(g.scope))
 	for i, t := range g.scope {
 		tables[i] = api.TableName{Schema: t.Schema, Table: t.Table}
 	}
-	if err := api.CreatePublication(ctx, g.pool, g.s.Publication, tables); err != nil {
-		return err
+	created, err := nodeinit.EnsurePublication(ctx, g.pool, g.s.Publication, tables)
+	if err != nil {
+		return classify(err)
 	}
-	g.log.Info("publication created", "event", "snapshot.publication_created", "publication", g.s.Publication)
+	if created {
+		g.log.Info("publication created", "event", "snapshot.publication_created", "publication", g.s.Publication)
+	}
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package manualinit
+package nodeinit
 
 import (
 	"context"
@@ -13,15 +13,6 @@ import (
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
-
-// Handlers returns the manual-init job handlers.
-func Handlers(connString string, log *slog.Logger) map[string]runner.Handler {
-	return map[string]runner.Handler{
-		"init.export": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
-			return export(ctx, job, connString, log)
-		},
-	}
-}
 
 type exportArgs struct {
 	node, slot, publication string

@@ -1,12 +1,11 @@
-package autoinit
+package nodeinit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/dbconn"
@@ -73,7 +72,7 @@ func waitForStartJobs(ctx context.Context, job *runner.Job, target string) error
 }
 
 func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail map[string]any, log *slog.Logger) error {
-	src, srcErr := pgx.Connect(ctx, plan.SourceConninfo)
+	src, srcErr := connectSource(ctx, plan.Source, plan.SourceConninfo)
 	if srcErr == nil {
 		defer src.Close(context.Background())
 	}
@@ -98,10 +97,10 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 	}
 	if srcErr != nil {
 		detail["source_cleanup_pending"] = fmt.Sprintf("source node %s unreachable (%s): drop slot %s (and any pg_%%_sync_%% slot of it) and publication %s there by hand",
-			plan.Source, dbconn.RedactError(srcErr, plan.SourceConninfo).Error(), plan.SlotName, plan.Publication)
+			plan.Source, errors.Unwrap(srcErr).Error(), plan.SlotName, plan.Publication)
 		return nil
 	}
-	if err := dropSlots(ctx, src, plan, log); err != nil {
+	if err := dropInitSlots(ctx, src, plan, log); err != nil {
 		return err
 	}
 	if plan.PublicationCreated {
@@ -111,38 +110,4 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 		detail["publication_dropped"] = plan.Publication
 	}
 	return nil
-}
-
-// dropSlots drops the init's slot and its table-sync slots on the source, waiting a little for
-// walsenders of a just-dropped subscription to let go of them.
-func dropSlots(ctx context.Context, src *pgx.Conn, plan *api.InitPlan, log *slog.Logger) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		slots, err := api.InitSlots(ctx, src, plan.SlotName, plan.SubscriptionOID)
-		if err != nil {
-			return fmt.Errorf("on source node %s: %w", plan.Source, err)
-		}
-		busy := 0
-		for _, s := range slots {
-			if s.Active {
-				busy++
-				continue
-			}
-			if err := api.DropSlot(ctx, src, s.Name); err != nil && api.SQLState(err) != "42704" {
-				return fmt.Errorf("on source node %s: %w", plan.Source, err)
-			}
-			log.Info("dropped slot on the source", "event", "init.slot_dropped", "slot", s.Name)
-		}
-		if busy == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("on source node %s: %d slot(s) of this init are still in use", plan.Source, busy)
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
 }

@@ -1,34 +1,14 @@
-package autoinit
+package nodeinit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/steepdb/steep_repl/internal/api"
-	"github.com/steepdb/steep_repl/internal/dbconn"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
-
-// Handlers returns the job handlers of automatic init.
-func Handlers(log *slog.Logger) map[string]runner.Handler {
-	return map[string]runner.Handler{
-		"init.start":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return start(ctx, job, log) },
-		"init.cancel": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return cancel(ctx, job, log) },
-	}
-}
-
-func targetOf(job *runner.Job) (string, error) {
-	target, _ := job.Args["target"].(string)
-	if target == "" {
-		return "", errors.New("job args lack the target node")
-	}
-	return target, nil
-}
 
 // start runs init.start. A failure moves the node to FAILED with the error as the reason
 // (the DBA retries with start_init); a cancel leaves the clean-up to init.cancel.
@@ -56,11 +36,11 @@ func start(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]a
 	return res, err
 }
 
-// subscribe performs the PREPARING steps; each is idempotent so a retried job resumes.
+// subscribe performs the PREPARING steps of an automatic init; each is idempotent so a retried job resumes.
 func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
-	src, err := pgx.Connect(ctx, plan.SourceConninfo)
+	src, err := connectSource(ctx, plan.Source, plan.SourceConninfo)
 	if err != nil {
-		return nil, fmt.Errorf("connect to source node %s: %w", plan.Source, dbconn.RedactError(err, plan.SourceConninfo))
+		return nil, err
 	}
 	defer src.Close(context.Background())
 
@@ -73,13 +53,13 @@ func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *sl
 		}
 		log.Info("dropped the subscription of a previous attempt", "event", "init.leftover_dropped", "subscription", plan.Subscription)
 	}
-	if err := dropSlots(ctx, src, plan, log); err != nil {
+	if err := dropInitSlots(ctx, src, plan, log); err != nil {
 		return nil, err
 	}
 
-	created, err := ensurePublication(ctx, src, plan)
+	created, err := EnsurePublication(ctx, src, plan.Publication, plan.Tables)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
 	log.Info("publication ready on the source", "event", "init.publication_ready", "publication", plan.Publication, "created", created)
 
@@ -99,22 +79,4 @@ func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *sl
 	}
 	log.Info("subscription created; copying", "event", "init.subscribed", "subscription", plan.Subscription, "parallel", workers)
 	return map[string]any{"subscription": plan.Subscription, "publication": plan.Publication, "parallel": workers}, nil
-}
-
-// ensurePublication creates the init's publication for exactly its tables, or makes an
-// existing one of that name publish exactly them; it reports whether it created it.
-func ensurePublication(ctx context.Context, src *pgx.Conn, plan *api.InitPlan) (bool, error) {
-	exists, err := api.PublicationExists(ctx, src, plan.Publication)
-	if err != nil {
-		return false, fmt.Errorf("on source node %s: %w", plan.Source, err)
-	}
-	if exists {
-		err = api.SetPublicationTables(ctx, src, plan.Publication, plan.Tables)
-	} else {
-		err = api.CreatePublication(ctx, src, plan.Publication, plan.Tables)
-	}
-	if err != nil {
-		return false, fmt.Errorf("on source node %s: %w", plan.Source, err)
-	}
-	return !exists, nil
 }

@@ -1,0 +1,22 @@
+// Package nodeinit brings a node into the cluster: it runs the sidecar's part of every way a
+// node gets its data and starts replicating, and holds the replication steps those ways
+// share, so each is written once.
+//
+// The ways, as job handlers (Handlers):
+//
+//   - automatic init (init.start, init.cancel): the publication on the source, the
+//     subscription on the target with copy_data = true; cancel drops the subscription, its
+//     slots on the source and a publication the init created. Progress and the later state
+//     changes are tick()'s work, in SQL.
+//   - manual init from a logical dump (init.export): the prepared slot is created over a
+//     replication connection that exports its snapshot, and held open for pg_dump --snapshot
+//     until the DBA releases it or the hold ends.
+//
+// The shared steps (steps.go): the publication a node is initialized from (EnsurePublication,
+// also used by snapshot generation), the slots an init leaves on the source, the connection
+// to the source. Every statement is one of package api's verbs; no conninfo reaches a log or
+// an error unredacted (dbconn.RedactError).
+//
+// Partial reinit, bidirectional merge and fast init will join this package, sharing the same
+// steps.
+package nodeinit

@@ -1,0 +1,38 @@
+package nodeinit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/steepdb/steep_repl/internal/runner"
+)
+
+// Config is what the node-init job handlers need.
+type Config struct {
+	// ConnString reaches this node's database (init.export opens a replication connection
+	// with it); "" is the libpq environment.
+	ConnString string
+	// Log receives the handlers' JSON events.
+	Log *slog.Logger
+}
+
+// Handlers returns the job handlers of every way to bring a node in, for the sidecar's runner.
+func Handlers(cfg Config) map[string]runner.Handler {
+	log := cfg.Log
+	return map[string]runner.Handler{
+		"init.start":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return start(ctx, job, log) },
+		"init.cancel": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return cancel(ctx, job, log) },
+		"init.export": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
+			return export(ctx, job, cfg.ConnString, log)
+		},
+	}
+}
+
+func targetOf(job *runner.Job) (string, error) {
+	target, _ := job.Args["target"].(string)
+	if target == "" {
+		return "", errors.New("job args lack the target node")
+	}
+	return target, nil
+}

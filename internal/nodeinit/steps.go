@@ -1,0 +1,73 @@
+package nodeinit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
+)
+
+// The replication steps the ways of bringing a node in share.
+
+// EnsurePublication makes publication name on the node db reaches publish exactly tables:
+// it creates it, or sets the tables of one that already exists (an earlier attempt's). It
+// reports whether it created it. A publication must exist before the slot a subscriber
+// starts from: a change is decoded with the catalogs as of its LSN.
+func EnsurePublication(ctx context.Context, db api.DB, name string, tables []api.TableName) (created bool, err error) {
+	exists, err := api.PublicationExists(ctx, db, name)
+	if err != nil {
+		return false, err
+	}
+	if exists {
+		return false, api.SetPublicationTables(ctx, db, name, tables)
+	}
+	return true, api.CreatePublication(ctx, db, name, tables)
+}
+
+// connectSource opens a session to the source node of an init; the error never shows conninfo.
+func connectSource(ctx context.Context, source, conninfo string) (*pgx.Conn, error) {
+	src, err := pgx.Connect(ctx, conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("connect to source node %s: %w", source, dbconn.RedactError(err, conninfo))
+	}
+	return src, nil
+}
+
+// dropInitSlots drops an init's slot and its table-sync slots on the source, waiting a little
+// for walsenders of a just-dropped subscription to let go of them.
+func dropInitSlots(ctx context.Context, src *pgx.Conn, plan *api.InitPlan, log *slog.Logger) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		slots, err := api.InitSlots(ctx, src, plan.SlotName, plan.SubscriptionOID)
+		if err != nil {
+			return fmt.Errorf("on source node %s: %w", plan.Source, err)
+		}
+		busy := 0
+		for _, s := range slots {
+			if s.Active {
+				busy++
+				continue
+			}
+			if err := api.DropSlot(ctx, src, s.Name); err != nil && api.SQLState(err) != "42704" {
+				return fmt.Errorf("on source node %s: %w", plan.Source, err)
+			}
+			log.Info("dropped slot on the source", "event", "init.slot_dropped", "slot", s.Name)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("on source node %s: %d slot(s) of this init are still in use", plan.Source, busy)
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
