@@ -31,7 +31,10 @@ func BenchmarkQueueWakeLatency(b *testing.B) {
 	n := setupNode(b)
 	// A long poll interval: a claim within it can only come from the NOTIFY wake-up.
 	startSidecar(b, n, "idle", "--poll", "30s")
-	time.Sleep(time.Second)
+	n.WaitFor(b, 10*time.Second, "the sidecar LISTENing", func() bool {
+		return harness.QueryOne[bool](b, n, "", `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE application_name = 'steep-repl sidecar listener' AND state = 'idle' AND query ILIKE 'LISTEN%')`)
+	})
 	const samples = 50
 	var lat []time.Duration
 	for i := 0; i < samples; i++ {
@@ -41,7 +44,7 @@ func BenchmarkQueueWakeLatency(b *testing.B) {
 		})
 		us := harness.QueryOne[int64](b, n, "", "SELECT (extract(epoch FROM attempted_at - created_at) * 1e6)::bigint FROM steep_repl.jobs WHERE id = $1", id)
 		lat = append(lat, time.Duration(us)*time.Microsecond)
-		time.Sleep(50 * time.Millisecond) // idle again
+		time.Sleep(50 * time.Millisecond) // pacing: each sample wakes an idle sidecar (the sleep is the point)
 	}
 	base := notifyRoundTrips(b, n, samples)
 	slices.Sort(lat)

@@ -60,6 +60,27 @@ func writeLoad(t *testing.T, pool *pgxpool.Pool, tables int) (*atomic.Int64, fun
 	return &done, stopFn
 }
 
+// waitWrites waits (at most a minute) until the write load has committed n more transactions,
+// so the phase it is called in is known to run under load; it returns the count then.
+func waitWrites(t *testing.T, node *harness.Node, writes *atomic.Int64, n int64, what string) int64 {
+	t.Helper()
+	target := writes.Load() + n
+	node.WaitFor(t, time.Minute, fmt.Sprintf("%d more write transactions %s", n, what), func() bool {
+		return writes.Load() >= target
+	})
+	return writes.Load()
+}
+
+// assertWritesInEveryPhase fails unless the write load committed transactions before the init
+// started, while it ran (until SYNCHRONIZED) and after it ended.
+func assertWritesInEveryPhase(t *testing.T, before, during, after int64) {
+	t.Helper()
+	t.Logf("write transactions on the source: %d before the init, %d during, %d after", before, during, after)
+	if before <= 0 || during <= 0 || after <= 0 {
+		t.Fatalf("the write load did not run in every phase: %d before the init, %d during, %d after", before, during, after)
+	}
+}
+
 func TestInitUnderWriteLoadEndsWithEveryRowEqual(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
@@ -71,12 +92,14 @@ func TestInitUnderWriteLoadEndsWithEveryRowEqual(t *testing.T) {
 		p.a.Exec(t, "", fmt.Sprintf("INSERT INTO load_%d SELECT g, md5(g::text), 0 FROM generate_series(1, 40000) g", i))
 	}
 	writes, stop := writeLoad(t, p.a.Pool(t, ""), tables)
-	time.Sleep(500 * time.Millisecond) // the load is running before the init starts
+	before := waitWrites(t, p.a, writes, 50, "before the init starts")
 	p.startInit(t, `{"parallel": 3}`)
 	p.waitState(t, "synchronized", 120*time.Second)
-	time.Sleep(time.Second) // and keeps running after
+	synced := writes.Load()
+	after := waitWrites(t, p.a, writes, 100, "after the init") - synced // the load keeps running after
 	stop()
 	t.Logf("%d write transactions ran on the source during the init", writes.Load())
+	assertWritesInEveryPhase(t, before, synced-before, after)
 	if writes.Load() < 100 {
 		t.Fatalf("the write load committed only %d transactions", writes.Load())
 	}

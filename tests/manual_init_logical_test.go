@@ -71,6 +71,7 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 	}
 
 	writes, stop := writeLoad(t, a.Pool(t, ""), 3)
+	before := waitWrites(t, a, writes, 50, "before the slot")
 	out, errOut, code := runCLI(t, "init", "prepare", "--node", "node_b", "--export", "--db", a.ConnString(""))
 	if code != 0 {
 		t.Fatalf("init prepare --export: exit %d\n%s%s", code, out, errOut)
@@ -80,7 +81,7 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 		t.Fatalf("init prepare --export printed:\n%s", out)
 	}
 	slot, lsn, snapshot := m[1], m[2], m[3]
-	time.Sleep(300 * time.Millisecond) // writes after the snapshot: they must come by replication
+	waitWrites(t, a, writes, 30, "after the snapshot (they must come by replication)")
 	dumpWithSnapshot(t, a, b, snapshot)
 	if out, errOut, code := runCLI(t, "init", "release", "--slot", slot, "--db", a.ConnString("")); code != 0 {
 		t.Fatalf("init release: exit %d\n%s%s", code, out, errOut)
@@ -96,8 +97,10 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 	}
 	p := &pair{a: a, b: b}
 	p.waitState(t, "synchronized", 60*time.Second)
-	time.Sleep(time.Second)
+	synced := writes.Load()
+	after := waitWrites(t, a, writes, 100, "after the init") - synced
 	stop()
 	t.Logf("%d write transactions during the manual init", writes.Load())
+	assertWritesInEveryPhase(t, before, synced-before, after)
 	assertCleanReplication(t, p)
 }

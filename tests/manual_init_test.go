@@ -98,13 +98,13 @@ func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	t.Parallel()
 	a := manualSource(t)
 	writes, stop := writeLoad(t, a.Pool(t, ""), 3)
-	time.Sleep(500 * time.Millisecond) // load before the slot
+	before := waitWrites(t, a, writes, 50, "before the slot")
 
 	var slot, slotLSN string
 	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &slotLSN); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // load between the slot and the backup
+	waitWrites(t, a, writes, 30, "between the slot and the backup")
 	var endLSN string
 	b := harness.StartFromDataDir(t, restoreSettings(a, map[string]string{
 		"recovery_target": "immediate", "recovery_target_action": "promote"}), "node_b", func(dir string) error {
@@ -125,9 +125,11 @@ func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	}
 	p := &pair{a: a, b: b}
 	p.waitState(t, "synchronized", 60*time.Second)
-	time.Sleep(time.Second) // load after
+	synced := writes.Load()
+	after := waitWrites(t, a, writes, 100, "after the init") - synced
 	stop()
 	t.Logf("%d write transactions during the manual init", writes.Load())
+	assertWritesInEveryPhase(t, before, synced-before, after)
 	assertCleanReplication(t, p)
 	if local := harness.QueryOne[string](t, b, "", "SELECT name FROM steep_repl.nodes WHERE is_local"); local != "node_b" {
 		t.Fatalf("the restored copy thinks it is %s", local)
@@ -162,6 +164,7 @@ func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
 
 	// The pg_createsubscriber way: stop the standby, make the slot, replay exactly to it, promote.
 	b.Stop(t)
+	before := waitWrites(t, a, writes, 50, "before the slot")
 	var slot, lsn string
 	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &lsn); err != nil {
 		t.Fatal(err)
@@ -176,9 +179,11 @@ func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
 	t.Logf("slot at %s; complete_init: %s", lsn, report)
 	p := &pair{a: a, b: b}
 	p.waitState(t, "synchronized", 60*time.Second)
-	time.Sleep(time.Second)
+	synced := writes.Load()
+	after := waitWrites(t, a, writes, 100, "after the init") - synced
 	stop()
 	t.Logf("%d write transactions during the manual init", writes.Load())
+	assertWritesInEveryPhase(t, before, synced-before, after)
 	assertCleanReplication(t, p)
 }
 

@@ -181,8 +181,12 @@ func TestSidecarReconnectsAfterTheServerRestarts(t *testing.T) {
 	car := startSidecar(t, n, "car")
 	first := harness.QueryOne[int64](t, n, "", "SELECT steep_repl.enqueue_job('noop')")
 	n.WaitFor(t, 15*time.Second, "first job done", func() bool { return jobState(t, n, first) == "succeeded" })
+	lost := strings.Count(car.out.String(), `"event":"sidecar.listen_lost"`)
 	n.Crash(t)
-	time.Sleep(time.Second)
+	// The sidecar sees the server go and fails to reconnect at least once before it is back.
+	n.WaitFor(t, 15*time.Second, "the sidecar losing its LISTEN connection and failing to reconnect", func() bool {
+		return strings.Count(car.out.String(), `"event":"sidecar.listen_lost"`) >= lost+2
+	})
 	n.Restart(t)
 	second := harness.QueryOne[int64](t, n, "", "SELECT steep_repl.enqueue_job('noop')")
 	n.WaitFor(t, 30*time.Second, "job done after the restart", func() bool { return jobState(t, n, second) == "succeeded" })

@@ -19,14 +19,14 @@ func TestSnapshotSubscribeUnderWriteLoadLosesAndRepeatsNothing(t *testing.T) {
 		p.a.Exec(t, "", fmt.Sprintf("INSERT INTO load_%d SELECT g, md5(g::text), 0 FROM generate_series(1, 60000) g", i))
 	}
 	writes, stop := writeLoad(t, p.a.Pool(t, ""), tables)
-	time.Sleep(500 * time.Millisecond) // the load runs before the snapshot is taken
+	waitWrites(t, p.a, writes, 50, "before the snapshot is taken")
 	before := writes.Load()
 	id := generateSnapshot(t, p.a, p.dir, `{"parallel": 2, "compression": "lz4"}`)
 	during := writes.Load() - before
 	applySnapshot(t, p.b, p.dir, `{"subscribe": true, "parallel": 2}`, "succeeded")
 	pr := &pair{a: p.a, b: p.b}
 	pr.waitState(t, "catching_up", 30*time.Second)
-	time.Sleep(time.Second) // and after the target subscribed
+	waitWrites(t, p.a, writes, 100, "after the target subscribed")
 	stop()
 	// CATCHING_UP -> SYNCHRONIZED needs the slot's lag under 1 MB, which a load writing
 	// flat out on 2 cores can keep above: stop it first.

@@ -52,7 +52,10 @@ func TestSupervisorLogsAndSurvivesAnErrorInTick(t *testing.T) {
 	n.WaitFor(t, 10*time.Second, "the tick error in the server log", func() bool {
 		return n.LogContains("tick broken on purpose by the test") && n.LogContains("steep_repl supervisor: tick failed")
 	})
-	time.Sleep(600 * time.Millisecond) // a few more failing ticks
+	failed := n.LogCount("steep_repl supervisor: tick failed")
+	n.WaitFor(t, 10*time.Second, "three more failing ticks", func() bool {
+		return n.LogCount("steep_repl supervisor: tick failed") >= failed+3
+	})
 	if got := harness.QueryOne[int32](t, n, "", supervisorPIDSQL); got != pid {
 		t.Fatalf("supervisor pid changed from %d to %d: it died instead of surviving the error", pid, got)
 	}

@@ -55,6 +55,15 @@ func lastLines(s string, n int) string {
 	return s[idx+1:]
 }
 
+// LogCount returns how many times the server log contains s.
+func (n *Node) LogCount(s string) int {
+	b, err := os.ReadFile(n.LogFile)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), s)
+}
+
 // LogContains reports whether the server log contains s.
 func (n *Node) LogContains(s string) bool {
 	b, err := os.ReadFile(n.LogFile)
