@@ -1879,3 +1879,144 @@ BEGIN
   END IF;
 END
 $$;
+
+-- ---- Bad input (issue 16): every numeric init option finite and in range; prepare_init never
+-- publishes a table without a replica identity.
+CREATE FUNCTION steep_repl._num_option(options jsonb, key text, dflt numeric, lo numeric, hi numeric, hint text)
+RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v numeric;
+BEGIN
+  IF options IS NULL OR NOT options ? key OR pg_catalog.jsonb_typeof(options->key) = 'null' THEN
+    RETURN dflt;
+  END IF;
+  IF pg_catalog.jsonb_typeof(options->key) IN ('number', 'string') THEN
+    BEGIN
+      v := (options->>key)::numeric;
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+      v := NULL;
+    END;
+  END IF;
+  IF v IS NULL OR v = 'NaN'::numeric OR v < lo OR v > hi THEN
+    RAISE EXCEPTION '% must be between % and %, got %', key, lo, hi, options->key
+      USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._num_option(jsonb, text, numeric, numeric, numeric, text) IS
+  'Internal: a finite number option within [lo, hi] (default dflt when absent or null), or 22023 naming the range.';
+
+CREATE FUNCTION steep_repl._int_option(options jsonb, key text, dflt bigint, lo bigint, hi bigint, hint text)
+RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v numeric := steep_repl._num_option(options, key, dflt, lo, hi, hint);
+BEGIN
+  IF v <> pg_catalog.trunc(v) THEN
+    RAISE EXCEPTION '% must be an integer between % and %, got %', key, lo, hi, options->key
+      USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+  END IF;
+  RETURN v::bigint;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._int_option(jsonb, text, bigint, bigint, bigint, text) IS
+  'Internal: an integer option within [lo, hi] (default dflt), or 22023 naming the range.';
+REVOKE ALL ON FUNCTION steep_repl._num_option(jsonb, text, numeric, numeric, numeric, text), steep_repl._int_option(jsonb, text, bigint, bigint, bigint, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION steep_repl._init_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  k text;
+  v_parallel int;
+  v_known text[] := ARRAY['parallel', 'schema_sync', 'confirm', 'tables', 'schemas', 'force', 'lag_threshold',
+                          'stall_timeout', 'source_timeout', 'large_table_threshold'];
+BEGIN
+  IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(options) LOOP
+    IF NOT k = ANY (v_known) THEN
+      RAISE EXCEPTION 'unknown init option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: ' || pg_catalog.array_to_string(v_known, ', ') || '.';
+    END IF;
+  END LOOP;
+  v_parallel := steep_repl._int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables copied at once (default 4).');
+  IF options ? 'confirm' AND pg_catalog.jsonb_typeof(options->'confirm') <> 'boolean' THEN
+    RAISE EXCEPTION 'confirm must be true or false' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'confirm => true lets schema_sync manual go on despite schema differences.';
+  END IF;
+  PERFORM steep_repl._check_scope_options(options);
+  IF options ? 'force' AND pg_catalog.jsonb_typeof(options->'force') <> 'boolean' THEN
+    RAISE EXCEPTION 'force must be true or false' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object(
+    'parallel', v_parallel,
+    'schema_sync', steep_repl._sync_mode(options->>'schema_sync'),  -- 22023 unless strict | auto | manual
+    'confirm', coalesce((options->>'confirm')::boolean, false),
+    'tables', coalesce(options->'tables', 'null'::jsonb),
+    'schemas', coalesce(options->'schemas', 'null'::jsonb),
+    'force', coalesce((options->>'force')::boolean, false),
+    -- A negative threshold could never be met: the init would stay CATCHING_UP forever.
+    'lag_threshold', steep_repl._int_option(options, 'lag_threshold', 1048576, 0, 1099511627776,
+      'lag_threshold is the apply lag in bytes under which the node is SYNCHRONIZED (default 1048576, at most 1 TiB).'),
+    'stall_timeout', steep_repl._num_option(options, 'stall_timeout', 60, 1, 604800,
+      'stall_timeout is the number of seconds without copy progress before init.stalled is raised (default 60, at most a week).'),
+    'source_timeout', steep_repl._num_option(options, 'source_timeout', 60, 1, 604800,
+      'source_timeout is the number of seconds the source may be unreachable before the init fails (default 60, at most a week).'),
+    'large_table_threshold', steep_repl._int_option(options, 'large_table_threshold', 10737418240, 0, 9223372036854775807,
+      'large_table_threshold is the size in bytes above which a table is listed as large (default 10 GiB).'));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._prepare_checks(node text, slot_name text, expires interval,
+  OUT local_node text, OUT slot text, OUT publication text, OUT publication_sql text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tables text;
+  v_bad text;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  PERFORM steep_repl._require('expires', expires);
+  local_node := steep_repl._local_node();
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = _prepare_checks.node) THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF node = local_node THEN
+    RAISE EXCEPTION 'a slot is prepared on the source for another node: "%" is this node', node
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Call it on the source with the name of the node to seed.';
+  END IF;
+  IF expires <= interval '0' THEN
+    RAISE EXCEPTION 'expires must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  slot := coalesce(slot_name, (steep_repl._init_names(node, local_node)).slot_name);
+  IF slot !~ '^[a-z0-9_]{1,63}$' THEN
+    RAISE EXCEPTION 'invalid slot name "%"', slot
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Slot names are 1 to 63 lowercase letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = _prepare_checks.slot)
+     OR EXISTS (SELECT 1 FROM steep_repl.init_slots i WHERE i.slot_name = _prepare_checks.slot AND i.dropped_at IS NULL) THEN
+    RAISE EXCEPTION 'replication slot "%" already exists', slot
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Pick another slot_name, or drop it (SELECT pg_drop_replication_slot(...)) if it is a leftover.';
+  END IF;
+  publication := (steep_repl._init_names(node, local_node)).publication;
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
+    INTO v_tables FROM steep_repl._local_tables() t;
+  IF v_tables IS NULL THEN
+    RAISE EXCEPTION 'node "%" has no user tables to publish', local_node USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- A published table without a replica identity makes the application's own UPDATE and DELETE
+  -- fail on this node: never publish one.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
+    INTO v_bad FROM steep_repl._local_tables() t WHERE NOT t.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on node "%": %', local_node, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on this node would fail: add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL.';
+  END IF;
+  publication_sql := CASE
+    WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = _prepare_checks.publication)
+    THEN pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', publication, v_tables)
+    ELSE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', publication, v_tables) END;
+END
+$$;

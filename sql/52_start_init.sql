@@ -37,15 +37,7 @@ BEGIN
         USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: ' || pg_catalog.array_to_string(v_known, ', ') || '.';
     END IF;
   END LOOP;
-  BEGIN
-    v_parallel := coalesce((options->>'parallel')::int, 4);
-  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-    v_parallel := -1;
-  END;
-  IF v_parallel NOT BETWEEN 1 AND 16 THEN
-    RAISE EXCEPTION 'parallel must be between 1 and 16, got %', options->'parallel'
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'parallel is the number of tables copied at once (default 4).';
-  END IF;
+  v_parallel := steep_repl._int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables copied at once (default 4).');
   IF options ? 'confirm' AND pg_catalog.jsonb_typeof(options->'confirm') <> 'boolean' THEN
     RAISE EXCEPTION 'confirm must be true or false' USING ERRCODE = 'invalid_parameter_value',
       HINT = 'confirm => true lets schema_sync manual go on despite schema differences.';
@@ -54,22 +46,22 @@ BEGIN
   IF options ? 'force' AND pg_catalog.jsonb_typeof(options->'force') <> 'boolean' THEN
     RAISE EXCEPTION 'force must be true or false' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  BEGIN
-    RETURN pg_catalog.jsonb_build_object(
-      'parallel', v_parallel,
-      'schema_sync', steep_repl._sync_mode(options->>'schema_sync'),  -- 22023 unless strict | auto | manual
-      'confirm', coalesce((options->>'confirm')::boolean, false),
-      'tables', coalesce(options->'tables', 'null'::jsonb),
-      'schemas', coalesce(options->'schemas', 'null'::jsonb),
-      'force', coalesce((options->>'force')::boolean, false),
-      'lag_threshold', coalesce((options->>'lag_threshold')::bigint, 1048576),
-      'stall_timeout', coalesce((options->>'stall_timeout')::numeric, 60),
-      'source_timeout', coalesce((options->>'source_timeout')::numeric, 60),
-      'large_table_threshold', coalesce((options->>'large_table_threshold')::bigint, 10737418240));
-  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-    RAISE EXCEPTION 'lag_threshold, large_table_threshold (bytes), stall_timeout and source_timeout (seconds) must be numbers'
-      USING ERRCODE = 'invalid_parameter_value';
-  END;
+  RETURN pg_catalog.jsonb_build_object(
+    'parallel', v_parallel,
+    'schema_sync', steep_repl._sync_mode(options->>'schema_sync'),  -- 22023 unless strict | auto | manual
+    'confirm', coalesce((options->>'confirm')::boolean, false),
+    'tables', coalesce(options->'tables', 'null'::jsonb),
+    'schemas', coalesce(options->'schemas', 'null'::jsonb),
+    'force', coalesce((options->>'force')::boolean, false),
+    -- A negative threshold could never be met: the init would stay CATCHING_UP forever.
+    'lag_threshold', steep_repl._int_option(options, 'lag_threshold', 1048576, 0, 1099511627776,
+      'lag_threshold is the apply lag in bytes under which the node is SYNCHRONIZED (default 1048576, at most 1 TiB).'),
+    'stall_timeout', steep_repl._num_option(options, 'stall_timeout', 60, 1, 604800,
+      'stall_timeout is the number of seconds without copy progress before init.stalled is raised (default 60, at most a week).'),
+    'source_timeout', steep_repl._num_option(options, 'source_timeout', 60, 1, 604800,
+      'source_timeout is the number of seconds the source may be unreachable before the init fails (default 60, at most a week).'),
+    'large_table_threshold', steep_repl._int_option(options, 'large_table_threshold', 10737418240, 0, 9223372036854775807,
+      'large_table_threshold is the size in bytes above which a table is listed as large (default 10 GiB).'));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._init_options(jsonb) IS 'Internal: validates start_init options and fills in the defaults.';

@@ -60,6 +60,7 @@ CREATE FUNCTION steep_repl._prepare_checks(node text, slot_name text, expires in
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_tables text;
+  v_bad text;
 BEGIN
   PERFORM steep_repl._require('node', node);
   PERFORM steep_repl._require('expires', expires);
@@ -90,6 +91,15 @@ BEGIN
     INTO v_tables FROM steep_repl._local_tables() t;
   IF v_tables IS NULL THEN
     RAISE EXCEPTION 'node "%" has no user tables to publish', local_node USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- A published table without a replica identity makes the application's own UPDATE and DELETE
+  -- fail on this node: never publish one.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
+    INTO v_bad FROM steep_repl._local_tables() t WHERE NOT t.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on node "%": %', local_node, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on this node would fail: add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL.';
   END IF;
   publication_sql := CASE
     WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = _prepare_checks.publication)
