@@ -12,10 +12,12 @@
 //     replication connection that exports its snapshot, and held open for pg_dump --snapshot
 //     until the DBA releases it or the hold ends.
 //
-// The shared steps (steps.go): the publication a node is initialized from (EnsurePublication,
-// also used by snapshot generation), the slots an init leaves on the source, the connection
-// to the source. Every statement is one of package api's verbs; no conninfo reaches a log or
-// an error unredacted (dbconn.RedactError).
+// The shared steps: the publication a node is initialized from (EnsurePublication, also used
+// by snapshot generation), subscribing from a slot's LSN with the replication origin advanced
+// to it (SubscribeFromSnapshot, and CheckSnapshotSlot before the load: snapshot apply with
+// subscribe uses them), the slots an init leaves on the source, the connection to the
+// source. Every statement is one of package api's verbs; no conninfo reaches a log or an
+// error unredacted (dbconn.RedactError).
 //
 // Partial reinit, bidirectional merge and fast init will join this package, sharing the same
 // steps.

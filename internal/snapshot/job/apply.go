@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
 	"github.com/steepdb/steep_repl/internal/snapshot"
 )
@@ -100,8 +101,8 @@ func (ap *application) run(ctx context.Context) (map[string]any, error) {
 		return nil, fmt.Errorf("error tolerance needs PostgreSQL 17+ (COPY ON_ERROR); this server is %s", info.Version)
 	}
 	if ap.a.OptBool("subscribe") {
-		if err := ap.preflight(ctx); err != nil {
-			return nil, err
+		if err := nodeinit.CheckSnapshotSlot(ctx, ap.pool, m.SourceNode, m.SlotName); err != nil {
+			return nil, classify(err)
 		}
 	}
 	if err := api.ApplyLoading(ctx, ap.pool, ap.a.ID, m.SnapshotID, m.SourceNode, m.LSN); err != nil {
@@ -130,9 +131,10 @@ func (ap *application) run(ctx context.Context) (map[string]any, error) {
 	res := map[string]any{"snapshot_id": m.SnapshotID, "lsn": m.LSN, "tables": len(m.Tables)}
 	if ap.a.OptBool("subscribe") {
 		ap.tr.step("subscribing", "")
-		sub, err := ap.subscribe(ctx)
+		sub, err := nodeinit.SubscribeFromSnapshot(ctx, ap.pool, nodeinit.SnapshotSubscription{ApplyID: ap.a.ID,
+			Source: m.SourceNode, Slot: m.SlotName, Publication: m.Publication, LSN: m.LSN}, ap.log)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		res["subscription"] = sub
 	}
