@@ -30,7 +30,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func TestCLIInitFollowPrintsProgressUntilSynchronized(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
-	out, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", p.b.ConnString(""),
+	out, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", dbaURL(t, p.b),
 		"--parallel", "2", "--json-progress", "--timeout", "90s")
 	if code != 0 {
 		t.Fatalf("init exited %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -58,7 +58,7 @@ func TestCLIInitFollowPrintsProgressUntilSynchronized(t *testing.T) {
 	}
 	harness.AssertEqual(t, p.a, p.b, "")
 
-	status, _, code := runCLI(t, "init", "status", "node_b", "--db", p.b.ConnString(""), "--no-color")
+	status, _, code := runCLI(t, "init", "status", "node_b", "--db", dbaURL(t, p.b), "--no-color")
 	if code != 0 || !strings.Contains(status, "SYNCHRONIZED") || !strings.Contains(status, "public.track") {
 		t.Fatalf("init status (exit %d):\n%s", code, status)
 	}
@@ -67,11 +67,11 @@ func TestCLIInitFollowPrintsProgressUntilSynchronized(t *testing.T) {
 func TestCLIInitRefusalShowsTheSQLStateAndHint(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
-	_, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", p.b.ConnString(""), "--parallel", "17")
+	_, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", dbaURL(t, p.b), "--parallel", "17")
 	if code != 1 || !strings.Contains(errOut, "SQLSTATE 22023") || !strings.Contains(errOut, "HINT:") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	_, errOut, code = runCLI(t, "init", "node_b", "--db", p.b.ConnString(""))
+	_, errOut, code = runCLI(t, "init", "node_b", "--db", dbaURL(t, p.b))
 	if code != 2 || !strings.Contains(errOut, "--from") {
 		t.Fatalf("missing --from: exit %d, stderr:\n%s", code, errOut)
 	}
@@ -81,11 +81,11 @@ func TestCLIInitCancelWaitsForUninitialized(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 20000, 2*time.Millisecond)
-	if _, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", p.b.ConnString(""), "--quiet"); code != 0 {
+	if _, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", dbaURL(t, p.b), "--quiet"); code != 0 {
 		t.Fatalf("init: exit %d: %s", code, errOut)
 	}
 	p.waitState(t, "copying", 30*time.Second)
-	out, errOut, code := runCLI(t, "init", "cancel", "node_b", "--wait", "--db", p.b.ConnString(""))
+	out, errOut, code := runCLI(t, "init", "cancel", "node_b", "--wait", "--db", dbaURL(t, p.b))
 	if code != 0 {
 		t.Fatalf("init cancel: exit %d\n%s%s", code, out, errOut)
 	}
@@ -93,7 +93,7 @@ func TestCLIInitCancelWaitsForUninitialized(t *testing.T) {
 		t.Fatalf("after init cancel --wait the node is %s", st)
 	}
 	p.assertNoInitLeftovers(t)
-	out, _, code = runCLI(t, "init", "cancel", "node_b", "--db", p.b.ConnString(""))
+	out, _, code = runCLI(t, "init", "cancel", "node_b", "--db", dbaURL(t, p.b))
 	if code != 0 || !strings.Contains(out, "no init to cancel") {
 		t.Fatalf("second cancel: exit %d: %s", code, out)
 	}

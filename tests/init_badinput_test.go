@@ -61,7 +61,7 @@ func TestStartInitRefusesBadInputAndCreatesNothing(t *testing.T) {
 		if c.code == "" {
 			continue
 		}
-		code, pgErr := sqlState(t, p.b, c.sql)
+		code, pgErr := dbaState(t, p.b, c.sql)
 		if code != c.code {
 			t.Errorf("%s: SQLSTATE %q, want %s", c.name, code, c.code)
 			continue
@@ -72,7 +72,7 @@ func TestStartInitRefusesBadInputAndCreatesNothing(t *testing.T) {
 	}
 
 	// strict schema sync lists every difference.
-	code, pgErr := sqlState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a')")
+	code, pgErr := dbaState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a')")
 	if code != "42P16" {
 		t.Fatalf("schema difference: SQLSTATE %q, want 42P16", code)
 	}
@@ -83,7 +83,7 @@ func TestStartInitRefusesBadInputAndCreatesNothing(t *testing.T) {
 	}
 	p.b.Exec(t, "", "DROP TABLE only_here")
 	p.b.Exec(t, "", "ALTER TABLE genre ADD COLUMN mood text")
-	_, pgErr = sqlState(t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"tables": ["genre"]}')`)
+	_, pgErr = dbaState(t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"tables": ["genre"]}')`)
 	if pgErr == nil || !strings.Contains(pgErr.Detail, "table public.genre: column mood text is on node_b but not on node_a") {
 		t.Fatalf("column difference not reported: %+v", pgErr)
 	}
@@ -91,7 +91,7 @@ func TestStartInitRefusesBadInputAndCreatesNothing(t *testing.T) {
 
 	// A non-empty target is refused unless force.
 	p.b.Exec(t, "", "INSERT INTO artist (name) VALUES ('already here')")
-	code, pgErr = sqlState(t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"tables": ["artist"]}')`)
+	code, pgErr = dbaState(t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"tables": ["artist"]}')`)
 	if code != "55000" || !strings.Contains(pgErr.Message, "is not empty: public.artist") || !strings.Contains(pgErr.Hint, "force") {
 		t.Fatalf("non-empty target: %s %+v", code, pgErr)
 	}
@@ -105,14 +105,14 @@ func TestStartInitRefusesBadInputAndCreatesNothing(t *testing.T) {
 	// A second start_init while one runs.
 	p.addSlowTable(t, 20000, 2*time.Millisecond)
 	p.startInit(t, "{}")
-	code, pgErr = sqlState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a')")
+	code, pgErr = dbaState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a')")
 	if code != "55000" || !strings.Contains(pgErr.Message, "already has an init in state PREPARING") && !strings.Contains(pgErr.Message, "already has an init in state COPYING") {
 		t.Fatalf("second start_init: %s %+v", code, pgErr)
 	}
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.jobs WHERE kind = 'init.start'"); n != 1 {
 		t.Fatalf("%d init.start jobs, want 1", n)
 	}
-	p.b.Exec(t, "", "SELECT steep_repl.cancel_init('node_b')")
+	dbaExec(t, p.b, "SELECT steep_repl.cancel_init('node_b')")
 	p.waitState(t, "uninitialized", 30*time.Second)
 }
 

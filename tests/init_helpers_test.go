@@ -63,7 +63,7 @@ func (p *pair) waitState(t testing.TB, want string, timeout time.Duration) {
 
 func (p *pair) startInit(t testing.TB, options string) int64 {
 	t.Helper()
-	return harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', $1)", options)
+	return dbaQuery[int64](t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', $1)", options)
 }
 
 // waitEqual polls the row-hash comparator until both nodes hold the same rows.

@@ -58,8 +58,8 @@ func TestCancelMidCopyRemovesEverythingAndAllowsANewInit(t *testing.T) {
 			FROM steep_repl.init_progress WHERE node = 'node_b'), false)`)
 	})
 
-	jobID := harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.cancel_init('node_b')")
-	if again := harness.QueryOne[int64](t, p.b, "", "SELECT steep_repl.cancel_init('node_b')"); again != jobID {
+	jobID := dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	if again := dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')"); again != jobID {
 		t.Fatalf("a second cancel_init queued job %d instead of reusing %d", again, jobID)
 	}
 	asked := time.Now()
@@ -69,7 +69,7 @@ func TestCancelMidCopyRemovesEverythingAndAllowsANewInit(t *testing.T) {
 	p.assertNoInitLeftovers(t)
 
 	// Nothing to cancel any more: a notice, not an error.
-	if n := harness.QueryOne[*int64](t, p.b, "", "SELECT steep_repl.cancel_init('node_b')"); n != nil {
+	if n := dbaQuery[*int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')"); n != nil {
 		t.Fatalf("cancel_init of an uninitialized node queued job %d", *n)
 	}
 

@@ -18,7 +18,7 @@ func TestPrepareInitNeverPublishesATableWithoutReplicaIdentity(t *testing.T) {
 		"SELECT * FROM steep_repl.prepare_init('node_b')",
 		"SELECT steep_repl.prepare_init_export('node_b')",
 	} {
-		code, pgErr := sqlState(t, a, sql)
+		code, pgErr := dbaState(t, a, sql)
 		if code != "55000" || !strings.Contains(pgErr.Message, "public.bloat") || pgErr.Hint == "" {
 			t.Fatalf("%s: SQLSTATE %q %v, want 55000 naming public.bloat with a hint", sql, code, pgErr)
 		}

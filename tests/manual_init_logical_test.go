@@ -72,7 +72,7 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 
 	writes, stop := writeLoad(t, a.Pool(t, ""), 3)
 	before := waitWrites(t, a, writes, 50, "before the slot")
-	out, errOut, code := runCLI(t, "init", "prepare", "--node", "node_b", "--export", "--db", a.ConnString(""))
+	out, errOut, code := runCLI(t, "init", "prepare", "--node", "node_b", "--export", "--db", dbaURL(t, a))
 	if code != 0 {
 		t.Fatalf("init prepare --export: exit %d\n%s%s", code, out, errOut)
 	}
@@ -83,7 +83,7 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 	slot, lsn, snapshot := m[1], m[2], m[3]
 	waitWrites(t, a, writes, 30, "after the snapshot (they must come by replication)")
 	dumpWithSnapshot(t, a, b, snapshot)
-	if out, errOut, code := runCLI(t, "init", "release", "--slot", slot, "--db", a.ConnString("")); code != 0 {
+	if out, errOut, code := runCLI(t, "init", "release", "--slot", slot, "--db", dbaURL(t, a)); code != 0 {
 		t.Fatalf("init release: exit %d\n%s%s", code, out, errOut)
 	}
 	a.WaitFor(t, 10*time.Second, "snapshot released", func() bool {
@@ -91,7 +91,7 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 	})
 
 	out, errOut, code = runCLI(t, "init", "complete", "--node", "node_b", "--source", "node_a", "--slot", slot,
-		"--source-lsn", lsn, "--db", b.ConnString(""))
+		"--source-lsn", lsn, "--db", dbaURL(t, b))
 	if code != 0 {
 		t.Fatalf("init complete: exit %d\n%s%s", code, out, errOut)
 	}

@@ -101,7 +101,7 @@ func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	before := waitWrites(t, a, writes, 50, "before the slot")
 
 	var slot, slotLSN string
-	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &slotLSN); err != nil {
+	if err := dbaPool(t, a).QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &slotLSN); err != nil {
 		t.Fatal(err)
 	}
 	waitWrites(t, a, writes, 30, "between the slot and the backup")
@@ -116,11 +116,11 @@ func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	waitPromoted(t, b)
 	t.Logf("slot %s consistent at %s; backup ended at %s", slot, slotLSN, endLSN)
 
-	report := harness.QueryOne[string](t, b, "", "SELECT steep_repl.complete_init('node_b', 'node_a', $1)::text", slot)
+	report := dbaQuery[string](t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', $1)::text", slot)
 	if !strings.Contains(report, `"lsn_from": "timeline history"`) || !strings.Contains(report, `"identity_assumed": true`) {
 		t.Fatalf("complete_init report %s", report)
 	}
-	if code, _ := sqlState(t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', $1)", slot); code != "55000" {
+	if code, _ := dbaState(t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', $1)", slot); code != "55000" {
 		t.Fatalf("a second complete_init: SQLSTATE %q, want 55000", code)
 	}
 	p := &pair{a: a, b: b}
@@ -166,7 +166,7 @@ func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
 	b.Stop(t)
 	before := waitWrites(t, a, writes, 50, "before the slot")
 	var slot, lsn string
-	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &lsn); err != nil {
+	if err := dbaPool(t, a).QueryRow(t.Context(), "SELECT slot, lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&slot, &lsn); err != nil {
 		t.Fatal(err)
 	}
 	promoteOpts := restoreSettings(a, map[string]string{"primary_conninfo": primary,
@@ -175,7 +175,7 @@ func TestManualInitFromAStandbyPromotedAtTheSlotLSN(t *testing.T) {
 	b.Restart(t)
 	waitPromoted(t, b)
 
-	report := harness.QueryOne[string](t, b, "", "SELECT steep_repl.complete_init('node_b', 'node_a', $1)::text", slot)
+	report := dbaQuery[string](t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', $1)::text", slot)
 	t.Logf("slot at %s; complete_init: %s", lsn, report)
 	p := &pair{a: a, b: b}
 	p.waitState(t, "synchronized", 60*time.Second)
@@ -191,15 +191,19 @@ func TestPreparedSlotPastExpiryIsDroppedAndCannotBeCompleted(t *testing.T) {
 	t.Parallel()
 	a := manualSource(t)
 	var slot string
-	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT slot FROM steep_repl.prepare_init('node_b', 'short_lived', '200 milliseconds')").Scan(&slot); err != nil {
+	if err := dbaPool(t, a).QueryRow(t.Context(), "SELECT slot FROM steep_repl.prepare_init('node_b', 'short_lived', '200 milliseconds')").Scan(&slot); err != nil {
 		t.Fatal(err)
 	}
-	a.WaitFor(t, 10*time.Second, "the supervisor dropping the expired slot", func() bool {
-		return harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'short_lived'") == 0
+	// The slot's drop is not transactional: wait for the tick that dropped it to commit its event.
+	a.WaitFor(t, 10*time.Second, "the supervisor recording the expired slot", func() bool {
+		return harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.slot_expired'") > 0
 	})
 	ev := harness.QueryOne[string](t, a, "", "SELECT format('%s %s', node, detail->>'slot') FROM steep_repl.events WHERE event = 'init.slot_expired'")
 	if ev != "node_b short_lived" {
 		t.Fatalf("expiry event %q", ev)
+	}
+	if n := harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'short_lived'"); n != 0 {
+		t.Fatal("the expired slot is still there")
 	}
 	// A second node stands for the seeded target: it reaches node_a through the registry.
 	opts := harness.DefaultOptions()
@@ -207,7 +211,7 @@ func TestPreparedSlotPastExpiryIsDroppedAndCannotBeCompleted(t *testing.T) {
 	b.Exec(t, "", "CREATE EXTENSION steep_repl CASCADE")
 	b.Exec(t, "", "SELECT steep_repl.register_node('node_a', $1, false)", libpqConninfo(a))
 	b.Exec(t, "", "SELECT steep_repl.register_node('node_b', $1, true)", libpqConninfo(b))
-	code, pgErr := sqlState(t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', 'short_lived', '0/1')")
+	code, pgErr := dbaState(t, b, "SELECT steep_repl.complete_init('node_b', 'node_a', 'short_lived', '0/1')")
 	if code != "55000" || !strings.Contains(pgErr.Message, `slot "short_lived" on node "node_a" is gone: expired at`) {
 		t.Fatalf("completing with an expired slot: %s %+v", code, pgErr)
 	}
@@ -217,7 +221,7 @@ func TestCompleteInitRefusesBadSlotsAndEarlyBackups(t *testing.T) {
 	t.Parallel()
 	a := manualSource(t)
 	var lsn string
-	if err := a.Pool(t, "").QueryRow(t.Context(), "SELECT lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&lsn); err != nil {
+	if err := dbaPool(t, a).QueryRow(t.Context(), "SELECT lsn::text FROM steep_repl.prepare_init('node_b')").Scan(&lsn); err != nil {
 		t.Fatal(err)
 	}
 	b := harness.Start(t, harness.DefaultOptions())
@@ -242,7 +246,7 @@ func TestCompleteInitRefusesBadSlotsAndEarlyBackups(t *testing.T) {
 		if strings.Contains(c.sql, "$1") {
 			args = append(args, lsn)
 		}
-		code, pgErr := sqlState(t, b, c.sql, args...)
+		code, pgErr := dbaState(t, b, c.sql, args...)
 		if code != c.code || !strings.Contains(pgErr.Message, c.msg) {
 			t.Errorf("%s: %s %v, want %s %q", c.name, code, pgErr, c.code, c.msg)
 		}
@@ -260,7 +264,7 @@ func TestCompleteInitRefusesBadSlotsAndEarlyBackups(t *testing.T) {
 		{"SELECT * FROM steep_repl.prepare_init('node_b', 'Bad Name')", "22023"},
 		{"SELECT * FROM steep_repl.prepare_init('node_b', 'other', '-1 day')", "22023"},
 	} {
-		if code, _ := sqlState(t, a, c.sql); code != c.code {
+		if code, _ := dbaState(t, a, c.sql); code != c.code {
 			t.Errorf("%s: SQLSTATE %q, want %s", c.sql, code, c.code)
 		}
 	}

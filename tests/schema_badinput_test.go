@@ -44,7 +44,7 @@ func TestSchemaFunctionsRefuseBadInputClearly(t *testing.T) {
 		{"config: negative interval", "SELECT steep_repl.configure_schema_sync(NULL, '-1 minute')", "22023", "must not be negative"},
 	}
 	for _, c := range cases {
-		code, pgErr := sqlState(t, b, c.sql)
+		code, pgErr := dbaState(t, b, c.sql)
 		if code != c.code {
 			t.Errorf("%s: SQLSTATE %q (%v), want %s", c.name, code, pgErr, c.code)
 			continue
@@ -71,17 +71,17 @@ func TestSchemaFunctionsHandleNamesThatNeedQuoting(t *testing.T) {
 	if got != `public|MixedCase|MISMATCH My "Odd" Schema|Order Lines|REMOTE_ONLY` {
 		t.Fatalf("compare_fingerprints: %s", got)
 	}
-	diff := harness.QueryOne[string](t, b, "", `SELECT string_agg(description, E'\n') FROM steep_repl.schema_diff('node_a', 'public', 'MixedCase')`)
+	diff := dbaQuery[string](t, b, `SELECT string_agg(description, E'\n') FROM steep_repl.schema_diff('node_a', 'public', 'MixedCase')`)
 	if diff != `table public."MixedCase": column "select" has type text on node_a but character varying(10) on node_b`+"\n"+
 		`table public."MixedCase": column "select" has DEFAULT 'it''s'::text on node_a but DEFAULT 'it''s'::character varying on node_b` {
 		t.Fatalf("schema_diff: %s", diff)
 	}
-	if fp := harness.QueryOne[string](t, a, "", `SELECT steep_repl.compute_fingerprint('My "Odd" Schema', 'Order Lines')`); len(fp) != 64 {
+	if fp := dbaQuery[string](t, a, `SELECT steep_repl.compute_fingerprint('My "Odd" Schema', 'Order Lines')`); len(fp) != 64 {
 		t.Fatalf("compute_fingerprint with quoting: %q", fp)
 	}
 
 	// The exported DDL of node_a recreates its tables exactly on a third, empty database.
-	ddl := harness.QueryOne[string](t, b, "", `SELECT string_agg(statement, E';\n') FROM steep_repl.schema_ddl('node_a')`)
+	ddl := dbaQuery[string](t, b, `SELECT string_agg(statement, E';\n') FROM steep_repl.schema_ddl('node_a')`)
 	a.CreateDatabase(t, "copy")
 	a.Exec(t, "copy", ddl)
 	a.Exec(t, "copy", "CREATE EXTENSION steep_repl CASCADE")
@@ -91,11 +91,11 @@ func TestSchemaFunctionsHandleNamesThatNeedQuoting(t *testing.T) {
 	}
 
 	// auto creates the schema, the sequence behind serial and the table; the type widens to text.
-	r := harness.QueryOne[string](t, b, "", "SELECT steep_repl.schema_sync('node_a', 'auto')->>'status'")
+	r := dbaQuery[string](t, b, "SELECT steep_repl.schema_sync('node_a', 'auto')->>'status'")
 	if r != "synced" {
 		t.Fatalf("auto: %s", r)
 	}
-	if s := harness.QueryOne[string](t, b, "", `SELECT string_agg(status, ',') FROM steep_repl.compare_fingerprints('node_a')`); s != "MATCH,MATCH" {
+	if s := dbaQuery[string](t, b, `SELECT string_agg(status, ',') FROM steep_repl.compare_fingerprints('node_a')`); s != "MATCH,MATCH" {
 		t.Fatalf("after auto: %s", s)
 	}
 	b.Exec(t, "", `INSERT INTO "My ""Odd"" Schema"."Order Lines" ("say ""hi""") VALUES ('hello')`)

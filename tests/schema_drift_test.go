@@ -16,7 +16,7 @@ func TestStartInitAutoSyncThenDriftToDiverged(t *testing.T) {
 	p := setupPair(t)
 	p.b.Exec(t, "", `DROP TABLE playlist_track; ALTER TABLE track DROP COLUMN composer;
 		ALTER TABLE artist ALTER COLUMN name TYPE varchar(60)`)
-	code, pgErr := sqlState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a')")
+	code, pgErr := dbaState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a')")
 	if code != "42P16" || strings.Count(pgErr.Detail, "\n") != 2 {
 		t.Fatalf("strict start_init: %s %+v", code, pgErr)
 	}
@@ -44,7 +44,7 @@ func TestStartInitAutoSyncThenDriftToDiverged(t *testing.T) {
 	}
 
 	// An unreachable source is an error recorded for the next check, not drift and not a failed tick.
-	p.b.Exec(t, "", "SELECT steep_repl.configure_schema_sync(drift_check_interval => '1 second')")
+	dbaExec(t, p.b, "SELECT steep_repl.configure_schema_sync(drift_check_interval => '1 second')")
 	conninfo := harness.QueryOne[string](t, p.b, "", "SELECT conninfo FROM steep_repl.nodes WHERE name = 'node_a'")
 	p.b.Exec(t, "", "UPDATE steep_repl.nodes SET conninfo = 'host=127.0.0.1 port=1 dbname=postgres connect_timeout=2' WHERE name = 'node_a'")
 	p.b.WaitFor(t, 20*time.Second, "a drift check that cannot reach node_a", func() bool {
@@ -71,7 +71,7 @@ func TestStartInitAutoSyncThenDriftToDiverged(t *testing.T) {
 		t.Fatalf("drift not listed in the schema.drift event, the transition's reason and drift_checks: %s", got)
 	}
 	// On demand: the same finding; the node is already DIVERGED.
-	report := harness.QueryOne[string](t, p.b, "", "SELECT steep_repl.check_drift()::text")
+	report := dbaQuery[string](t, p.b, "SELECT steep_repl.check_drift()::text")
 	if !strings.Contains(report, `"status": "drift"`) || !strings.Contains(report, `"diverged": false`) || !strings.Contains(report, want) {
 		t.Fatalf("check_drift(): %s", report)
 	}
@@ -84,16 +84,16 @@ func TestManualSchemaSyncAcceptsDifferencesOnce(t *testing.T) {
 	a, b := setupEmptyPair(t)
 	a.Exec(t, "", "CREATE TABLE kept (id int PRIMARY KEY, v text, extra int); CREATE TABLE missing_here (id int PRIMARY KEY)")
 	b.Exec(t, "", "CREATE TABLE kept (id int PRIMARY KEY, v text)")
-	code, pgErr := sqlState(t, b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"schema_sync": "manual"}')`)
+	code, pgErr := dbaState(t, b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"schema_sync": "manual"}')`)
 	if code != "42P16" || !strings.Contains(pgErr.Message, "schema_sync is manual") || !strings.Contains(pgErr.Hint, "confirm") {
 		t.Fatalf("manual start_init without confirm: %s %+v", code, pgErr)
 	}
 	for _, opts := range []string{`{"schema_sync": "sometimes"}`, `{"schema_sync": "manual", "confirm": "yes"}`} {
-		if code, _ := sqlState(t, b, "SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', $1)", opts); code != "22023" {
+		if code, _ := dbaState(t, b, "SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', $1)", opts); code != "22023" {
 			t.Errorf("start_init %s: SQLSTATE %s, want 22023", opts, code)
 		}
 	}
-	b.Exec(t, "", `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"schema_sync": "manual", "confirm": true}')`)
+	dbaExec(t, b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"schema_sync": "manual", "confirm": true}')`)
 	if got := harness.QueryOne[string](t, b, "", `SELECT tables_total || ' ' || (SELECT string_agg(table_name, ',') FROM steep_repl.init_tables)
 		FROM steep_repl.init_progress`); got != "1 kept" {
 		t.Fatalf("manual init plan: %s", got)
@@ -104,11 +104,11 @@ func TestManualSchemaSyncAcceptsDifferencesOnce(t *testing.T) {
 	// Pretend the init finished: only a new difference is drift.
 	b.Exec(t, "", `SELECT steep_repl.transition('node_b', 'copying'), steep_repl.transition('node_b', 'catching_up'),
 		steep_repl.transition('node_b', 'synchronized')`)
-	if r := harness.QueryOne[string](t, b, "", "SELECT steep_repl.check_drift('node_b')->>'status'"); r != "match" {
+	if r := dbaQuery[string](t, b, "SELECT steep_repl.check_drift('node_b')->>'status'"); r != "match" {
 		t.Fatalf("accepted differences counted as drift: %s", r)
 	}
 	a.Exec(t, "", "ALTER TABLE kept ALTER COLUMN v SET NOT NULL")
-	if r := harness.QueryOne[string](t, b, "", "SELECT steep_repl.check_drift()::text"); !strings.Contains(r, `"diverged": true`) ||
+	if r := dbaQuery[string](t, b, "SELECT steep_repl.check_drift()::text"); !strings.Contains(r, `"diverged": true`) ||
 		!strings.Contains(r, "table public.kept: column v is NOT NULL on node_a but nullable on node_b") || strings.Contains(r, "extra") {
 		t.Fatalf("check_drift after a new difference: %s", r)
 	}

@@ -11,7 +11,7 @@ import (
 // fingerprintOf is steep_repl.compute_fingerprint of public.<table> on n.
 func fingerprintOf(t *testing.T, n *harness.Node, schema, table string) string {
 	t.Helper()
-	return harness.QueryOne[string](t, n, "", "SELECT steep_repl.compute_fingerprint($1, $2)", schema, table)
+	return dbaQuery[string](t, n, "SELECT steep_repl.compute_fingerprint($1, $2)", schema, table)
 }
 
 // Each change a subscription cares about changes the fingerprint, and undoing it restores the
@@ -81,10 +81,10 @@ func TestFingerprintDetectsEachColumnChangeWithoutFalsePositives(t *testing.T) {
 	}
 
 	// capture_fingerprints records what compute_fingerprint computes, with the columns.
-	if got := harness.QueryOne[int64](t, n, "", "SELECT steep_repl.capture_fingerprints()"); got != int64(len(changes)+2) {
+	if got := dbaQuery[int64](t, n, "SELECT steep_repl.capture_fingerprints()"); got != int64(len(changes)+2) {
 		t.Fatalf("capture_fingerprints() = %d, want %d", got, len(changes)+2)
 	}
-	row := harness.QueryOne[string](t, n, "", `SELECT concat_ws(' | ', fingerprint = steep_repl.compute_fingerprint('public', 'neutral'),
+	row := dbaQuery[string](t, n, `SELECT concat_ws(' | ', fingerprint = steep_repl.compute_fingerprint('public', 'neutral'),
 		(SELECT string_agg(c->>'name', ',') FROM jsonb_array_elements(columns) c), primary_key::text)
 		FROM steep_repl.schema_fingerprints WHERE schema_name = 'public' AND table_name = 'neutral'`)
 	if row != `t | code,id,note,qty | ["id"]` {
@@ -92,7 +92,7 @@ func TestFingerprintDetectsEachColumnChangeWithoutFalsePositives(t *testing.T) {
 	}
 	since := harness.QueryOne[string](t, n, "", "SELECT captured_at::text FROM steep_repl.schema_fingerprints WHERE table_name = 'neutral'")
 	n.Exec(t, "", "DROP TABLE spelled; ALTER TABLE fp_0 ADD COLUMN later int")
-	harness.QueryOne[int64](t, n, "", "SELECT steep_repl.capture_fingerprints()")
+	dbaQuery[int64](t, n, "SELECT steep_repl.capture_fingerprints()")
 	got := harness.QueryOne[string](t, n, "", `SELECT concat_ws(' ', count(*),
 		bool_and(captured_at::text = $1) FILTER (WHERE table_name = 'neutral'),
 		bool_and(fingerprint = steep_repl.compute_fingerprint(schema_name, table_name)))
@@ -163,7 +163,7 @@ func TestCompareFingerprintsStatusesAndSchemaDiff(t *testing.T) {
 	if diff != wantDiff {
 		t.Fatalf("schema_diff:\n%s\nwant:\n%s", diff, wantDiff)
 	}
-	descr := harness.QueryOne[string](t, b, "", `SELECT string_agg(description, E'\n') FROM steep_repl.schema_diff('node_a')`)
+	descr := dbaQuery[string](t, b, `SELECT string_agg(description, E'\n') FROM steep_repl.schema_diff('node_a')`)
 	for _, want := range []string{
 		"table public.only_on_a is on node_a but not on node_b",
 		"table public.only_on_b is on node_b but not on node_a",
@@ -180,7 +180,7 @@ func TestCompareFingerprintsStatusesAndSchemaDiff(t *testing.T) {
 	if strings.Contains(descr, "reordered") || strings.Contains(descr, "Sales Dept") {
 		t.Errorf("matching tables reported as different:\n%s", descr)
 	}
-	if n := harness.QueryOne[int64](t, b, "", `SELECT count(*) FROM steep_repl.schema_diff('node_a', 'Sales Dept', 'Order "Lines"')`); n != 0 {
+	if n := dbaQuery[int64](t, b, `SELECT count(*) FROM steep_repl.schema_diff('node_a', 'Sales Dept', 'Order "Lines"')`); n != 0 {
 		t.Errorf("%d differences for a matching table with quoted names", n)
 	}
 }

@@ -46,7 +46,7 @@ func syncReport(t *testing.T, n *harness.Node, mode, options string) map[string]
 	if mode != "" {
 		m = &mode
 	}
-	raw := harness.QueryOne[string](t, n, "", "SELECT steep_repl.schema_sync('node_a', $1, $2)::text", m, options)
+	raw := dbaQuery[string](t, n, "SELECT steep_repl.schema_sync('node_a', $1, $2)::text", m, options)
 	var r map[string]any
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestSchemaSyncModesOnAPreparedMismatch(t *testing.T) {
 	}
 
 	// strict: refuses, listing every difference, one per line; nothing changes.
-	code, pgErr := sqlState(t, b, "SELECT steep_repl.schema_sync('node_a', 'strict')")
+	code, pgErr := dbaState(t, b, "SELECT steep_repl.schema_sync('node_a', 'strict')")
 	if code != "42P16" || !strings.Contains(pgErr.Message, `schemas of "node_a" and "node_b" differ`) || pgErr.Hint == "" {
 		t.Fatalf("strict: %s %+v", code, pgErr)
 	}
@@ -84,7 +84,7 @@ func TestSchemaSyncModesOnAPreparedMismatch(t *testing.T) {
 	}
 
 	// manual: refuses without confirm; with it, warns, records the accepted differences, changes nothing.
-	code, pgErr = sqlState(t, b, "SELECT steep_repl.schema_sync('node_a', 'manual')")
+	code, pgErr = dbaState(t, b, "SELECT steep_repl.schema_sync('node_a', 'manual')")
 	if code != "42P16" || !strings.Contains(pgErr.Hint, "confirm") || pgErr.Detail != strings.Join(lines, "\n") {
 		t.Fatalf("manual without confirm: %s %+v", code, pgErr)
 	}
@@ -123,7 +123,7 @@ func TestSchemaSyncModesOnAPreparedMismatch(t *testing.T) {
 			t.Errorf("auto applied no %q: %v", want, applied)
 		}
 	}
-	if s := harness.QueryOne[string](t, b, "", `SELECT string_agg(status, ',' ORDER BY table_name) FROM steep_repl.compare_fingerprints('node_a')`); s != "MATCH,MATCH,MATCH,MATCH" {
+	if s := dbaQuery[string](t, b, `SELECT string_agg(status, ',' ORDER BY table_name) FROM steep_repl.compare_fingerprints('node_a')`); s != "MATCH,MATCH,MATCH,MATCH" {
 		t.Fatalf("after auto: %s", s)
 	}
 	if rows := harness.QueryOne[string](t, b, "", `SELECT string_agg(format('%s %s %s %s %s %s', id, name, city, credit, vip, coalesce(notes, '-')), '; ' ORDER BY id) FROM customer`); rows != "1 Ada London 10.50 f -; 2 Grace Arlington 7.00 f -" {
@@ -153,7 +153,7 @@ func TestSchemaSyncAutoRefusesDestructionAndRollsBack(t *testing.T) {
 		ALTER TABLE customer ADD COLUMN motto text DEFAULT 'carpe; diem'`)
 	before := schemaState(t, b)
 
-	code, pgErr := sqlState(t, b, "SELECT steep_repl.schema_sync('node_a', 'auto')")
+	code, pgErr := dbaState(t, b, "SELECT steep_repl.schema_sync('node_a', 'auto')")
 	if code != "42P16" || !strings.Contains(pgErr.Message, "schema_sync auto refuses 5 change(s)") || !strings.Contains(pgErr.Hint, "Nothing was changed") {
 		t.Fatalf("destructive auto: %s %+v", code, pgErr)
 	}
@@ -178,7 +178,7 @@ func TestSchemaSyncAutoRefusesDestructionAndRollsBack(t *testing.T) {
 	a.Exec(t, "", "DROP TABLE ledger, feelings; ALTER TABLE customer DROP COLUMN motto")
 	b.Exec(t, "", "ALTER TABLE pair_key DROP CONSTRAINT pair_key_pkey; INSERT INTO pair_key VALUES (1, 1)")
 	before = schemaState(t, b)
-	code, pgErr = sqlState(t, b, "SELECT steep_repl.schema_sync('node_a', 'auto')")
+	code, pgErr = dbaState(t, b, "SELECT steep_repl.schema_sync('node_a', 'auto')")
 	if code != "23505" || !strings.Contains(pgErr.Message, `schema_sync auto rolled back on node "node_b"`) ||
 		!strings.Contains(pgErr.Detail, "failed statement: ALTER TABLE public.pair_key ADD PRIMARY KEY (a, b)") ||
 		!strings.Contains(pgErr.Detail, "were rolled back") {

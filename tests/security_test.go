@@ -191,7 +191,7 @@ func TestNoPasswordInAnyOutput(t *testing.T) {
 		(SELECT string_agg(p::text, E'\n') FROM steep_repl.init_progress p),
 		(SELECT string_agg(n.last_error, E'\n') FROM steep_repl.nodes n))`)
 	t.Logf("what the DBA saw:\n%s", dump)
-	out, errOut, _ := runCLI(t, "init", "status", "node_b", "--db", b.ConnString(""))
+	out, errOut, _ := runCLI(t, "init", "status", "node_b", "--db", dbaURL(t, b))
 	for what, text := range map[string]string{"errors and tables": dump, "CLI output": out + errOut, "sidecar log": car.out.String()} {
 		if strings.Contains(text, secret) {
 			t.Errorf("the password appears in the %s", what)

@@ -25,22 +25,34 @@ func dbName(db string) string {
 // ConnString returns the URL of database db ("" = postgres) on the node, as
 // the superuser postgres over TCP.
 func (n *Node) ConnString(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", n.Port, url.PathEscape(dbName(db)))
+	return n.ConnStringAs("postgres", db)
 }
 
-// Pool returns a connection pool to database db ("" = postgres), created on
-// first use and cached; the node's cleanup closes it. It survives Stop, Crash
-// and Restart: their connections are dropped and new ones made on demand.
+// ConnStringAs is ConnString for another LOGIN role (the cluster trusts local TCP).
+func (n *Node) ConnStringAs(role, db string) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", url.PathEscape(role), n.Port, url.PathEscape(dbName(db)))
+}
+
+// Pool returns a connection pool to database db ("" = postgres) as the superuser,
+// created on first use and cached; the node's cleanup closes it. It survives Stop,
+// Crash and Restart: their connections are dropped and new ones made on demand.
 func (n *Node) Pool(t testing.TB, db string) *pgxpool.Pool {
 	t.Helper()
+	return n.PoolAs(t, "postgres", db)
+}
+
+// PoolAs is Pool for another LOGIN role.
+func (n *Node) PoolAs(t testing.TB, role, db string) *pgxpool.Pool {
+	t.Helper()
 	db = dbName(db)
+	key := role + "@" + db
 	n.mu.Lock()
-	p := n.pools[db]
+	p := n.pools[key]
 	n.mu.Unlock()
 	if p != nil {
 		return p
 	}
-	cfg, err := pgxpool.ParseConfig(n.ConnString(db))
+	cfg, err := pgxpool.ParseConfig(n.ConnStringAs(role, db))
 	if err != nil {
 		t.Fatalf("node %s: pool for %s: %v", n.Name, db, err)
 	}
@@ -57,11 +69,11 @@ func (n *Node) Pool(t testing.TB, db string) *pgxpool.Pool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if old := n.pools[db]; old != nil { // another goroutine won the race
+	if old := n.pools[key]; old != nil { // another goroutine won the race
 		p.Close()
 		return old
 	}
-	n.pools[db] = p
+	n.pools[key] = p
 	return p
 }
 
