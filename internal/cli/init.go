@@ -213,12 +213,9 @@ func printStatus(w io.Writer, p *api.InitProgress, snap progress.Snapshot, ts []
 func tableRows(ts []api.InitTable) [][]string {
 	out := make([][]string, 0, len(ts))
 	for _, t := range ts {
-		large, est := "", progress.Unknown
+		large, est := "", progress.Estimate(t.SourceRows)
 		if t.IsLarge {
 			large = "large"
-		}
-		if t.SourceRows > 0 {
-			est = progress.Count(float64(t.SourceRows))
 		}
 		out = append(out, []string{t.Schema + "." + t.Table, t.SyncState,
 			progress.Count(float64(t.RowsCopied)) + " / " + est,

@@ -117,3 +117,12 @@ func Duration(seconds float64) string {
 func known(v float64) bool {
 	return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0
 }
+
+// Estimate formats a row estimate from the catalog: Unknown when there is none (a table never
+// analyzed has reltuples -1, which the server reports as 0), not a misleading 0.
+func Estimate(rows int64) string {
+	if rows <= 0 {
+		return Unknown
+	}
+	return Count(float64(rows))
+}

@@ -144,3 +144,12 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestEstimateOfANeverAnalyzedTableIsUnknown(t *testing.T) {
+	if got := Estimate(0); got != Unknown {
+		t.Errorf("Estimate(0) = %q, want %q", got, Unknown)
+	}
+	if got := Estimate(1500); got != Count(1500) {
+		t.Errorf("Estimate(1500) = %q", got)
+	}
+}

@@ -147,6 +147,6 @@ func TableCells(t api.InitTable, current bool) []Cell {
 	return []Cell{marker, nameCell, {Text: t.SyncState, Color: c},
 		{Text: ProgressText(100*t.Fraction, 20), Color: c},
 		{Text: progress.Count(float64(t.RowsCopied)), Align: Right},
-		{Text: progress.Count(float64(t.SourceRows)), Align: Right},
+		{Text: progress.Estimate(t.SourceRows), Align: Right},
 		{Text: progress.Bytes(t.SourceBytes), Align: Right}}
 }
