@@ -2020,3 +2020,84 @@ BEGIN
     ELSE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', publication, v_tables) END;
 END
 $$;
+
+-- Snapshot files under a trust boundary: steep_repl.snapshot_root (superuser-only, defined by the
+-- library) and the snapshot paths confined strictly beneath it; without it only a superuser names one.
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_root() RETURNS text
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'steep_repl_get_snapshot_root';
+COMMENT ON FUNCTION steep_repl._snapshot_root() IS
+  'Internal: the superuser-only setting steep_repl.snapshot_root ('''' when unset), read from the loaded library so that a placeholder a session set before the library was loaded never counts.';
+REVOKE ALL ON FUNCTION steep_repl._snapshot_root() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_path(path text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text := pg_catalog.rtrim(pg_catalog.btrim(path), '/');
+  v_root text := pg_catalog.btrim(steep_repl._snapshot_root());
+BEGIN
+  IF v = '' OR pg_catalog.left(v, 1) <> '/' THEN
+    RAISE EXCEPTION 'snapshot path "%" is not an absolute path', path
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The sidecar on the node''s host reads and writes it: give an absolute directory such as /var/lib/steep/snap1.';
+  END IF;
+  IF v ~ '(^|/)\.\.?(/|$)' OR pg_catalog.strpos(v, '//') > 0 THEN
+    RAISE EXCEPTION 'snapshot path "%" has an empty, "." or ".." component', path USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_root = '' THEN
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user), false) THEN
+      RAISE EXCEPTION 'only a superuser may name a snapshot path while steep_repl.snapshot_root is not set'
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'A DBA sets the directory snapshots live under, ALTER SYSTEM SET steep_repl.snapshot_root = ''/var/lib/steep/snapshots''; SELECT pg_reload_conf(); and gives the node''s sidecar the same --snapshot-root. Then name a directory beneath it.';
+    END IF;
+    RETURN v;
+  END IF;
+  v_root := pg_catalog.rtrim(v_root, '/');
+  IF pg_catalog.left(v, pg_catalog.length(v_root) + 1) OPERATOR(pg_catalog.<>) v_root || '/'
+     OR pg_catalog.length(v) OPERATOR(pg_catalog.<=) pg_catalog.length(v_root) + 1 THEN
+    RAISE EXCEPTION 'snapshot path "%" is not beneath the snapshot root', path
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = pg_catalog.format('Snapshots are written and read only in directories strictly beneath steep_repl.snapshot_root (%s): name one such as %s/snap1.',
+                                     coalesce(NULLIF(v_root, ''), '/'), v_root);
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._snapshot_path(text) IS
+  'Internal: normalizes a snapshot directory (absolute, no . or .. components; 22023) and checks that it is strictly beneath steep_repl.snapshot_root or, with no root set, that the session user is a superuser (42501).';
+
+
+-- _snapshot_path again: a parenthesized root comparison (OPERATOR() binds like ||).
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_path(path text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text := pg_catalog.rtrim(pg_catalog.btrim(path), '/');
+  v_root text := pg_catalog.btrim(steep_repl._snapshot_root());
+BEGIN
+  IF v = '' OR pg_catalog.left(v, 1) <> '/' THEN
+    RAISE EXCEPTION 'snapshot path "%" is not an absolute path', path
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The sidecar on the node''s host reads and writes it: give an absolute directory such as /var/lib/steep/snap1.';
+  END IF;
+  IF v ~ '(^|/)\.\.?(/|$)' OR pg_catalog.strpos(v, '//') > 0 THEN
+    RAISE EXCEPTION 'snapshot path "%" has an empty, "." or ".." component', path USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_root = '' THEN
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user), false) THEN
+      RAISE EXCEPTION 'only a superuser may name a snapshot path while steep_repl.snapshot_root is not set'
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'A DBA sets the directory snapshots live under, ALTER SYSTEM SET steep_repl.snapshot_root = ''/var/lib/steep/snapshots''; SELECT pg_reload_conf(); and gives the node''s sidecar the same --snapshot-root. Then name a directory beneath it.';
+    END IF;
+    RETURN v;
+  END IF;
+  v_root := pg_catalog.rtrim(v_root, '/');
+  IF pg_catalog.left(v, pg_catalog.length(v_root) + 1) OPERATOR(pg_catalog.<>) (v_root || '/')
+     OR pg_catalog.length(v) OPERATOR(pg_catalog.<=) (pg_catalog.length(v_root) + 1) THEN
+    RAISE EXCEPTION 'snapshot path "%" is not beneath the snapshot root', path
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = pg_catalog.format('Snapshots are written and read only in directories strictly beneath steep_repl.snapshot_root (%s): name one such as %s/snap1.',
+                                     coalesce(NULLIF(v_root, ''), '/'), v_root);
+  END IF;
+  RETURN v;
+END
+$$;
+

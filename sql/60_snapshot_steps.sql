@@ -49,11 +49,21 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._snapshot_bool_option(jsonb, text) IS 'Internal: a boolean option (default false), or 22023.';
 
--- A directory path the sidecar may use: absolute, no "." or ".." component.
+-- steep_repl.snapshot_root as the library defines it (extension/src/steep_repl.c).
+CREATE FUNCTION steep_repl._snapshot_root() RETURNS text
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'steep_repl_get_snapshot_root';
+COMMENT ON FUNCTION steep_repl._snapshot_root() IS
+  'Internal: the superuser-only setting steep_repl.snapshot_root ('''' when unset), read from the loaded library so that a placeholder a session set before the library was loaded never counts.';
+
+-- A directory path the sidecar may use: absolute, no "." or ".." component, and strictly
+-- beneath steep_repl.snapshot_root; without a root only a superuser may name one (the API
+-- functions are SECURITY DEFINER: the caller is session_user). Nothing here looks at the file
+-- system, so a refusal reads the same whether the path exists or not.
 CREATE FUNCTION steep_repl._snapshot_path(path text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v text := pg_catalog.rtrim(pg_catalog.btrim(path), '/');
+  v_root text := pg_catalog.btrim(steep_repl._snapshot_root());
 BEGIN
   IF v = '' OR pg_catalog.left(v, 1) <> '/' THEN
     RAISE EXCEPTION 'snapshot path "%" is not an absolute path', path
@@ -63,10 +73,27 @@ BEGIN
   IF v ~ '(^|/)\.\.?(/|$)' OR pg_catalog.strpos(v, '//') > 0 THEN
     RAISE EXCEPTION 'snapshot path "%" has an empty, "." or ".." component', path USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF v_root = '' THEN
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user), false) THEN
+      RAISE EXCEPTION 'only a superuser may name a snapshot path while steep_repl.snapshot_root is not set'
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'A DBA sets the directory snapshots live under, ALTER SYSTEM SET steep_repl.snapshot_root = ''/var/lib/steep/snapshots''; SELECT pg_reload_conf(); and gives the node''s sidecar the same --snapshot-root. Then name a directory beneath it.';
+    END IF;
+    RETURN v;
+  END IF;
+  v_root := pg_catalog.rtrim(v_root, '/');
+  IF pg_catalog.left(v, pg_catalog.length(v_root) + 1) OPERATOR(pg_catalog.<>) (v_root || '/')
+     OR pg_catalog.length(v) OPERATOR(pg_catalog.<=) (pg_catalog.length(v_root) + 1) THEN
+    RAISE EXCEPTION 'snapshot path "%" is not beneath the snapshot root', path
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = pg_catalog.format('Snapshots are written and read only in directories strictly beneath steep_repl.snapshot_root (%s): name one such as %s/snap1.',
+                                     coalesce(NULLIF(v_root, ''), '/'), v_root);
+  END IF;
   RETURN v;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._snapshot_path(text) IS 'Internal: normalizes a snapshot directory (absolute, no . or .. components), or 22023.';
+COMMENT ON FUNCTION steep_repl._snapshot_path(text) IS
+  'Internal: normalizes a snapshot directory (absolute, no . or .. components; 22023) and checks that it is strictly beneath steep_repl.snapshot_root or, with no root set, that the session user is a superuser (42501).';
 
 -- steep_repl._local_node() is defined in sql/55_manual_init.sql.
 

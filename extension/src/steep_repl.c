@@ -9,6 +9,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -17,6 +18,9 @@ void		_PG_init(void);
 
 char	   *steep_repl_database = NULL;
 int			steep_repl_naptime = 1000;
+char	   *steep_repl_snapshot_root = NULL;
+
+PG_FUNCTION_INFO_V1(steep_repl_get_snapshot_root);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -35,6 +39,50 @@ steep_repl_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	supervisor_shmem_startup();
+}
+
+/*
+ * steep_repl.snapshot_root: empty, or an absolute directory with no empty, "." or ".."
+ * component (a trailing "/" is allowed), so a path's place beneath it is decided by comparing
+ * strings.
+ */
+static bool
+check_snapshot_root(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+
+	if (p == NULL || p[0] == '\0')
+		return true;
+	if (p[0] != '/')
+	{
+		GUC_check_errdetail("steep_repl.snapshot_root must be an absolute path.");
+		return false;
+	}
+	while (*p != '\0')
+	{
+		const char *c = p + 1;	/* a component starts after each '/' */
+		size_t		len = strcspn(c, "/");
+
+		if ((len == 0 && c[0] != '\0') || (len == 1 && c[0] == '.') ||
+			(len == 2 && c[0] == '.' && c[1] == '.'))
+		{
+			GUC_check_errdetail("steep_repl.snapshot_root must not have an empty, \".\" or \"..\" component.");
+			return false;
+		}
+		p = c + len;
+	}
+	return true;
+}
+
+/*
+ * steep_repl._snapshot_root(): the setting as this library defines it. Calling a C function
+ * loads the library, so a value a session set as a placeholder before that (which any role
+ * may do) has been re-checked against PGC_SUSET and dropped.
+ */
+Datum
+steep_repl_get_snapshot_root(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(steep_repl_snapshot_root ? steep_repl_snapshot_root : ""));
 }
 
 void
@@ -56,6 +104,14 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomStringVariable("steep_repl.snapshot_root",
+							   "Directory every snapshot directory must be strictly beneath (empty: only a superuser may name one).",
+							   "Set it to the directory the node's sidecar is given as --snapshot-root.",
+							   &steep_repl_snapshot_root,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_snapshot_root, NULL, NULL);
 	MarkGUCPrefixReserved("steep_repl");
 
 	/* The supervisor and its shared state exist only when preloaded. */

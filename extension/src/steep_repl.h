@@ -13,6 +13,7 @@
 
 extern char *steep_repl_database;
 extern int	steep_repl_naptime;
+extern char *steep_repl_snapshot_root;
 
 extern void supervisor_register(void);
 extern void supervisor_shmem_request(void);
