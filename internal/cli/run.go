@@ -54,7 +54,7 @@ func runCommand() command {
 // sidecarHandlers are the job handlers of the sidecar, by job kind.
 func sidecarHandlers(connString string, logger *slog.Logger) map[string]runner.Handler {
 	handlers := runner.BuiltinHandlers()
-	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger}))
+	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger, Snapshots: snapshotjob.TwoPhase()}))
 	maps.Copy(handlers, snapshotjob.Handlers(logger))
 	return handlers
 }

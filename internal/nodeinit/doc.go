@@ -11,6 +11,10 @@
 //   - manual init from a logical dump (init.export): the prepared slot is created over a
 //     replication connection that exports its snapshot, and held open for pg_dump --snapshot
 //     until the DBA releases it or the hold ends.
+//   - two-phase init (snapshot.init): the source's sidecar generates a snapshot into a shared
+//     path, whose progress the target's job mirrors; the target applies it and subscribes
+//     from its LSN. The snapshot files are package snapshot/job's work, passed in as
+//     Config.Snapshots (that package imports this one for the publication and subscription).
 //
 // The shared steps: the publication a node is initialized from (EnsurePublication, also used
 // by snapshot generation), subscribing from a slot's LSN with the replication origin advanced

@@ -3,6 +3,7 @@ package nodeinit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/steepdb/steep_repl/internal/runner"
@@ -15,18 +16,27 @@ type Config struct {
 	ConnString string
 	// Log receives the handlers' JSON events.
 	Log *slog.Logger
+	// Snapshots is the snapshot package's half of a two-phase init (snapshot.init); nil: the
+	// handlers do not include snapshot.init.
+	Snapshots Snapshots
 }
 
 // Handlers returns the job handlers of every way to bring a node in, for the sidecar's runner.
 func Handlers(cfg Config) map[string]runner.Handler {
 	log := cfg.Log
-	return map[string]runner.Handler{
+	h := map[string]runner.Handler{
 		"init.start":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return start(ctx, job, log) },
 		"init.cancel": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return cancel(ctx, job, log) },
 		"init.export": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
 			return export(ctx, job, cfg.ConnString, log)
 		},
 	}
+	if cfg.Snapshots != nil {
+		h["snapshot.init"] = func(ctx context.Context, job *runner.Job) (map[string]any, error) {
+			return twoPhase(ctx, job, cfg.Snapshots, log)
+		}
+	}
+	return h
 }
 
 func targetOf(job *runner.Job) (string, error) {
@@ -35,4 +45,20 @@ func targetOf(job *runner.Job) (string, error) {
 		return "", errors.New("job args lack the target node")
 	}
 	return target, nil
+}
+
+func argString(job *runner.Job, key string) (string, error) {
+	v, _ := job.Args[key].(string)
+	if v == "" {
+		return "", fmt.Errorf("job args lack %s", key)
+	}
+	return v, nil
+}
+
+func argInt(job *runner.Job, key string) (int64, error) {
+	v, ok := job.Args[key].(float64)
+	if !ok || v <= 0 {
+		return 0, fmt.Errorf("job args lack %s", key)
+	}
+	return int64(v), nil
 }

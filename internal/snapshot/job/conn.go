@@ -2,10 +2,7 @@ package job
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"strings"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -59,34 +56,8 @@ func importSnapshot(ctx context.Context, conn *pgx.Conn, name string) error {
 	return api.ImportSnapshot(ctx, conn, name)
 }
 
-// transient reports whether err is worth another attempt: the connection broke, the server
-// is shutting down or restarting, or the client timed out.
-func transient(err error) bool {
-	if err == nil {
-		return false
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	state := api.SQLState(err)
-	if strings.HasPrefix(state, "08") || state == "57P01" || state == "57P02" || state == "57P03" || state == "40001" || state == "40P01" {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		// Not a server error: the connection died under us (EOF, reset, closed).
-		s := err.Error()
-		return strings.Contains(s, "EOF") || strings.Contains(s, "connection reset") || strings.Contains(s, "closed") ||
-			strings.Contains(s, "broken pipe")
-	}
-	return false
-}
+// transient reports whether err is worth another attempt (runner.Transient).
+func transient(err error) bool { return runner.Transient(err) }
 
-// classify wraps a transient error as retryable for the runner.
-func classify(err error) error {
-	if transient(err) {
-		return runner.Retryable(err)
-	}
-	return err
-}
+// classify wraps a transient error as retryable for the runner (runner.Classify).
+func classify(err error) error { return runner.Classify(err) }

@@ -8,8 +8,9 @@
 //   - snapshot.apply: the manifest is validated, each table is loaded in its own
 //     transaction (created from the manifest's DDL when missing), its checksum verified before
 //     the commit, its completion recorded in that same transaction; sequences are restored,
-//     and with subscribe the node subscribes from the snapshot's LSN.
-//   - snapshot.init: start_init's two_phase method: generate on the source, apply here, subscribe.
+//     and with subscribe the node subscribes from the snapshot's LSN (nodeinit.SubscribeFromSnapshot).
+//   - for start_init's two_phase method (the snapshot.init job of package nodeinit), TwoPhase:
+//     the source's generation mirrored as the job's progress, then the apply.
 //   - snapshot.delete and snapshot.expire: remove files, drop the slot (and the publication
 //     when no subscriber's slot is left).
 //

@@ -2,11 +2,12 @@ package job
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -15,7 +16,6 @@ func Handlers(log *slog.Logger) map[string]runner.Handler {
 	return map[string]runner.Handler{
 		"snapshot.generate": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return generate(ctx, job, log) },
 		"snapshot.apply":    func(ctx context.Context, job *runner.Job) (map[string]any, error) { return apply(ctx, job, log) },
-		"snapshot.init":     func(ctx context.Context, job *runner.Job) (map[string]any, error) { return initTwoPhase(ctx, job, log) },
 		"snapshot.delete": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
 			return deleteSnapshot(ctx, job, log)
 		},
@@ -39,33 +39,46 @@ func argInt(job *runner.Job, key string) (int64, error) {
 	return int64(v), nil
 }
 
-// finalAttempt reports whether err ends the job for good: it is not retryable, or this was
-// the last attempt, or the job was cancelled.
+// finalAttempt reports whether err ends the job for good (runner.FinalAttempt).
 func finalAttempt(ctx context.Context, job *runner.Job, err error) bool {
-	if errors.Is(context.Cause(ctx), runner.ErrCancelRequested) {
-		return true
-	}
-	if ctx.Err() != nil {
-		return false // shutdown or lost lease: another attempt follows
-	}
-	if isRetryable(err) {
-		return job.Attempt >= job.MaxAttempts
-	}
-	return true
+	return runner.FinalAttempt(ctx, job, err)
 }
 
-// isRetryable tells whether runner.Retryable wrapped err (its type is private to runner).
-func isRetryable(err error) bool {
-	probe := runner.Retryable(errors.New(""))
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if fmt.Sprintf("%T", e) == fmt.Sprintf("%T", probe) {
-			return true
-		}
-	}
-	return false
-}
+// isRetryable tells whether runner.Retryable wrapped err.
+func isRetryable(err error) bool { return runner.IsRetryable(err) }
 
 // cleanupContext is for the steps after a job's context ended.
 func cleanupContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
+
+// TwoPhase is the snapshot half of a two-phase init (start_init's two_phase method), for
+// package nodeinit, which runs the snapshot.init job.
+func TwoPhase() nodeinit.Snapshots { return twoPhase{} }
+
+type twoPhase struct{}
+
+// MirrorGeneration shows the source's generation as the job's progress (phase generation).
+func (t twoPhase) MirrorGeneration(ctx context.Context, job *runner.Job, log *slog.Logger) (nodeinit.Mirror, func()) {
+	tr := newTracker(job.DB, log, job.ID, "", "generation")
+	return mirror{tr}, tr.run(ctx)
+}
+
+// Apply applies the generated snapshot as the job's second phase (application).
+func (t twoPhase) Apply(ctx context.Context, job *runner.Job, a *api.ApplyRow, log *slog.Logger) (map[string]any, error) {
+	id := ""
+	if a.SnapshotID != nil {
+		id = *a.SnapshotID
+	}
+	tr := newTracker(job.DB, log, job.ID, id, "application")
+	stop := tr.run(ctx)
+	defer stop()
+	return runApply(ctx, job, a, tr, log)
+}
+
+// mirror is a tracker showing another job's progress.
+type mirror struct{ t *tracker }
+
+func (m mirror) Step(step, message string)   { m.t.step(step, message) }
+func (m mirror) SetSnapshotID(id string)     { m.t.setSnapshotID(id) }
+func (m mirror) Show(p api.SnapshotProgress) { m.t.mirror(p) }

@@ -88,11 +88,3 @@ func TestTransientAndRetryable(t *testing.T) {
 		t.Fatal("isRetryable")
 	}
 }
-
-func TestGenerateOptionsFromTheStoredObject(t *testing.T) {
-	o := generateOptions(map[string]any{"compression": "lz4", "parallel": 3.0, "tables": []any{"a", "b"}, "schemas": nil,
-		"slot_expiry": 600.0})
-	if o.Compression != "lz4" || o.Parallel != 3 || len(o.Tables) != 2 || o.Schemas != nil || o.SlotExpiry != 600 {
-		t.Fatalf("%+v", o)
-	}
-}

@@ -1,4 +1,4 @@
-package job
+package nodeinit
 
 import (
 	"context"
@@ -6,20 +6,36 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/steepdb/steep_repl/internal/api"
-	"github.com/steepdb/steep_repl/internal/dbconn"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
 // initPoll is how often snapshot.init reads the source's generation progress.
 const initPoll = 500 * time.Millisecond
 
-// initTwoPhase runs start_init's two_phase method on the target: it asks the source to
-// generate a snapshot into the shared path (through the source's own sidecar, which does
-// the I/O there), mirrors that progress here, then applies it and subscribes.
-func initTwoPhase(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+// Snapshots is the snapshot package's half of a two-phase init: the job's progress row and
+// the apply. It is passed in (Config.Snapshots) rather than imported, because that package
+// uses this one's publication and subscription steps.
+type Snapshots interface {
+	// MirrorGeneration starts showing another job's progress (the source's generation) as
+	// job's progress row, phase generation; stop ends it and writes the last state.
+	MirrorGeneration(ctx context.Context, job *runner.Job, log *slog.Logger) (m Mirror, stop func())
+	// Apply applies apply row a as job, phase application: it loads the snapshot, subscribes
+	// from its LSN (SubscribeFromSnapshot) and records a final failure.
+	Apply(ctx context.Context, job *runner.Job, a *api.ApplyRow, log *slog.Logger) (map[string]any, error)
+}
+
+// Mirror shows another job's snapshot progress as a job's own.
+type Mirror interface {
+	Step(step, message string)
+	SetSnapshotID(id string)
+	Show(p api.SnapshotProgress)
+}
+
+// twoPhase runs snapshot.init, start_init's two_phase method, on the target: it asks the
+// source to generate a snapshot into the shared path (through the source's own sidecar, which
+// does the I/O there), mirrors that progress here, then applies it and subscribes.
+func twoPhase(ctx context.Context, job *runner.Job, snaps Snapshots, log *slog.Logger) (map[string]any, error) {
 	id, err := argInt(job, "apply_id")
 	if err != nil {
 		return nil, err
@@ -30,19 +46,18 @@ func initTwoPhase(ctx context.Context, job *runner.Job, log *slog.Logger) (map[s
 	}
 	a, err := api.GetApply(ctx, job.DB, id)
 	if err != nil {
-		return nil, classify(err)
+		return nil, runner.Classify(err)
 	}
 	if a == nil || a.State == "complete" || a.State == "cancelled" {
 		return map[string]any{"skipped": "the init is no longer to be done"}, nil
 	}
 	log = log.With("apply_id", id, "job", job.ID, "source", source, "attempt", job.Attempt)
-	tr := newTracker(job.DB, log, job.ID, "", "generation")
-	stop := tr.run(ctx)
-	err = generateOnSource(ctx, job, a, source, tr, log)
+	m, stop := snaps.MirrorGeneration(ctx, job, log)
+	err = generateOnSource(ctx, job, a, source, m, log)
+	stop()
 	if err != nil {
-		stop()
-		if finalAttempt(ctx, job, err) {
-			cctx, cancel := cleanupContext()
+		if runner.FinalAttempt(ctx, job, err) {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if rerr := api.ApplyFailed(cctx, job.DB, a.ID, "generate on "+source+": "+err.Error()); rerr != nil {
 				log.Error("could not record the init's failure", "event", "snapshot.record_failed", "error", rerr.Error())
@@ -50,54 +65,50 @@ func initTwoPhase(ctx context.Context, job *runner.Job, log *slog.Logger) (map[s
 		}
 		return nil, err
 	}
-	stop()
-	tr = newTracker(job.DB, log, job.ID, deref(a.SnapshotID), "application")
-	stop = tr.run(ctx)
-	defer stop()
-	return runApply(ctx, job, a, tr, log)
+	return snaps.Apply(ctx, job, a, log)
 }
 
 // generateOnSource starts (or finds) the source's generation into a.Path and waits for it.
-func generateOnSource(ctx context.Context, job *runner.Job, a *api.ApplyRow, source string, tr *tracker, log *slog.Logger) error {
+func generateOnSource(ctx context.Context, job *runner.Job, a *api.ApplyRow, source string, m Mirror, log *slog.Logger) error {
 	conninfo, err := api.NodeConninfo(ctx, job.DB, source)
 	if err != nil {
 		return err
 	}
-	src, err := pgx.Connect(ctx, conninfo)
+	src, err := connectSource(ctx, source, conninfo)
 	if err != nil {
-		return classify(dbconn.RedactError(fmt.Errorf("connect to source node %s: %w", source, err), conninfo))
+		return runner.Classify(err)
 	}
 	defer src.Close(context.Background())
 	snapID := deref(a.SnapshotID)
 	if snapID == "" {
 		if snapID, err = api.FindSnapshotByPath(ctx, src, a.Path); err != nil {
-			return classify(err)
+			return runner.Classify(err)
 		}
 	}
 	if snapID == "" {
 		opts := generateOptions(job.Args["generate_options"])
 		if snapID, err = api.GenerateSnapshot(ctx, src, a.Path, opts); err != nil {
-			return classify(err)
+			return runner.Classify(err)
 		}
 		log.Info("snapshot generation queued on the source", "event", "snapshot.init_generate", "snapshot_id", snapID, "path", a.Path)
 	}
 	if a.SnapshotID == nil {
 		if err := api.SetApplySnapshotID(ctx, job.DB, a.ID, snapID); err != nil {
-			return classify(err)
+			return runner.Classify(err)
 		}
 		a.SnapshotID = &snapID
 	}
-	tr.setSnapshotID(snapID)
+	m.SetSnapshotID(snapID)
 	srcJob, err := api.SnapshotJobOf(ctx, src, snapID)
 	if err != nil {
-		return classify(err)
+		return runner.Classify(err)
 	}
-	tr.step("generating", fmt.Sprintf("generating snapshot %s on %s", snapID, source))
+	m.Step("generating", fmt.Sprintf("generating snapshot %s on %s", snapID, source))
 	for {
 		var state string
 		list, err := api.ListSnapshots(ctx, src)
 		if err != nil {
-			return classify(err)
+			return runner.Classify(err)
 		}
 		for _, s := range list {
 			if s.Role == "generated" && s.ID != nil && *s.ID == snapID {
@@ -108,7 +119,7 @@ func generateOnSource(ctx context.Context, job *runner.Job, a *api.ApplyRow, sou
 			}
 		}
 		if p, err := api.GetSnapshotProgress(ctx, src, srcJob); err == nil && p != nil {
-			tr.mirror(*p)
+			m.Show(*p)
 		}
 		switch {
 		case state == "complete":
