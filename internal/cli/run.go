@@ -5,16 +5,18 @@ import (
 	"flag"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
+	"github.com/steepdb/steep_repl/internal/snapshot"
 	snapshotjob "github.com/steepdb/steep_repl/internal/snapshot/job"
 )
 
 func runCommand() command {
-	var worker, level string
+	var worker, level, snapRoot string
 	var lease, poll, grace time.Duration
 	var concurrency int
 	return command{
@@ -28,6 +30,9 @@ func runCommand() command {
 			fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, time running jobs get before they are released")
 			fs.IntVar(&concurrency, "concurrency", 2, "jobs run at once")
 			fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+			fs.StringVar(&snapRoot, "snapshot-root", os.Getenv("STEEP_REPL_SNAPSHOT_ROOT"),
+				"directory every snapshot directory must be beneath, set like the extension's steep_repl.snapshot_root "+
+					"(env STEEP_REPL_SNAPSHOT_ROOT); unset: any absolute directory, still created 0700 and resolved without symlinks below its parent")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -38,7 +43,18 @@ func runCommand() command {
 				return usageError{"invalid --log-level " + level}
 			}
 			logger := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
-			handlers := sidecarHandlers(*env.db, logger)
+			root, err := snapshot.OpenRoot(snapRoot)
+			if err != nil {
+				return usageError{"--snapshot-root: " + err.Error()}
+			}
+			defer root.Close()
+			if root.Path() == "" {
+				logger.Warn("no --snapshot-root: snapshot directories may be anywhere (the extension lets only a superuser name one without steep_repl.snapshot_root)",
+					"event", "sidecar.snapshot_root")
+			} else {
+				logger.Info("snapshot directories must be beneath the snapshot root", "event", "sidecar.snapshot_root", "root", root.Path())
+			}
+			handlers := sidecarHandlers(*env.db, logger, root)
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
@@ -52,14 +68,14 @@ func runCommand() command {
 }
 
 // sidecarHandlers are the job handlers of the sidecar, by job kind.
-func sidecarHandlers(connString string, logger *slog.Logger) map[string]runner.Handler {
+func sidecarHandlers(connString string, logger *slog.Logger, root *snapshot.Root) map[string]runner.Handler {
 	handlers := runner.BuiltinHandlers()
-	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger, Snapshots: snapshotjob.TwoPhase()}))
-	maps.Copy(handlers, snapshotjob.Handlers(logger))
+	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger, Snapshots: snapshotjob.TwoPhase(root)}))
+	maps.Copy(handlers, snapshotjob.Handlers(logger, root))
 	return handlers
 }
 
 // jobKinds are the job kinds a sidecar runs (its handlers' names), sorted.
 func jobKinds() []string {
-	return slices.Sorted(maps.Keys(sidecarHandlers("", slog.New(slog.DiscardHandler))))
+	return slices.Sorted(maps.Keys(sidecarHandlers("", slog.New(slog.DiscardHandler), nil)))
 }

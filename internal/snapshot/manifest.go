@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -119,29 +117,59 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// ReadManifest reads and validates dir's manifest. The manifest itself must be a regular
-// file inside dir (not a symlink leading out of it).
-func ReadManifest(dir string) (*Manifest, error) {
-	path, err := SafePath(dir, ManifestName)
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest: %w", err)
-	}
+// maxManifestBytes bounds what is read as a manifest (its DDL included, thousands of tables fit).
+const maxManifestBytes = 64 << 20
+
+// ParseManifest decodes and validates a manifest's bytes: the pure half of ReadManifest.
+func ParseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest %s is not valid JSON: %w", path, err)
+		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("manifest %s refused: %w", path, err)
+		return nil, err
 	}
 	return &m, nil
 }
 
-// WriteManifest writes dir's manifest atomically: a temp file, fsync, rename, fsync of dir.
+// ReadManifest reads and validates dir's manifest (for tools and tests; a job uses
+// Dir.ReadManifest on the directory it holds).
+func ReadManifest(dir string) (*Manifest, error) {
+	d, err := (*Root)(nil).OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadManifest()
+}
+
+// ReadManifest reads and validates d's manifest, a regular file reached without a symlink.
+func (d *Dir) ReadManifest() (*Manifest, error) {
+	b, err := d.readSmall(ManifestName, maxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := ParseManifest([]byte(b))
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s refused: %w", d.path, err)
+	}
+	return m, nil
+}
+
+// WriteManifest writes dir's manifest (for tools and tests; see Dir.WriteManifest).
 func WriteManifest(dir string, m *Manifest) error {
+	d, err := (*Root)(nil).OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.WriteManifest(m)
+}
+
+// WriteManifest writes d's manifest atomically — a temp file (0600, O_EXCL), fsync, rename,
+// fsync of the directory — then removes the generating marker: the directory now says
+// which snapshot it holds.
+func (d *Dir) WriteManifest(m *Manifest) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("refusing to write an invalid manifest: %w", err)
 	}
@@ -149,40 +177,15 @@ func WriteManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
-	tmp := filepath.Join(dir, ManifestName+".tmp")
-	if err := writeSynced(tmp, append(b, '\n')); err != nil {
+	tmp := ManifestName + ".tmp"
+	if err := d.writeSynced(tmp, append(b, '\n')); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
+	if err := d.rename(tmp, ManifestName); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	return syncDir(dir)
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
+	if err := d.remove(generatingName); err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return d.sync()
 }

@@ -22,6 +22,8 @@ type application struct {
 	job     *runner.Job
 	pool    *pgxpool.Pool
 	a       *api.ApplyRow
+	root    *snapshot.Root // the sidecar's snapshot root
+	dir     *snapshot.Dir  // the snapshot directory, opened once: every file is read relative to it
 	m       *snapshot.Manifest
 	log     *slog.Logger
 	tr      *tracker
@@ -34,7 +36,7 @@ type application struct {
 	failed []string // tables refused (checksum, rows), with why
 }
 
-func apply(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+func apply(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.Logger) (map[string]any, error) {
 	id, err := argInt(job, "apply_id")
 	if err != nil {
 		return nil, err
@@ -49,14 +51,14 @@ func apply(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]a
 	log = log.With("apply_id", id, "job", job.ID, "attempt", job.Attempt)
 	tr := newTracker(job.DB, log, job.ID, "", "application")
 	stop := tr.run(ctx)
-	res, err := runApply(ctx, job, a, tr, log)
+	res, err := runApply(ctx, job, a, root, tr, log)
 	stop()
 	return res, err
 }
 
 // runApply applies a.Path; on a final failure it records it (failing a subscribing init).
-func runApply(ctx context.Context, job *runner.Job, a *api.ApplyRow, tr *tracker, log *slog.Logger) (map[string]any, error) {
-	ap := &application{job: job, pool: job.DB, a: a, log: log, tr: tr, create: map[string]bool{}}
+func runApply(ctx context.Context, job *runner.Job, a *api.ApplyRow, root *snapshot.Root, tr *tracker, log *slog.Logger) (map[string]any, error) {
+	ap := &application{job: job, pool: job.DB, a: a, root: root, log: log, tr: tr, create: map[string]bool{}}
 	res, err := ap.run(ctx)
 	if err != nil {
 		tr.step("failed", err.Error())
@@ -80,9 +82,13 @@ func runApply(ctx context.Context, job *runner.Job, a *api.ApplyRow, tr *tracker
 	return res, nil
 }
 
-func (ap *application) run(ctx context.Context) (map[string]any, error) {
+func (ap *application) run(ctx context.Context) (_ map[string]any, err error) {
 	ap.tr.step("validating", "")
-	m, err := snapshot.ReadManifest(ap.a.Path)
+	if ap.dir, err = ap.root.OpenDir(ap.a.Path); err != nil {
+		return nil, err
+	}
+	defer ap.dir.Close()
+	m, err := ap.dir.ReadManifest()
 	if err != nil {
 		return nil, err
 	}

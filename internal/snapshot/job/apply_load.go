@@ -123,7 +123,7 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 			return refusal{fmt.Sprintf("%s already holds rows (apply with truncate to replace them)", name)}
 		}
 	}
-	fr, err := snapshot.OpenFile(ap.a.Path, t.File, ap.m.Compression)
+	fr, err := ap.dir.OpenTable(t, ap.m.Compression)
 	if err != nil {
 		return refusal{fmt.Sprintf("%s: %v", name, err)}
 	}
@@ -142,9 +142,10 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 	case sum != t.SHA256 || size != t.FileBytes:
 		ap.tr.finish(name, false, 0, 0, 0)
 		ap.tr.count(0, 1, 0)
-		ap.log.Warn("checksum mismatch: table refused", "event", "snapshot.checksum_failed", "table", name, "file", t.File,
-			"expected", t.SHA256, "got", sum)
-		return refusal{fmt.Sprintf("%s: checksum mismatch in %s (sha256 %s, manifest says %s)", name, t.File, sum, t.SHA256)}
+		// Neither the file's actual SHA-256 nor its size is told: they would describe whatever
+		// the file turned out to be, which need not be the snapshot's.
+		ap.log.Warn("checksum mismatch: table refused", "event", "snapshot.checksum_failed", "table", name, "file", t.File)
+		return refusal{fmt.Sprintf("%s: checksum mismatch: file %s failed verification (its size or SHA-256 is not the manifest's)", name, t.File)}
 	case copyErr != nil && ctx.Err() == nil && !transient(copyErr):
 		ap.tr.finish(name, false, 0, 0, 0)
 		ap.tr.count(1, 0, 0)

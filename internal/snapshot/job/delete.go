@@ -14,7 +14,7 @@ import (
 // deleteSnapshot runs snapshot.delete: wait for a cancelled generation to stop, remove the
 // files, drop the slot unless a subscriber uses it, drop the publication unless a copy of the
 // slot (a subscriber's) remains.
-func deleteSnapshot(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+func deleteSnapshot(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.Logger) (map[string]any, error) {
 	id, s, err := jobSnapshot(ctx, job)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func deleteSnapshot(ctx context.Context, job *runner.Job, log *slog.Logger) (map
 			}
 		}
 	}
-	n, err := snapshot.RemoveFiles(s.Path)
+	n, err := root.RemoveDir(s.Path)
 	if err != nil {
 		return nil, runner.Retryable(err)
 	}

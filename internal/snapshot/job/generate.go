@@ -27,9 +27,11 @@ type generation struct {
 	slot  *slotResult       // ours when this run created the slot
 	name  string            // exported snapshot to import
 	lsn   string
+	root  *snapshot.Root // the sidecar's snapshot root
+	dir   *snapshot.Dir  // the snapshot directory, created by this generation
 }
 
-func generate(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+func generate(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.Logger) (map[string]any, error) {
 	id, s, err := jobSnapshot(ctx, job)
 	if err != nil {
 		return nil, err
@@ -38,7 +40,7 @@ func generate(ctx context.Context, job *runner.Job, log *slog.Logger) (map[strin
 		return map[string]any{"skipped": "the snapshot is no longer to be generated"}, nil
 	}
 	log = log.With("snapshot_id", id, "job", job.ID, "attempt", job.Attempt)
-	g := &generation{job: job, pool: job.DB, s: s, log: log, tr: newTracker(job.DB, log, job.ID, id, "generation")}
+	g := &generation{job: job, pool: job.DB, s: s, log: log, tr: newTracker(job.DB, log, job.ID, id, "generation"), root: root}
 	stop := g.tr.run(ctx)
 	res, err := g.run(ctx)
 	if g.slot != nil {
@@ -79,6 +81,10 @@ func (g *generation) run(ctx context.Context) (map[string]any, error) {
 	}
 	g.tr.plan(weights, rowsEst)
 
+	if g.dir, err = g.root.CreateDir(g.s.Path, g.s.ID); err != nil {
+		return nil, err
+	}
+	defer g.dir.Close()
 	done, err := g.resumeOrStart(ctx)
 	if err != nil {
 		return nil, err
@@ -115,7 +121,7 @@ func (g *generation) resumeOrStart(ctx context.Context) ([]api.DoneFile, error) 
 		}
 		_ = api.RecordEvent(ctx, g.pool, g.s.SourceNode, "snapshot.restarted", map[string]any{"snapshot_id": g.s.ID, "reason": err.Error()})
 	}
-	removed, err := snapshot.PrepareDir(g.s.Path)
+	removed, err := g.dir.Clear()
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +270,7 @@ func (g *generation) complete(ctx context.Context, m *snapshot.Manifest) (map[st
 		return nil, classify(err)
 	}
 	m.SlotExpiresAt = expires
-	if err := snapshot.WriteManifest(g.s.Path, m); err != nil {
+	if err := g.dir.WriteManifest(m); err != nil {
 		return nil, err
 	}
 	if expires != nil {

@@ -143,7 +143,7 @@ func (g *generation) writeTable(ctx context.Context, conn *pgx.Conn, t api.Scope
 	name := t.Schema + "." + t.Table
 	file := g.files[name]
 	started := time.Now()
-	fw, err := snapshot.CreateFile(g.s.Path, file, g.s.Compression)
+	fw, err := g.dir.CreateFile(file, g.s.Compression)
 	if err != nil {
 		return err
 	}

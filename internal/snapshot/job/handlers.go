@@ -9,15 +9,20 @@ import (
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
+	"github.com/steepdb/steep_repl/internal/snapshot"
 )
 
-// Handlers returns the snapshot job handlers, for the sidecar's runner.
-func Handlers(log *slog.Logger) map[string]runner.Handler {
+// Handlers returns the snapshot job handlers, for the sidecar's runner. Every snapshot
+// directory they read, write or delete must be beneath root (nil or zero: no root, any
+// absolute directory), and is resolved from it without following symlinks.
+func Handlers(log *slog.Logger, root *snapshot.Root) map[string]runner.Handler {
 	return map[string]runner.Handler{
-		"snapshot.generate": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return generate(ctx, job, log) },
-		"snapshot.apply":    func(ctx context.Context, job *runner.Job) (map[string]any, error) { return apply(ctx, job, log) },
+		"snapshot.generate": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
+			return generate(ctx, job, root, log)
+		},
+		"snapshot.apply": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return apply(ctx, job, root, log) },
 		"snapshot.delete": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
-			return deleteSnapshot(ctx, job, log)
+			return deleteSnapshot(ctx, job, root, log)
 		},
 		"snapshot.expire": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return expireSlot(ctx, job, log) },
 	}
@@ -53,10 +58,10 @@ func cleanupContext() (context.Context, context.CancelFunc) {
 }
 
 // TwoPhase is the snapshot half of a two-phase init (start_init's two_phase method), for
-// package nodeinit, which runs the snapshot.init job.
-func TwoPhase() nodeinit.Snapshots { return twoPhase{} }
+// package nodeinit, which runs the snapshot.init job; root is as for Handlers.
+func TwoPhase(root *snapshot.Root) nodeinit.Snapshots { return twoPhase{root: root} }
 
-type twoPhase struct{}
+type twoPhase struct{ root *snapshot.Root }
 
 // MirrorGeneration shows the source's generation as the job's progress (phase generation).
 func (t twoPhase) MirrorGeneration(ctx context.Context, job *runner.Job, log *slog.Logger) (nodeinit.Mirror, func()) {
@@ -73,7 +78,7 @@ func (t twoPhase) Apply(ctx context.Context, job *runner.Job, a *api.ApplyRow, l
 	tr := newTracker(job.DB, log, job.ID, id, "application")
 	stop := tr.run(ctx)
 	defer stop()
-	return runApply(ctx, job, a, tr, log)
+	return runApply(ctx, job, a, t.root, tr, log)
 }
 
 // mirror is a tracker showing another job's progress.
