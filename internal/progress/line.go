@@ -85,12 +85,12 @@ func StateColor(state string) string {
 //
 //	[██████░░░░░░░░░░] 42.3% | 15.2 GB / 36.0 GB | 125 MB/s | ETA 2m48s | GENERATION writing 3/11 tables
 func Line(p Snapshot, color bool) string {
-	state := strings.ToUpper(p.state())
+	state := Escape(strings.ToUpper(p.state()))
 	if c := StateColor(state); color && c != "" {
 		state = c + state + ansiReset
 	}
 	if p.Step != "" {
-		state += " " + p.Step
+		state += " " + Escape(p.Step)
 	}
 	eta := Unknown
 	if p.ETASeconds != nil {
@@ -131,19 +131,19 @@ func Detail(p Snapshot) string {
 	switch state := p.state(); {
 	case state == "failed":
 		if p.Message != "" {
-			return "failed: " + oneLine(p.Message)
+			return "failed: " + Escape(oneLine(p.Message))
 		}
 		return "failed"
 	case len(p.CurrentTables) > 0:
 		return "copying " + tableList(p.CurrentTables, p.LargeTables)
 	case p.Message != "":
-		return oneLine(p.Message)
+		return Escape(oneLine(p.Message))
 	case state == "preparing":
-		return "preparing: setting up the publication on " + p.Source + " and the subscription on " + p.Node
+		return "preparing: setting up the publication on " + Escape(p.Source) + " and the subscription on " + Escape(p.Node)
 	case state == "catching_up":
-		return "catching up: applying the changes made on " + p.Source + " since the copy began"
+		return "catching up: applying the changes made on " + Escape(p.Source) + " since the copy began"
 	case state == "synchronized":
-		return "synchronized: replicating from " + p.Source
+		return "synchronized: replicating from " + Escape(p.Source)
 	}
 	return ""
 }
@@ -158,7 +158,7 @@ func tableList(tables, large []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(t)
+		b.WriteString(Escape(t))
 		if slices.Contains(large, t) {
 			b.WriteString(" (large)")
 		}
@@ -180,7 +180,7 @@ func oneLine(s string) string {
 func Summary(p Snapshot) string {
 	state := p.state()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s from %s", p.Node, strings.ToUpper(state), p.Source)
+	fmt.Fprintf(&b, "%s %s from %s", Escape(p.Node), Escape(strings.ToUpper(state)), Escape(p.Source))
 	if state == "synchronized" {
 		fmt.Fprintf(&b, ": %d tables, %s", p.TablesTotal, Bytes(p.BytesDone))
 	} else {
@@ -194,7 +194,7 @@ func Summary(p Snapshot) string {
 		b.WriteString(", " + Duration(end.Sub(p.StartedAt).Seconds()))
 	}
 	if state != "synchronized" && p.Message != "" {
-		b.WriteString(": " + oneLine(p.Message))
+		b.WriteString(": " + Escape(oneLine(p.Message)))
 	}
 	return b.String()
 }
