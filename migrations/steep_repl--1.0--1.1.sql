@@ -2101,3 +2101,104 @@ BEGIN
 END
 $$;
 
+
+-- ---- Limits (issue 16): prepared slots and held snapshots capped by superuser settings.
+-- A duration setting of the library (an int in seconds, shown with its unit) as an interval.
+-- Missing (the library is not loaded in this session) is an error, never "no limit".
+CREATE OR REPLACE FUNCTION steep_repl._setting_interval(name text) RETURNS interval
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v float8;
+BEGIN
+  SELECT s.setting::float8 INTO v FROM pg_catalog.pg_settings s WHERE s.name = _setting_interval.name;
+  IF v IS NULL THEN
+    RAISE EXCEPTION 'setting % is not defined', name USING ERRCODE = 'undefined_object',
+      HINT = 'Load the library: shared_preload_libraries = ''steep_repl'' (a restart is needed).';
+  END IF;
+  RETURN pg_catalog.justify_hours(pg_catalog.make_interval(secs => v));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._setting_interval(text) IS 'Internal: a seconds setting (steep_repl.max_slot_expiry, ...) as an interval.';
+REVOKE ALL ON FUNCTION steep_repl._setting_interval(text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION steep_repl._prepare_checks(node text, slot_name text, expires interval,
+  OUT local_node text, OUT slot text, OUT publication text, OUT publication_sql text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tables text;
+  v_bad text;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  PERFORM steep_repl._require('expires', expires);
+  local_node := steep_repl._local_node();
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = _prepare_checks.node) THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF node = local_node THEN
+    RAISE EXCEPTION 'a slot is prepared on the source for another node: "%" is this node', node
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Call it on the source with the name of the node to seed.';
+  END IF;
+  IF expires <= interval '0' OR expires > steep_repl._setting_interval('steep_repl.max_slot_expiry') THEN
+    RAISE EXCEPTION 'expires must be positive and at most %', steep_repl._setting_interval('steep_repl.max_slot_expiry')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A prepared slot holds WAL on the source until it is used or expires; a superuser may raise steep_repl.max_slot_expiry.';
+  END IF;
+  IF (SELECT pg_catalog.count(*) FROM steep_repl.init_slots i
+      WHERE i.target_node = _prepare_checks.node AND i.used_at IS NULL AND i.dropped_at IS NULL)
+     >= pg_catalog.current_setting('steep_repl.max_prepared_slots')::int THEN
+    RAISE EXCEPTION 'node "%" already has % prepared slots on this node', node, pg_catalog.current_setting('steep_repl.max_prepared_slots')
+      USING ERRCODE = 'configuration_limit_exceeded',
+            HINT = 'Use or release one (SELECT * FROM steep_repl.init_slots), or a superuser may raise steep_repl.max_prepared_slots.';
+  END IF;
+  slot := coalesce(slot_name, (steep_repl._init_names(node, local_node)).slot_name);
+  IF slot !~ '^[a-z0-9_]{1,63}$' THEN
+    RAISE EXCEPTION 'invalid slot name "%"', slot
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Slot names are 1 to 63 lowercase letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = _prepare_checks.slot)
+     OR EXISTS (SELECT 1 FROM steep_repl.init_slots i WHERE i.slot_name = _prepare_checks.slot AND i.dropped_at IS NULL) THEN
+    RAISE EXCEPTION 'replication slot "%" already exists', slot
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Pick another slot_name, or drop it (SELECT pg_drop_replication_slot(...)) if it is a leftover.';
+  END IF;
+  publication := (steep_repl._init_names(node, local_node)).publication;
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
+    INTO v_tables FROM steep_repl._local_tables() t;
+  IF v_tables IS NULL THEN
+    RAISE EXCEPTION 'node "%" has no user tables to publish', local_node USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- A published table without a replica identity makes the application's own UPDATE and DELETE
+  -- fail on this node: never publish one.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ' ORDER BY 1)
+    INTO v_bad FROM steep_repl._local_tables() t WHERE NOT t.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on node "%": %', local_node, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on this node would fail: add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL.';
+  END IF;
+  publication_sql := CASE
+    WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = _prepare_checks.publication)
+    THEN pg_catalog.format('ALTER PUBLICATION %I SET TABLE %s', publication, v_tables)
+    ELSE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s', publication, v_tables) END;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.prepare_init_export(node text, slot_name text DEFAULT NULL,
+  expires interval DEFAULT '7 days', hold interval DEFAULT '12 hours')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+BEGIN
+  PERFORM steep_repl._require('hold', hold);
+  SELECT * INTO c FROM steep_repl._prepare_checks(node, slot_name, expires);
+  IF hold <= interval '0' OR hold > expires OR hold > steep_repl._setting_interval('steep_repl.max_snapshot_hold') THEN
+    RAISE EXCEPTION 'hold must be positive, at most expires and at most %', steep_repl._setting_interval('steep_repl.max_snapshot_hold')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The held snapshot keeps VACUUM from removing dead rows cluster-wide; a superuser may raise steep_repl.max_snapshot_hold.';
+  END IF;
+  -- Committed with this call, so the publication exists before the sidecar creates the slot.
+  EXECUTE c.publication_sql;
+  RETURN steep_repl.enqueue_job('init.export', pg_catalog.jsonb_build_object('node', node, 'slot', c.slot,
+    'publication', c.publication, 'expires_seconds', extract(epoch FROM expires),
+    'hold_seconds', extract(epoch FROM hold)), node, 1);
+END
+$$;

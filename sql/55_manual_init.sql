@@ -53,6 +53,23 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._remote_exec(text, text) IS 'Internal: runs a statement on a node through dblink_exec.';
 
+-- A duration setting of the library (an int in seconds, shown with its unit) as an interval.
+-- Missing (the library is not loaded in this session) is an error, never "no limit".
+CREATE FUNCTION steep_repl._setting_interval(name text) RETURNS interval
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v float8;
+BEGIN
+  SELECT s.setting::float8 INTO v FROM pg_catalog.pg_settings s WHERE s.name = _setting_interval.name;
+  IF v IS NULL THEN
+    RAISE EXCEPTION 'setting % is not defined', name USING ERRCODE = 'undefined_object',
+      HINT = 'Load the library: shared_preload_libraries = ''steep_repl'' (a restart is needed).';
+  END IF;
+  RETURN pg_catalog.justify_hours(pg_catalog.make_interval(secs => v));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._setting_interval(text) IS 'Internal: a seconds setting (steep_repl.max_slot_expiry, ...) as an interval.';
+
 -- Shared checks of prepare_init and prepare_init_export: node is another registered node, the
 -- slot name is valid and free; returns the names and the statement that publishes every user table.
 CREATE FUNCTION steep_repl._prepare_checks(node text, slot_name text, expires interval,
@@ -72,8 +89,17 @@ BEGIN
     RAISE EXCEPTION 'a slot is prepared on the source for another node: "%" is this node', node
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Call it on the source with the name of the node to seed.';
   END IF;
-  IF expires <= interval '0' THEN
-    RAISE EXCEPTION 'expires must be positive' USING ERRCODE = 'invalid_parameter_value';
+  IF expires <= interval '0' OR expires > steep_repl._setting_interval('steep_repl.max_slot_expiry') THEN
+    RAISE EXCEPTION 'expires must be positive and at most %', steep_repl._setting_interval('steep_repl.max_slot_expiry')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A prepared slot holds WAL on the source until it is used or expires; a superuser may raise steep_repl.max_slot_expiry.';
+  END IF;
+  IF (SELECT pg_catalog.count(*) FROM steep_repl.init_slots i
+      WHERE i.target_node = _prepare_checks.node AND i.used_at IS NULL AND i.dropped_at IS NULL)
+     >= pg_catalog.current_setting('steep_repl.max_prepared_slots')::int THEN
+    RAISE EXCEPTION 'node "%" already has % prepared slots on this node', node, pg_catalog.current_setting('steep_repl.max_prepared_slots')
+      USING ERRCODE = 'configuration_limit_exceeded',
+            HINT = 'Use or release one (SELECT * FROM steep_repl.init_slots), or a superuser may raise steep_repl.max_prepared_slots.';
   END IF;
   slot := coalesce(slot_name, (steep_repl._init_names(node, local_node)).slot_name);
   IF slot !~ '^[a-z0-9_]{1,63}$' THEN

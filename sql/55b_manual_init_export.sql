@@ -11,8 +11,10 @@ DECLARE
 BEGIN
   PERFORM steep_repl._require('hold', hold);
   SELECT * INTO c FROM steep_repl._prepare_checks(node, slot_name, expires);
-  IF hold <= interval '0' OR hold > expires THEN
-    RAISE EXCEPTION 'hold must be positive and at most expires' USING ERRCODE = 'invalid_parameter_value';
+  IF hold <= interval '0' OR hold > expires OR hold > steep_repl._setting_interval('steep_repl.max_snapshot_hold') THEN
+    RAISE EXCEPTION 'hold must be positive, at most expires and at most %', steep_repl._setting_interval('steep_repl.max_snapshot_hold')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The held snapshot keeps VACUUM from removing dead rows cluster-wide; a superuser may raise steep_repl.max_snapshot_hold.';
   END IF;
   -- Committed with this call, so the publication exists before the sidecar creates the slot.
   EXECUTE c.publication_sql;

@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/steepdb/steep_repl/tests/harness"
 )
@@ -29,4 +31,40 @@ func TestPrepareInitNeverPublishesATableWithoutReplicaIdentity(t *testing.T) {
 		t.Fatalf("a refused prepare_init created %s", created)
 	}
 	a.Exec(t, "", "DELETE FROM bloat WHERE v = 1; UPDATE bloat SET v = 0 WHERE v = 2")
+}
+
+// TestPreparedSlotsAndHeldSnapshotsAreCapped: expiry, hold and the number of prepared slots of a
+// target are capped by superuser settings, so an operator cannot make the source hold WAL or the
+// xmin horizon for a millennium, nor fill max_replication_slots.
+func TestPreparedSlotsAndHeldSnapshotsAreCapped(t *testing.T) {
+	t.Parallel()
+	a := manualSource(t)
+	for _, c := range []struct{ sql, code, msg string }{
+		{"SELECT * FROM steep_repl.prepare_init('node_b', NULL, '1000 years')", "22023", "expires must be positive and at most 30 days"},
+		{"SELECT steep_repl.prepare_init_export('node_b', NULL, '7 days', '200 years')", "22023", "hold must be positive, at most expires and at most 1 day"},
+		{"SELECT steep_repl.prepare_init_export('node_b', NULL, '1000 years', '1 hour')", "22023", "expires must be positive and at most"},
+	} {
+		code, pgErr := dbaState(t, a, c.sql)
+		if code != c.code || !strings.Contains(pgErr.Message, c.msg) || pgErr.Hint == "" {
+			t.Errorf("%s: SQLSTATE %q %v, want %s %q with a hint", c.sql, code, pgErr, c.code, c.msg)
+		}
+	}
+	a.Exec(t, "", "ALTER SYSTEM SET steep_repl.max_prepared_slots = 2")
+	a.Exec(t, "", "SELECT pg_reload_conf()")
+	a.WaitFor(t, 10*time.Second, "the new limit", func() bool {
+		return dbaQuery[string](t, a, "SHOW steep_repl.max_prepared_slots") == "2"
+	})
+	for i := range 2 {
+		dbaExec(t, a, "SELECT * FROM steep_repl.prepare_init('node_b', $1)", fmt.Sprintf("slot_%d", i))
+	}
+	code, pgErr := dbaState(t, a, "SELECT * FROM steep_repl.prepare_init('node_b', 'slot_3')")
+	if code != "53400" || pgErr.Hint == "" {
+		t.Fatalf("a third prepared slot: SQLSTATE %q %v, want 53400 with a hint", code, pgErr)
+	}
+	if n := harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM pg_replication_slots"); n != 2 {
+		t.Fatalf("%d slots on the source, want the 2 allowed", n)
+	}
+	if code, _ := dbaState(t, a, "SET steep_repl.max_slot_expiry = '100 years'"); code != "42501" {
+		t.Fatalf("an operator changed steep_repl.max_slot_expiry: SQLSTATE %q, want 42501", code)
+	}
 }

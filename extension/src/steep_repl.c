@@ -20,6 +20,11 @@ char	   *steep_repl_database = NULL;
 int			steep_repl_naptime = 1000;
 char	   *steep_repl_snapshot_root = NULL;
 
+/* Limits on what an operator can make hold WAL or the xmin horizon (read from SQL). */
+static int	steep_repl_max_slot_expiry = 30 * 24 * 3600;
+static int	steep_repl_max_snapshot_hold = 24 * 3600;
+static int	steep_repl_max_prepared_slots = 4;
+
 PG_FUNCTION_INFO_V1(steep_repl_get_snapshot_root);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -112,6 +117,30 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   check_snapshot_root, NULL, NULL);
+	DefineCustomIntVariable("steep_repl.max_slot_expiry",
+							"Longest expiry prepare_init and prepare_init_export accept for a prepared slot.",
+							"A prepared slot holds WAL on the source until it is used or expires.",
+							&steep_repl_max_slot_expiry,
+							30 * 24 * 3600, 60, PG_INT32_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("steep_repl.max_snapshot_hold",
+							"Longest time prepare_init_export may hold its exported snapshot open.",
+							"An open snapshot holds back the xmin horizon: VACUUM cannot remove dead rows of any table meanwhile.",
+							&steep_repl_max_snapshot_hold,
+							24 * 3600, 1, PG_INT32_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("steep_repl.max_prepared_slots",
+							"Most prepared slots (unused, not dropped) one target node may have on this source at once.",
+							NULL,
+							&steep_repl_max_prepared_slots,
+							4, 1, 1000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("steep_repl");
 
 	/* The supervisor and its shared state exist only when preloaded. */
