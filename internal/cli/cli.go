@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/steepdb/steep_repl/internal/progress"
 )
 
 // Version is the steep-repl version (set with -ldflags at build time).
@@ -28,6 +30,9 @@ type command struct {
 
 // Env is what commands write to.
 type Env struct {
+	// Stdout and Stderr escape every control character but newline and tab on the way out
+	// (safeWriter): whatever a command prints, nothing from the database or the user acts on
+	// the terminal.
 	Stdout, Stderr io.Writer
 	db             *string
 }
@@ -50,20 +55,23 @@ func commands() []command {
 
 // Main runs the command line and returns the process exit status.
 func Main(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
-	env := &Env{Stdout: stdout, Stderr: stderr}
+	out, errOut := newSafeWriter(stdout), newSafeWriter(stderr)
+	defer out.flush()
+	defer errOut.flush()
+	env := &Env{Stdout: out, Stderr: errOut}
 	cmds := commands()
 	if len(argv) == 0 || argv[0] == "-h" || argv[0] == "--help" || argv[0] == "help" {
-		printUsage(stdout, cmds)
+		printUsage(env.Stdout, cmds)
 		return 0
 	}
 	cmd, rest, ok := findCommand(cmds, argv)
 	if !ok {
-		fmt.Fprintf(stderr, "steep-repl: unknown command %q\n\n", strings.Join(argv, " "))
-		printUsage(stderr, cmds)
+		fmt.Fprintf(env.Stderr, "steep-repl: unknown command %q\n\n", strings.Join(argv, " "))
+		printUsage(env.Stderr, cmds)
 		return 2
 	}
 	fs := flag.NewFlagSet("steep-repl "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(env.Stderr)
 	env.db = fs.String("db", "", "node to connect to: postgres:// URL or conninfo (default: libpq environment, PGHOST etc.)")
 	if cmd.flags != nil {
 		cmd.flags(fs)
@@ -79,18 +87,18 @@ func Main(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cmd.args == "" && fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "steep-repl %s: takes no arguments, not %q\n", cmd.name, strings.Join(fs.Args(), " "))
+		fmt.Fprintf(env.Stderr, "steep-repl %s: takes no arguments, not %q\n", cmd.name, strings.Join(fs.Args(), " "))
 		fs.Usage()
 		return 2
 	}
 	if err := cmd.run(ctx, env, fs, fs.Args()); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "steep-repl %s: %s\n", cmd.name, ue.msg)
+			fmt.Fprintf(env.Stderr, "steep-repl %s: %s\n", cmd.name, ue.msg)
 			fs.Usage()
 			return 2
 		}
-		printError(stderr, cmd.name, err)
+		printError(env.Stderr, cmd.name, err)
 		return 1
 	}
 	return 0
@@ -161,9 +169,10 @@ func printUsage(w io.Writer, cmds []command) {
 	fmt.Fprintln(w, "Run 'steep-repl <command> --help' for a command's flags and an example.")
 }
 
-// printError shows a PostgreSQL error with its SQLSTATE, detail and hint.
+// printError shows a PostgreSQL error with its SQLSTATE, detail and hint; the message is
+// one line, a newline in it (in a name, say) escaped like any control character.
 func printError(w io.Writer, name string, err error) {
-	fmt.Fprintf(w, "steep-repl %s: %v\n", name, err)
+	fmt.Fprintf(w, "steep-repl %s: %s\n", name, progress.Escape(err.Error()))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		if pgErr.Detail != "" {

@@ -186,14 +186,19 @@ func initStatusCommand() command {
 	}
 }
 
-// printStatus writes init status: the progress line, its detail, the init's facts and a
-// table of the per-table progress.
+// printStatus writes init status: the progress line (colored: straight to the terminal, its
+// data escaped by package progress), its detail, the init's facts and a table of the
+// per-table progress.
 func printStatus(w io.Writer, p *api.InitProgress, snap progress.Snapshot, ts []api.InitTable, color bool) error {
-	fmt.Fprintln(w, progress.Line(snap, color))
+	if color {
+		fmt.Fprintln(terminal(w), progress.Line(snap, true))
+	} else {
+		fmt.Fprintln(w, progress.Line(snap, false))
+	}
 	if d := progress.Detail(snap); d != "" {
 		fmt.Fprintln(w, d)
 	}
-	fmt.Fprintf(w, "from %s, %d parallel workers, started %s, sampled %s ago\n\n", p.Source, p.ParallelWorkers,
+	fmt.Fprintf(w, "from %s, %d parallel workers, started %s, sampled %s ago\n\n", progress.Escape(p.Source), p.ParallelWorkers,
 		p.StartedAt.Local().Format(time.DateTime), progress.Duration(snap.Time.Sub(p.UpdatedAt).Seconds()))
 	if len(ts) == 0 {
 		fmt.Fprintln(w, "(no tables)")
@@ -207,9 +212,9 @@ func printStatus(w io.Writer, p *api.InitProgress, snap progress.Snapshot, ts []
 	return tw.Flush()
 }
 
-// tableRows formats the per-table progress: schema.table, state, rows copied / source
-// estimate ("--" when the source has none: a table never analyzed), source size,
-// percent, and "large" for the tables the server counts as large.
+// tableRows formats the per-table progress: schema.table (quoted as format('%I.%I') does),
+// state, rows copied / source estimate ("--" when the source has none: a table never
+// analyzed), source size, percent, and "large" for the tables the server counts as large.
 func tableRows(ts []api.InitTable) [][]string {
 	out := make([][]string, 0, len(ts))
 	for _, t := range ts {
@@ -217,7 +222,7 @@ func tableRows(ts []api.InitTable) [][]string {
 		if t.IsLarge {
 			large = "large"
 		}
-		out = append(out, []string{t.Schema + "." + t.Table, t.SyncState,
+		out = append(out, []string{progress.Ident(t.Schema, t.Table), progress.Escape(t.SyncState),
 			progress.Count(float64(t.RowsCopied)) + " / " + est,
 			progress.Bytes(t.SourceBytes), fmt.Sprintf("%.1f%%", 100*t.Fraction), large})
 	}
@@ -279,7 +284,7 @@ func useColor(tty, noColor bool, noColorEnv, termEnv string) bool {
 
 // isTerminal reports whether w is a character device (stdout on a terminal).
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := terminal(w).(*os.File)
 	if !ok {
 		return false
 	}
@@ -289,7 +294,7 @@ func isTerminal(w io.Writer) bool {
 
 // termWidth returns a function giving w's terminal width in columns, 0 when unknown.
 func termWidth(w io.Writer) func() int {
-	f, ok := w.(*os.File)
+	f, ok := terminal(w).(*os.File)
 	if !ok {
 		return func() int { return 0 }
 	}

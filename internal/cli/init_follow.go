@@ -76,7 +76,7 @@ func (f *follower) show(snap progress.Snapshot, gate *lineGate, paint *progress.
 		}
 		fmt.Fprintf(f.out, "%s\n", b)
 	case modeTTY:
-		fmt.Fprint(f.out, paint.Frame(progress.Line(snap, f.color), progress.Detail(snap), f.width()))
+		fmt.Fprint(terminal(f.out), paint.Frame(progress.Line(snap, f.color), progress.Detail(snap), f.width()))
 	case modePlain:
 		if gate.changed(snap.State, snap.Percent) {
 			fmt.Fprintln(f.out, progress.Line(snap, false))

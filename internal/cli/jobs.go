@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/progress"
 )
 
 func jobCommands() []command {
@@ -76,8 +77,9 @@ func jobCommands() []command {
 				tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPT\tWORKER\tCREATED\tERROR")
 				for _, j := range jobs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts,
-						deref(j.LeaseOwner), j.CreatedAt.Local().Format(time.DateTime), oneLine(deref(j.Error)))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, progress.Escape(j.Kind), progress.Escape(j.State),
+						j.Attempt, j.MaxAttempts, progress.Escape(deref(j.LeaseOwner)), j.CreatedAt.Local().Format(time.DateTime),
+						oneLine(deref(j.Error)))
 				}
 				return tw.Flush()
 			})
@@ -182,10 +184,12 @@ func waitJob(ctx context.Context, env *Env, db api.DB, id int64) error {
 	}
 }
 
+// oneLine shortens a message to one line of at most 80 runes for a table cell, its control
+// characters escaped.
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 80 {
-		s = s[:77] + "..."
+	s = progress.Escape(strings.ReplaceAll(s, "\n", " "))
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:77]) + "..."
 	}
 	return s
 }

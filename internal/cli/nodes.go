@@ -9,6 +9,7 @@ import (
 
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/dbconn"
+	"github.com/steepdb/steep_repl/internal/progress"
 )
 
 // withConn runs f on a connection to the --db node.
@@ -71,8 +72,8 @@ func nodeCommands() []command {
 				tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NODE\tLOCAL\tSTATE\tSOURCE\tSINCE\tLAST ERROR")
 				for _, n := range nodes {
-					fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\n", n.Name, n.IsLocal, upper(n.InitState), deref(n.InitSource),
-						n.StateChangedAt.Local().Format(time.DateTime), deref(n.LastError))
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\n", progress.Escape(n.Name), n.IsLocal, progress.Escape(upper(n.InitState)),
+						progress.Escape(deref(n.InitSource)), n.StateChangedAt.Local().Format(time.DateTime), progress.Escape(deref(n.LastError)))
 				}
 				return tw.Flush()
 			})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/progress"
 )
 
 // errSchemasDiffer ends schema compare and schema diff with exit status 1 when the
@@ -60,7 +61,7 @@ func schemaCaptureCommand() command {
 				tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "TABLE\tFINGERPRINT\tSINCE")
 				for _, f := range fps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", schemaQualified(f.Schema, f.Table), f.Fingerprint, f.CapturedAt.Local().Format(time.DateTime))
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", progress.Ident(f.Schema, f.Table), progress.Escape(f.Fingerprint), f.CapturedAt.Local().Format(time.DateTime))
 				}
 				return tw.Flush()
 			})
@@ -134,7 +135,7 @@ func schemaDiffCommand() command {
 					}
 				} else {
 					for _, d := range diffs {
-						fmt.Fprintln(env.Stdout, d.Description)
+						fmt.Fprintln(env.Stdout, progress.Escape(d.Description))
 					}
 					if len(diffs) == 0 {
 						fmt.Fprintf(env.Stdout, "no differences with node %s\n", peer)
@@ -255,27 +256,6 @@ func schemaDriftCommand() command {
 	}
 }
 
-// schemaQualified shows schema.table as PostgreSQL would quote it, so odd names stay readable.
-func schemaQualified(schema, table string) string {
-	return schemaQuoteIdent(schema) + "." + schemaQuoteIdent(table)
-}
-
-// schemaQuoteIdent double-quotes a name unless it is a plain lowercase identifier (keywords are not
-// recognized: this is for display).
-func schemaQuoteIdent(s string) string {
-	plain := s != ""
-	for i, r := range s {
-		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && (r >= '0' && r <= '9' || r == '$')) {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-}
-
 // printSchemaCompare writes the tables that differ (every table with all) and a summary line.
 func printSchemaCompare(w io.Writer, rows []api.TableFingerprint, all bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -288,7 +268,7 @@ func printSchemaCompare(w io.Writer, rows []api.TableFingerprint, all bool) erro
 			fmt.Fprintln(tw, "TABLE\tSTATUS\tHERE\tON PEER")
 		}
 		shown++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", schemaQualified(r.Schema, r.Table), r.Status, shortFP(r.Local), shortFP(r.Peer))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", progress.Ident(r.Schema, r.Table), progress.Escape(r.Status), progress.Escape(shortFP(r.Local)), progress.Escape(shortFP(r.Peer)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -343,14 +323,15 @@ func writeSchemaJSON(w io.Writer, v any) error {
 }
 
 // schemaDDLFile renders the statements as a SQL script with a header saying where and when
-// they come from.
+// they come from; names and constants holding control characters are written with Unicode
+// escapes (sqlSafe), so the script prints safely and still creates the same tables.
 func schemaDDLFile(stmts []api.DDLStatement, from string, at time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- DDL of %d table(s) of %s, exported by steep-repl %s at %s\n", schemaDDLTables(stmts), from,
 		Version, at.UTC().Format(time.RFC3339))
 	fmt.Fprintln(&b, "-- Column order is physical; logical replication maps columns by name.")
 	for _, s := range stmts {
-		fmt.Fprintf(&b, "\n%s;\n", s.SQL)
+		fmt.Fprintf(&b, "\n%s;\n", sqlSafe(s.SQL))
 	}
 	return b.String()
 }
@@ -392,13 +373,13 @@ func printSchemaSync(w io.Writer, r *api.SyncReport) {
 	case "synced":
 		fmt.Fprintf(w, "%s now matches node %s: %d statement(s) applied for %d difference(s)\n", r.Node, r.Peer, len(r.Applied), len(r.Differences))
 		for _, s := range r.Applied {
-			fmt.Fprintf(w, "  %s;\n", s)
+			fmt.Fprintf(w, "  %s;\n", sqlSafe(s))
 		}
 		return
 	}
 	fmt.Fprintf(w, "%d difference(s) with node %s accepted (mode %s, recorded as an event):\n", len(r.Differences), r.Peer, r.Mode)
 	for _, d := range r.Differences {
-		fmt.Fprintf(w, "  %s\n", d)
+		fmt.Fprintf(w, "  %s\n", progress.Escape(d))
 	}
 }
 
@@ -413,6 +394,6 @@ func printSchemaDrift(w io.Writer, r *api.DriftReport) {
 	}
 	fmt.Fprintln(w)
 	for _, d := range r.Differences {
-		fmt.Fprintf(w, "  %s\n", d)
+		fmt.Fprintf(w, "  %s\n", progress.Escape(d))
 	}
 }

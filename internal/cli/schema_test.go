@@ -11,20 +11,6 @@ import (
 	"github.com/steepdb/steep_repl/internal/api"
 )
 
-func TestSchemaQuoteIdent(t *testing.T) {
-	for in, want := range map[string]string{
-		"orders": "orders", "order_2": "order_2", "Orders": `"Orders"`, "order lines": `"order lines"`,
-		`say "hi"`: `"say ""hi"""`, "2fast": `"2fast"`, "": `""`,
-	} {
-		if got := schemaQuoteIdent(in); got != want {
-			t.Errorf("schemaQuoteIdent(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if got := schemaQualified("Sales Dept", "orders"); got != `"Sales Dept".orders` {
-		t.Errorf("schemaQualified = %s", got)
-	}
-}
-
 func schemaStr(s string) *string { return &s }
 
 func TestPrintSchemaCompare(t *testing.T) {

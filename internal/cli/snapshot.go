@@ -179,7 +179,8 @@ func snapshotDeleteCommand() command {
 	}
 }
 
-// printSnapshots writes the snapshot list as a table.
+// printSnapshots writes the snapshot list as a table; text cells are escaped here (not only
+// on the way out) so that the columns stay aligned.
 func printSnapshots(w io.Writer, list []api.SnapshotInfo) error {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "(no snapshots)")
@@ -196,12 +197,13 @@ func printSnapshots(w io.Writer, list []api.SnapshotInfo) error {
 			case s.SlotExpiresAt != nil:
 				slot = "until " + s.SlotExpiresAt.Local().Format(time.DateTime)
 			default:
-				slot = *s.SlotName
+				slot = progress.Escape(*s.SlotName)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(s.ID), s.Role, s.State, orDash(s.LSN),
-			intOrDash(s.Tables), countOrDash(s.Rows), bytesOrDash(s.BytesRaw), bytesOrDash(s.BytesCompressed), slot,
-			s.CreatedAt.Local().Format(time.DateTime), s.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", progress.Escape(orDash(s.ID)), progress.Escape(s.Role),
+			progress.Escape(s.State), progress.Escape(orDash(s.LSN)), intOrDash(s.Tables), countOrDash(s.Rows),
+			bytesOrDash(s.BytesRaw), bytesOrDash(s.BytesCompressed), slot, s.CreatedAt.Local().Format(time.DateTime),
+			progress.Escape(s.Path))
 	}
 	return tw.Flush()
 }
@@ -288,7 +290,7 @@ func (w *watcher) follow(ctx context.Context, db api.DB, jobID int64) error {
 				}
 				fmt.Fprintf(w.out, "%s\n", b)
 			case modeTTY:
-				fmt.Fprint(w.out, paint.Frame(snapshotLine(*p, w.color), snapshotDetail(*p), w.width()))
+				fmt.Fprint(terminal(w.out), paint.Frame(snapshotLine(*p, w.color), snapshotDetail(*p), w.width()))
 			case modePlain:
 				if gate.changed(p.Phase+" "+p.Step, p.Percent) {
 					fmt.Fprintln(w.out, snapshotLine(*p, false))
@@ -330,7 +332,8 @@ func snapshotSample(p api.SnapshotProgress) progress.Snapshot {
 }
 
 // snapshotDetail is the second line: the tables being worked on, or the step's message, and
-// the compression ratio, checksums and skipped rows once there are any.
+// the compression ratio, checksums and skipped rows once there are any; the server's text
+// is escaped (the line may go to the terminal unfiltered, see terminal).
 func snapshotDetail(p api.SnapshotProgress) string {
 	var parts []string
 	switch {
@@ -339,9 +342,9 @@ func snapshotDetail(p api.SnapshotProgress) string {
 		if p.Phase == "application" {
 			verb = "loading "
 		}
-		parts = append(parts, verb+*p.CurrentTable)
+		parts = append(parts, verb+progress.Escape(*p.CurrentTable))
 	case p.Message != nil:
-		parts = append(parts, strings.Join(strings.Fields(*p.Message), " "))
+		parts = append(parts, progress.Escape(strings.Join(strings.Fields(*p.Message), " ")))
 	}
 	if p.CompressionRatio != nil {
 		parts = append(parts, fmt.Sprintf("compression %.1fx", *p.CompressionRatio))

@@ -55,6 +55,8 @@ func TestIdentQuotesLikeFormatI(t *testing.T) {
 		{[]string{"public", "t$1"}, `public."t$1"`},
 		{[]string{"public", "1t"}, `public."1t"`},
 		{[]string{"public", "_t1"}, "public._t1"},
+		{[]string{"public", "2fast"}, `public."2fast"`},
+		{[]string{"Sales Dept", "Orders"}, `"Sales Dept"."Orders"`},
 		{[]string{"public", "été"}, `public."été"`},
 		{[]string{"public", ""}, `public.""`},
 		{[]string{"public", "\x1b]0;PWNED\x07\x1b[2J"}, `public."\x1b]0;PWNED\x07\x1b[2J"`},
