@@ -178,8 +178,9 @@ func lookupServerUser() (*syscall.Credential, error) {
 // /tmp/sr-pghome-<pid>-XXXX.
 const copyPrefix = "sr-pghome-"
 
-// copyHome copies bin, lib and share of home into a new world-readable
-// directory, after removing copies left behind by processes that have exited.
+// copyHome copies bin, lib, share and lib-client (the client programs' libpq,
+// found by rpath from bin) of home into a new world-readable directory, after
+// removing copies left behind by processes that have exited.
 func copyHome(home string) (string, error) {
 	removeStaleCopies()
 	dst, err := os.MkdirTemp("/tmp", fmt.Sprintf("%s%d-", copyPrefix, os.Getpid()))
@@ -189,7 +190,10 @@ func copyHome(home string) (string, error) {
 	if err := os.Chmod(dst, 0o755); err != nil {
 		return "", err
 	}
-	for _, sub := range []string{"bin", "lib", "share"} {
+	for _, sub := range []string{"bin", "lib", "share", "lib-client"} {
+		if _, err := os.Stat(filepath.Join(home, sub)); sub == "lib-client" && errors.Is(err, fs.ErrNotExist) {
+			continue // an installation without make setup's client programs
+		}
 		if err := copyTree(filepath.Join(home, sub), filepath.Join(dst, sub)); err != nil {
 			os.RemoveAll(dst)
 			return "", err
