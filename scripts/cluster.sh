@@ -141,6 +141,10 @@ ensure_traversable() {
 	done
 }
 
+# What a copy of the installation holds: lib-client is the client programs' libpq (found by rpath).
+PG_PARTS=(bin lib share)
+[[ ! -d $PG_SRC/lib-client ]] || PG_PARTS+=(lib-client)
+
 # Use .cache/pg18 if the server user can read it, else a world-readable copy in .steep/pg.
 choose_pg_home() {
 	local home=$PG_SRC
@@ -152,7 +156,7 @@ choose_pg_home() {
 		log "copying $PG_SRC into $home (readable by '$SERVER_USER')"
 		rm -rf "$home"
 		mkdir -p "$home"
-		cp -a "$PG_SRC/bin" "$PG_SRC/lib" "$PG_SRC/share" "$home/"
+		cp -a "${PG_PARTS[@]/#/$PG_SRC/}" "$home/"
 		chmod -R a+rX "$home"
 	fi
 	printf '%s\n' "$home" >"$STEEP/pg_home"
@@ -165,7 +169,7 @@ refresh_pg_copy() {
 	[[ $home == "$STEEP/pg" ]] || return 0
 	local n
 	for n in "${NODES[@]}"; do server_running "$n" && return 0; done
-	cp -a "$PG_SRC/bin" "$PG_SRC/lib" "$PG_SRC/share" "$home/"
+	cp -a "${PG_PARTS[@]/#/$PG_SRC/}" "$home/"
 	chmod -R a+rX "$home"
 }
 
@@ -313,14 +317,19 @@ write_env() {
 	} >"$STEEP/cluster.env"
 }
 
+# psql_shown: the psql of the server's major (make setup builds it), as the hints spell it.
+psql_shown() {
+	if [[ -x $PG_SRC/bin/psql ]]; then printf '%s\n' "${PG_SRC#"$ROOT"/}/bin/psql"; else printf 'psql\n'; fi
+}
+
 print_info() {
 	local node sock
 	sock=$(socket_dir)
 	printf '\n'
 	for node in "${NODES[@]}"; do
 		printf '  %s  %s\n' "$node" "$(node_url "$node")"
-		printf '          psql -h 127.0.0.1 -p %s -U postgres postgres   (socket: psql -h %s -p %s -U postgres postgres)\n' \
-			"$(node_port "$node")" "$sock" "$(node_port "$node")"
+		printf '          %s -h 127.0.0.1 -p %s -U postgres postgres   (socket: -h %s)\n' \
+			"$(psql_shown)" "$(node_port "$node")" "$sock"
 		printf '          server log .steep/%s.log, sidecar log .steep/sidecar_%s.log (JSON)\n' "$node" "$node"
 	done
 	cat <<EOF

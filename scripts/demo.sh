@@ -19,21 +19,15 @@ heading() { STEP=$((STEP + 1)); printf '\n%s== %d. %s ==%s\n' "$BOLD" "$STEP" "$
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
-# psql is the front door of the demo (psql 15+ talks to the 18 server fine).
-if ! command -v psql >/dev/null 2>&1; then
-	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		say "psql is not installed: installing postgresql-client with apt-get (one-off)..."
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get install -y -q postgresql-client >/dev/null 2>&1 ||
-			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql-client >/dev/null 2>&1; } ||
-			die "could not install postgresql-client"
-	else
-		die "the demo needs psql: sudo apt-get install postgresql-client (or dnf install postgresql, brew install libpq)"
-	fi
-fi
+# psql is the front door of the demo: the one of the server's major that make setup builds next to
+# the server (.cache/pg<major>/bin), not whatever the machine has.
+PG_HOME=${STEEP_PG_HOME:-$ROOT/.cache/pg${PG_MAJOR:-18}}
+PSQL_BIN=$PG_HOME/bin/psql
+[[ -x $PSQL_BIN ]] || die "no psql in $PG_HOME/bin: run make setup (it builds PostgreSQL's client programs)"
+PSQL_SHOWN=${PSQL_BIN#"$ROOT"/} # how the closing hints spell it (relative to the repository)
 [[ -r $CHINOOK ]] || die "Chinook not found at $CHINOOK (set STEEP_SHARED_DIR to the folder holding datasets/)"
 
-PSQL=(psql -X -q -P pager=off -v ON_ERROR_STOP=1)
+PSQL=("$PSQL_BIN" -X -q -P pager=off -v ON_ERROR_STOP=1)
 q() { "${PSQL[@]}" -At -d "$1" -c "$2"; }
 show() { printf '%s%s=# %s%s\n' "$DIM" "$1" "$3" "$RESET"; "${PSQL[@]}" -d "$2" -c "$3"; }
 
@@ -104,7 +98,7 @@ show node_b "$B" "SELECT to_char(at, 'HH24:MI:SS.MS') AS at, event, from_state, 
 heading "Done"
 cat <<EOF
 The cluster keeps running (URLs in .steep/cluster.env):
-  psql '$B' -c 'SELECT * FROM steep_repl.init_progress'
+  $PSQL_SHOWN '$B' -c 'SELECT * FROM steep_repl.init_progress'
   bin/steep-repl init status node_b --db '$B'
   bin/steep-console --db '$B'
 make cluster-down stops it and deletes .steep/.
