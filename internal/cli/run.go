@@ -18,7 +18,8 @@ import (
 func runCommand() command {
 	var worker, level, snapRoot string
 	var lease, poll, grace time.Duration
-	var concurrency int
+	var concurrency, control int
+	var limits timeLimits
 	return command{
 		name:    "run",
 		summary: "run the sidecar daemon: claim and run this node's jobs (JSON logs on stderr)",
@@ -29,6 +30,8 @@ func runCommand() command {
 			fs.DurationVar(&poll, "poll", 2*time.Second, "fallback poll interval when no NOTIFY arrives")
 			fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, time running jobs get before they are released")
 			fs.IntVar(&concurrency, "concurrency", 2, "jobs run at once")
+			fs.IntVar(&control, "control-concurrency", 1, controlHelp)
+			fs.Var(&limits, "job-time-limit", timeLimitsHelp)
 			fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 			fs.StringVar(&snapRoot, "snapshot-root", os.Getenv("STEEP_REPL_SNAPSHOT_ROOT"),
 				"directory every snapshot directory must be beneath, set like the extension's steep_repl.snapshot_root "+
@@ -54,10 +57,15 @@ func runCommand() command {
 			} else {
 				logger.Info("snapshot directories must be beneath the snapshot root", "event", "sidecar.snapshot_root", "root", root.Path())
 			}
+			slots, err := controlSlots(control)
+			if err != nil {
+				return err
+			}
 			handlers := sidecarHandlers(*env.db, logger, root)
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
+				ControlConcurrency: slots, TimeLimit: limits.all, TimeLimits: limits.byKind,
 			})
 			if err != nil {
 				return usageError{err.Error()}

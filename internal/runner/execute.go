@@ -11,7 +11,9 @@ import (
 	"github.com/steepdb/steep_repl/internal/api"
 )
 
-// execute runs one claimed job with a heartbeat beside it and reports its outcome.
+// execute runs one claimed job with a heartbeat beside it and reports its outcome. Past its
+// kind's time limit the job's context is cancelled (a *TimeLimitError) and, once the handler
+// has returned, the job is finished as failed.
 func (r *Runner) execute(jobsCtx context.Context, pool *pgxpool.Pool, job *Job) {
 	log := r.log.With("job", job.ID, "kind", job.Kind, "attempt", job.Attempt)
 	log.Info("job started", "event", "job.start")
@@ -19,6 +21,11 @@ func (r *Runner) execute(jobsCtx context.Context, pool *pgxpool.Pool, job *Job) 
 
 	ctx, cancel := context.WithCancelCause(jobsCtx)
 	defer cancel(nil)
+	limit := r.timeLimit(job.Kind)
+	if limit > 0 {
+		t := time.AfterFunc(limit, func() { cancel(&TimeLimitError{Job: job.ID, Kind: job.Kind, Limit: limit}) })
+		defer t.Stop()
+	}
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
@@ -37,6 +44,10 @@ func (r *Runner) execute(jobsCtx context.Context, pool *pgxpool.Pool, job *Job) 
 	switch {
 	case errors.Is(cause, ErrLeaseLost):
 		log.Warn("job abandoned: lease lost", "event", "job.lease_lost", "elapsed", elapsed)
+	case errors.Is(cause, ErrTimeLimit):
+		state := r.finish(fctx, pool, job, api.OutcomeFailed, result, cause.Error(), log)
+		log.Warn("job exceeded its time limit", "event", "job.time_limit", "error", cause.Error(),
+			"time_limit", limitString(limit), "state", state, "elapsed", elapsed)
 	case errors.Is(cause, ErrCancelRequested):
 		r.finish(fctx, pool, job, api.OutcomeCancelled, nil, "cancelled on request", log)
 		log.Info("job cancelled", "event", "job.cancelled", "elapsed", elapsed)

@@ -48,10 +48,10 @@ func IsRetryable(err error) bool {
 }
 
 // FinalAttempt reports whether err ends job for good, so that its handler records the
-// failure: the job was cancelled, err is not retryable, or this was its last attempt. A
-// shutdown or a lost lease is not final: another attempt follows.
+// failure: the job was cancelled or ran past its time limit, err is not retryable, or this
+// was its last attempt. A shutdown or a lost lease is not final: another attempt follows.
 func FinalAttempt(ctx context.Context, job *Job, err error) bool {
-	if errors.Is(context.Cause(ctx), ErrCancelRequested) {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrCancelRequested) || errors.Is(cause, ErrTimeLimit) {
 		return true
 	}
 	if ctx.Err() != nil {

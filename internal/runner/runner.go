@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -71,8 +72,21 @@ type Config struct {
 	Lease time.Duration
 	// PollInterval is the fallback poll when no NOTIFY arrives (default 2s).
 	PollInterval time.Duration
-	// Concurrency is how many jobs run at once (default 2).
+	// Concurrency is how many jobs run at once (default 2), not counting the control slots.
 	Concurrency int
+	// ControlKinds are the short control jobs (a cancel, a delete, an expiry: DefaultControlKinds
+	// when nil) that ControlConcurrency more slots are kept for: those slots claim only these
+	// kinds, so one starts within a poll even while long jobs fill every other slot (which run
+	// control jobs too when they are free). Kinds without a handler are ignored.
+	ControlKinds []string
+	// ControlConcurrency is how many slots run only ControlKinds (default 1; negative: none).
+	ControlConcurrency int
+	// TimeLimit is how long one attempt of a job may run: then it is cancelled and finished as
+	// failed with "job N (kind) exceeded its time limit of X" (default DefaultTimeLimit,
+	// negative: none). Control kinds default to DefaultControlTimeLimit instead.
+	TimeLimit time.Duration
+	// TimeLimits overrides the time limit of the kinds it names (0 or negative: none).
+	TimeLimits map[string]time.Duration
 	// ShutdownGrace is how long running jobs may go on after a shutdown request before they
 	// are released back to the queue (default 10s).
 	ShutdownGrace time.Duration
@@ -102,6 +116,20 @@ func (c *Config) withDefaults() error {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2
 	}
+	if c.ControlKinds == nil {
+		c.ControlKinds = DefaultControlKinds
+	}
+	if c.ControlConcurrency == 0 {
+		c.ControlConcurrency = 1
+	}
+	if c.TimeLimit == 0 {
+		c.TimeLimit = DefaultTimeLimit
+	}
+	for kind := range c.TimeLimits {
+		if _, ok := c.Handlers[kind]; !ok {
+			return fmt.Errorf("runner: a time limit for job kind %q, which has no handler", kind)
+		}
+	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -113,10 +141,12 @@ func (c *Config) withDefaults() error {
 
 // Runner is a running sidecar job loop.
 type Runner struct {
-	cfg   Config
-	kinds []string
-	log   *slog.Logger
-	wake  chan struct{}
+	cfg          Config
+	kinds        []string // every kind with a handler
+	controlKinds []string // the control kinds with a handler, claimed by the control slots
+	log          *slog.Logger
+	wake         chan struct{} // pokes an idle normal slot
+	wakeControl  chan struct{} // pokes an idle control slot
 }
 
 // New validates cfg and returns a Runner.
@@ -129,15 +159,24 @@ func New(cfg Config) (*Runner, error) {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	return &Runner{cfg: cfg, kinds: kinds, log: cfg.Logger.With("worker", cfg.Worker),
-		wake: make(chan struct{}, 1)}, nil
+	var control []string
+	if cfg.ControlConcurrency > 0 {
+		for _, k := range kinds {
+			if slices.Contains(cfg.ControlKinds, k) {
+				control = append(control, k)
+			}
+		}
+	}
+	return &Runner{cfg: cfg, kinds: kinds, controlKinds: control, log: cfg.Logger.With("worker", cfg.Worker),
+		wake: make(chan struct{}, 1), wakeControl: make(chan struct{}, 1)}, nil
 }
 
 // Run works until ctx is cancelled, then gives running jobs ShutdownGrace to finish and
 // releases the rest. It returns nil after a clean shutdown.
 func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("sidecar started", "event", "sidecar.start", "db", dbconn.DescribeURL(r.cfg.ConnString),
-		"kinds", r.kinds, "lease", r.cfg.Lease.String(), "concurrency", r.cfg.Concurrency)
+		"kinds", r.kinds, "lease", r.cfg.Lease.String(), "concurrency", r.cfg.Concurrency,
+		"control_kinds", r.controlKinds, "control_concurrency", r.controlSlots(), "time_limit", limitString(r.cfg.TimeLimit))
 	// Jobs run under their own context so a shutdown can grant them a grace period.
 	jobsCtx, stopJobs := context.WithCancelCause(context.Background())
 	defer stopJobs(ErrShutdown)
@@ -151,11 +190,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	go r.listen(ctx)
 
 	var wg sync.WaitGroup
-	for i := 0; i < r.cfg.Concurrency; i++ {
+	for i := 0; i < r.cfg.Concurrency+r.controlSlots(); i++ {
+		kinds, wake := r.kinds, r.wake
+		if i >= r.cfg.Concurrency {
+			kinds, wake = r.controlKinds, r.wakeControl
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.slot(ctx, jobsCtx, pool)
+			r.slot(ctx, jobsCtx, pool, kinds, wake)
 		}()
 	}
 	<-ctx.Done()
@@ -176,7 +219,7 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) connectPool(ctx context.Context) (*pgxpool.Pool, error) {
 	b := newBackoff()
 	for {
-		pool, err := dbconn.Pool(ctx, r.cfg.ConnString, "steep-repl sidecar", int32(r.cfg.Concurrency*2+2))
+		pool, err := dbconn.Pool(ctx, r.cfg.ConnString, "steep-repl sidecar", int32((r.cfg.Concurrency+r.controlSlots())*2+2))
 		if err == nil {
 			if err = pool.Ping(ctx); err == nil {
 				return pool, nil
@@ -193,19 +236,30 @@ func (r *Runner) connectPool(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 }
 
-// poke wakes one idle slot without blocking.
+// controlSlots is how many slots run only control kinds: none when no handler is one.
+func (r *Runner) controlSlots() int {
+	if len(r.controlKinds) == 0 {
+		return 0
+	}
+	return r.cfg.ControlConcurrency
+}
+
+// poke wakes one idle normal slot and one idle control slot without blocking.
 func (r *Runner) poke() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{r.wake, r.wakeControl} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// slot claims and runs jobs one at a time until ctx ends.
-func (r *Runner) slot(ctx, jobsCtx context.Context, pool *pgxpool.Pool) {
+// slot claims jobs of kinds and runs them one at a time until ctx ends; wake is its pool's
+// poke channel.
+func (r *Runner) slot(ctx, jobsCtx context.Context, pool *pgxpool.Pool, kinds []string, wake chan struct{}) {
 	b := newBackoff()
 	for ctx.Err() == nil {
-		job, err := api.ClaimJob(ctx, pool, r.cfg.Worker, r.kinds, r.cfg.Lease)
+		job, err := api.ClaimJob(ctx, pool, r.cfg.Worker, kinds, r.cfg.Lease)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -220,7 +274,7 @@ func (r *Runner) slot(ctx, jobsCtx context.Context, pool *pgxpool.Pool) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-r.wake:
+			case <-wake:
 			case <-time.After(r.cfg.PollInterval):
 			}
 			continue
