@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/steepdb/steep_repl/internal/progress"
 )
 
 // FormatVersion is the manifest format this code writes and the only one it reads.
@@ -72,8 +74,9 @@ type Sequence struct {
 	OwnedBy   string `json:"owned_by,omitempty"`
 }
 
-// QualifiedName is "schema.name" as shown to people (not quoted).
-func (t Table) QualifiedName() string { return t.Schema + "." + t.Name }
+// QualifiedName is schema.name quoted as format('%I.%I') quotes it (and escaped for a terminal):
+// unambiguous, so "we.ird".t and we."ird.t" are two names.
+func (t Table) QualifiedName() string { return progress.Ident(t.Schema, t.Name) }
 
 // Validate checks everything a manifest claims before any file is opened: the version, the
 // ids, the compression, and that every file name is a plain name inside the directory.
@@ -94,7 +97,7 @@ func (m *Manifest) Validate() error {
 		return errors.New("manifest lists no tables")
 	}
 	files := map[string]string{}
-	names := map[string]bool{}
+	names := map[[2]string]bool{}
 	for _, t := range m.Tables {
 		if err := ValidateFileName(t.File); err != nil {
 			return fmt.Errorf("table %s: %w", t.QualifiedName(), err)
@@ -103,10 +106,10 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("tables %s and %s name the same file %q", other, t.QualifiedName(), t.File)
 		}
 		files[t.File] = t.QualifiedName()
-		if names[t.QualifiedName()] || t.Schema == "" || t.Name == "" {
+		if names[[2]string{t.Schema, t.Name}] || t.Schema == "" || t.Name == "" {
 			return fmt.Errorf("table %q is listed twice or has no name", t.QualifiedName())
 		}
-		names[t.QualifiedName()] = true
+		names[[2]string{t.Schema, t.Name}] = true
 		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
 			return fmt.Errorf("table %s: sha256 %q is not a SHA-256 in hex", t.QualifiedName(), t.SHA256)
 		}

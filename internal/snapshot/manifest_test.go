@@ -148,3 +148,13 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+func TestQualifiedNamesOfTablesWithDotsDiffer(t *testing.T) {
+	a, b := Table{Schema: "we.ird", Name: "t"}, Table{Schema: "we", Name: "ird.t"}
+	if a.QualifiedName() == b.QualifiedName() {
+		t.Fatalf("%q and %q print the same", a.QualifiedName(), b.QualifiedName())
+	}
+	if got := (Table{Schema: "public", Name: "album"}).QualifiedName(); got != "public.album" {
+		t.Fatalf("plain names are quoted: %q", got)
+	}
+}

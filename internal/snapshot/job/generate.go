@@ -11,6 +11,7 @@ import (
 
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/nodeinit"
+	"github.com/steepdb/steep_repl/internal/progress"
 	"github.com/steepdb/steep_repl/internal/runner"
 	"github.com/steepdb/steep_repl/internal/snapshot"
 )
@@ -74,7 +75,7 @@ func (g *generation) run(ctx context.Context) (map[string]any, error) {
 	weights := map[string]int64{}
 	var rowsEst int64
 	for i, t := range g.scope {
-		name := t.Schema + "." + t.Table
+		name := tableKey(t)
 		g.files[name] = snapshot.FileName(i+1, t.Schema, t.Table, g.s.Compression)
 		weights[name] = max(t.Bytes, 1)
 		rowsEst += t.Rows
@@ -144,7 +145,7 @@ func (g *generation) resumeOrStart(ctx context.Context) ([]api.DoneFile, error) 
 	g.slot, g.name, g.lsn = slot, slot.snapshot, slot.lsn
 	files := make([]api.SnapshotFile, 0, len(g.scope))
 	for _, t := range g.scope {
-		files = append(files, api.SnapshotFile{Schema: t.Schema, Table: t.Table, File: g.files[t.Schema+"."+t.Table], EstBytes: t.Bytes})
+		files = append(files, api.SnapshotFile{Schema: t.Schema, Table: t.Table, File: g.files[tableKey(t)], EstBytes: t.Bytes})
 	}
 	if err := api.SnapshotStarted(ctx, g.pool, g.s.ID, g.lsn, g.name, files); err != nil {
 		return nil, classify(err)
@@ -251,7 +252,7 @@ func (g *generation) complete(ctx context.Context, m *snapshot.Manifest) (map[st
 	}
 	byName := map[string]api.DoneFile{}
 	for _, d := range done {
-		byName[d.Schema+"."+d.Table] = d
+		byName[progress.Ident(d.Schema, d.Table)] = d
 	}
 	var rows, raw, file int64
 	for i := range m.Tables {
@@ -286,3 +287,7 @@ func (g *generation) complete(ctx context.Context, m *snapshot.Manifest) (map[st
 	return map[string]any{"snapshot_id": g.s.ID, "lsn": g.lsn, "tables": len(m.Tables), "rows": rows,
 		"bytes_raw": raw, "bytes_compressed": file, "path": g.s.Path}, nil
 }
+
+// tableKey names a table in the generation's maps and progress: quoted as format('%I.%I') does,
+// so "we.ird".t and we."ird.t" are two tables, not one file.
+func tableKey(t api.ScopeTable) string { return progress.Ident(t.Schema, t.Table) }

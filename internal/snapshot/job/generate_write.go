@@ -47,7 +47,7 @@ func (g *generation) describe(ctx context.Context, info api.SnapshotServer) (*sn
 			return nil, classify(err)
 		}
 		schemas[t.Schema] = true
-		m.Tables = append(m.Tables, snapshot.Table{Schema: t.Schema, Name: t.Table, File: g.files[t.Schema+"."+t.Table],
+		m.Tables = append(m.Tables, snapshot.Table{Schema: t.Schema, Name: t.Table, File: g.files[tableKey(t)],
 			Columns: t.Columns, Fingerprint: t.Fingerprint,
 			DDL: snapshot.TableDDL{Create: ddl.Create, Post: ddl.Post, ForeignKeys: ddl.ForeignKeys}})
 	}
@@ -140,7 +140,7 @@ func (g *generation) worker(ctx context.Context, queue <-chan api.ScopeTable) er
 
 // writeTable streams one table through COPY into its file and records it.
 func (g *generation) writeTable(ctx context.Context, conn *pgx.Conn, t api.ScopeTable) error {
-	name := t.Schema + "." + t.Table
+	name := tableKey(t)
 	file := g.files[name]
 	started := time.Now()
 	fw, err := g.dir.CreateFile(file, g.s.Compression)
