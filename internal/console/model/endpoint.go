@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
 )
 
 // endpoint polls one node's database: a goroutine that connects (with backoff), LISTENs on
@@ -268,22 +269,12 @@ func (e *endpoint) reason(err error) string {
 	}
 	s := strings.Join(strings.Fields(err.Error()), " ")
 	s = connectPrefix.ReplaceAllString(s, "")
-	return Redact(s, e.cfg.Password)
+	return dbconn.Redact(s, "", e.cfg.Password)
 }
 
 // connectPrefix is pgconn's "failed to connect to `user=... database=...`: ", which repeats
 // what the row already says.
 var connectPrefix = regexp.MustCompile("failed to connect to `[^`]*`: ")
-
-// Redact replaces every non-empty secret in s with "****".
-func Redact(s string, secrets ...string) string {
-	for _, secret := range secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "****")
-		}
-	}
-	return s
-}
 
 func localState(r Reading) string {
 	for _, n := range r.Registry {
