@@ -90,10 +90,15 @@ func (r *Runner) finish(ctx context.Context, pool *pgxpool.Pool, job *Job, outco
 	return state
 }
 
-// heartbeat extends the lease every Lease/3 until ctx ends; it cancels the job when a cancel
-// is requested or the lease is lost. Transient errors are retried until the lease would expire.
+// maxHeartbeatEvery bounds how long a cancel request waits to be seen: a DBA's cancel_init must
+// stop a job within seconds, whatever the lease.
+const maxHeartbeatEvery = 2 * time.Second
+
+// heartbeat extends the lease every Lease/3 (at most every maxHeartbeatEvery) until ctx ends; it
+// cancels the job when a cancel is requested or the lease is lost. Transient errors are retried
+// until the lease would expire.
 func (r *Runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, pool *pgxpool.Pool, job *Job, log *slog.Logger) {
-	every := r.cfg.Lease / 3
+	every := min(r.cfg.Lease/3, maxHeartbeatEvery)
 	lastOK := time.Now()
 	t := time.NewTicker(every)
 	defer t.Stop()
