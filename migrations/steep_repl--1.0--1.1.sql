@@ -2202,3 +2202,610 @@ BEGIN
     'hold_seconds', extract(epoch FROM hold)), node, 1);
 END
 $$;
+
+-- Partial reinit (issue 12): start_reinit and its sidecar steps; DIVERGED | FAILED -> REINITIALIZING, REINITIALIZING -> DIVERGED.
+INSERT INTO steep_repl.init_transitions (from_state, to_state) VALUES
+  ('diverged', 'reinitializing'), ('failed', 'reinitializing'), ('reinitializing', 'diverged');
+CREATE OR REPLACE FUNCTION steep_repl.transition(node text, to_state text, reason text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_from text;
+  v_to   text := pg_catalog.lower(pg_catalog.btrim(to_state));
+  v_allowed text;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  PERFORM steep_repl._require('to_state', to_state);
+  SELECT n.init_state INTO v_from FROM steep_repl.nodes n WHERE n.name = transition.node FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.init_states s WHERE s.state = v_to) THEN
+    RAISE EXCEPTION 'unknown init state "%"', to_state
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'States: ' || (SELECT pg_catalog.string_agg(pg_catalog.upper(s.state), ', ' ORDER BY s.position)
+                                 FROM steep_repl.init_states s) || '.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.init_transitions t WHERE t.from_state = v_from AND t.to_state = v_to) THEN
+    SELECT pg_catalog.string_agg(pg_catalog.upper(t.to_state), ', ' ORDER BY t.to_state) INTO v_allowed
+      FROM steep_repl.init_transitions t WHERE t.from_state = v_from;
+    RAISE EXCEPTION 'illegal init state transition for node "%": % -> %', node, pg_catalog.upper(v_from), pg_catalog.upper(v_to)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('From %s a node can go to: %s.', pg_catalog.upper(v_from), coalesce(v_allowed, 'nothing'));
+  END IF;
+  IF v_to = 'failed' AND reason IS NULL THEN
+    reason := 'no reason given';
+  END IF;
+
+  UPDATE steep_repl.nodes n SET
+    init_state = v_to,
+    state_changed_at = pg_catalog.now(),
+    init_started_at = CASE WHEN v_to IN ('preparing', 'reinitializing') THEN pg_catalog.now() ELSE n.init_started_at END,
+    init_completed_at = CASE WHEN v_to = 'synchronized' THEN pg_catalog.now()
+                             WHEN v_to IN ('preparing', 'reinitializing', 'uninitialized') THEN NULL
+                             ELSE n.init_completed_at END,
+    last_error = CASE WHEN v_to = 'failed' THEN reason
+                      WHEN v_to IN ('preparing', 'reinitializing', 'uninitialized') THEN NULL
+                      ELSE n.last_error END,
+    init_source_node = CASE WHEN v_to = 'uninitialized' THEN NULL ELSE n.init_source_node END
+  WHERE n.name = transition.node;
+  -- The init's progress row shows the node's state; this is its only writer.
+  UPDATE steep_repl.init_progress p SET phase = v_to, updated_at = pg_catalog.now() WHERE p.node = transition.node;
+
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (transition.node, 'init.state_change', v_from, v_to,
+          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('reason', reason)));
+  RETURN v_to;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.init_plan(node text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_tables jsonb;
+BEGIN
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_plan.node;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('schema', t.schema_name, 'table', t.table_name)
+                                       ORDER BY t.schema_name, t.table_name), '[]')
+    INTO v_tables FROM steep_repl.init_tables t WHERE t.node = p.node;
+  -- Names and tables only: the sidecar builds and quotes the DDL it runs (package api).
+  RETURN pg_catalog.jsonb_build_object(
+    'target', p.node, 'source', p.source_node, 'phase', p.phase,
+    'source_conninfo', (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node),
+    'publication', p.publication, 'publication_created', p.publication_created,
+    'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
+    'parallel', p.parallel_workers,
+    'tables', v_tables,
+    -- A reinit under way (start_reinit): whether its tables were emptied yet.
+    'reinit', CASE WHEN p.phase = 'reinitializing' THEN p.options->'reinit' END);
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._init_fail(node text, reason text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_state text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = _init_fail.node FOR UPDATE;
+  IF v_state NOT IN ('preparing', 'copying', 'catching_up', 'reinitializing') THEN
+    RETURN;
+  END IF;
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = _init_fail.node;
+  IF v_state = 'reinitializing' THEN
+    -- A reinit: the other tables keep replicating; its own may be empty, and the reason says so.
+    reason := pg_catalog.format('%s; tables of the reinit possibly empty and not replicated: %s', reason,
+                                pg_catalog.array_to_string(steep_repl._reinit_tables(node), ', '));
+  ELSIF FOUND AND p.options ? 'reinit' AND v_state = 'catching_up' THEN
+    NULL;  -- a reinit catching up: its tables are copied; the subscription stays enabled
+  ELSIF FOUND AND EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname = p.subscription) THEN
+    EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I DISABLE', p.subscription);
+  END IF;
+  UPDATE steep_repl.init_progress ip SET message = reason, updated_at = pg_catalog.now(),
+    current_tables = '{}', rows_per_sec = NULL, bytes_per_sec = NULL, eta_seconds = NULL
+  WHERE ip.node = _init_fail.node;
+  PERFORM steep_repl.transition(node, 'failed', reason);
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.cancel_init(node text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_job bigint;
+  r record;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = cancel_init.node FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  SELECT j.id INTO v_job FROM steep_repl.jobs j
+  WHERE j.kind = 'init.cancel' AND j.node = cancel_init.node AND j.state IN ('queued', 'running');
+  IF FOUND THEN
+    RAISE NOTICE 'cancel of the init of node "%" is already under way (job %)', node, v_job;
+    RETURN v_job;
+  END IF;
+  IF v_state = 'uninitialized' AND NOT EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node) THEN
+    RAISE NOTICE 'node "%" has no init to cancel', node;
+    RETURN NULL;
+  END IF;
+  IF v_state IN ('synchronized', 'diverged') THEN
+    RAISE EXCEPTION 'node "%" is % and has no init to cancel', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, a reinit in REINITIALIZING, or cleans up a FAILED one.';
+  END IF;
+  IF v_state = 'catching_up' AND EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node AND p.options ? 'reinit') THEN
+    RAISE EXCEPTION 'the reinit of node "%" has copied every table and is catching up', node
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Nothing is left to cancel: the node becomes SYNCHRONIZED once the apply lag is under the threshold.';
+  END IF;
+  -- The jobs that fill the node: an automatic init's start, a reinit, a two-phase init or an apply.
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
+           AND j.state IN ('queued', 'running') LOOP
+    PERFORM steep_repl.cancel_job(r.id);
+  END LOOP;
+  v_job := steep_repl.enqueue_job('init.cancel', pg_catalog.jsonb_build_object('target', node), node, 5);
+  INSERT INTO steep_repl.events (node, event, from_state, detail)
+  VALUES (node, 'init.cancel_requested', v_state, pg_catalog.jsonb_build_object('job', v_job));
+  RETURN v_job;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_errors bigint;
+  v_probe text;
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_percent numeric;
+  v_then record;
+  v_rps numeric;
+  v_bps numeric;
+  v_eta numeric;
+  v_progressed boolean;
+  v_lag bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
+    RETURN;
+  END IF;
+
+  -- A sync or apply error fails the init; say whether the source is the cause.
+  -- (A reinit counts only the errors since it started: the subscription may have had some before.)
+  SELECT s.apply_error_count + s.sync_error_count - coalesce((p.options->'reinit'->>'error_base')::bigint, 0) INTO v_errors
+  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
+  IF coalesce(v_errors, 0) > 0 THEN
+    v_probe := steep_repl._probe(p.source_node);
+    PERFORM steep_repl._init_fail(p.node, CASE
+      WHEN v_probe IS NOT NULL THEN pg_catalog.format('source node %s is unreachable: %s', p.source_node, v_probe)
+      ELSE pg_catalog.format('subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+                             p.subscription, v_errors, p.node) END);
+    RETURN;
+  END IF;
+
+  UPDATE steep_repl.init_tables t SET
+    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
+                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
+    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
+    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
+    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
+  FROM pg_catalog.pg_subscription_rel sr
+  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
+  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
+  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
+  -- against its size; below 1 until the table is synchronized.
+  UPDATE steep_repl.init_tables t SET fraction = CASE
+      WHEN t.sync_state IN ('synced', 'ready') THEN 1
+      WHEN t.sync_state = 'pending' THEN t.fraction
+      ELSE greatest(t.fraction, least(0.99, coalesce(
+             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
+             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
+  WHERE t.node = p.node;
+
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
+         coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
+    INTO v_done, v_rows, v_bytes
+  FROM steep_repl.init_tables t WHERE t.node = p.node;
+  v_percent := CASE WHEN v_done = p.tables_total THEN 100
+                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
+  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
+
+  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
+  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
+  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
+  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
+  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
+  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
+  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
+
+  UPDATE steep_repl.init_progress ip SET
+    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
+    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
+    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
+    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
+    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
+    updated_at = now
+  WHERE ip.node = p.node
+  RETURNING * INTO p;
+
+  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
+  IF p.phase IN ('copying', 'reinitializing') AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
+            'current_tables', p.current_tables));
+    p.stalled_since := now;
+  END IF;
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' THEN
+    IF NOT steep_repl._tick_source_reachable(p, now) THEN
+      RETURN;
+    END IF;
+  END IF;
+
+  IF p.phase IN ('copying', 'reinitializing') AND v_done = p.tables_total THEN
+    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
+    WHERE ip.node = p.node;
+    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
+  ELSIF p.phase = 'catching_up' THEN
+    v_lag := steep_repl._remote_slot_lag(p.source_node, p.slot_name);
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_lag WHERE ip.node = p.node;
+    IF v_lag IS NOT NULL AND v_lag <= p.lag_threshold_bytes
+       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
+      WHERE ip.node = p.node;
+      PERFORM steep_repl.transition(p.node, 'synchronized', pg_catalog.format('apply lag %s bytes <= %s', v_lag, p.lag_threshold_bytes));
+    END IF;
+  END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._tick_inits(now timestamptz) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  n integer := 0;
+  v_job steep_repl.jobs;
+BEGIN
+  FOR p IN SELECT ip.* FROM steep_repl.init_progress ip JOIN steep_repl.nodes nd ON nd.name = ip.node
+           WHERE ip.phase IN ('preparing', 'copying', 'catching_up', 'reinitializing') AND nd.init_state = ip.phase
+           -- Lock order everywhere: the nodes row, then init_progress (cancel and the sidecar do the same).
+           ORDER BY ip.node FOR UPDATE OF nd, ip SKIP LOCKED LOOP
+    n := n + 1;
+    -- A cancel under way removes the subscription on purpose: leave the init to it.
+    IF EXISTS (SELECT 1 FROM steep_repl.jobs j
+               WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
+      CONTINUE;
+    END IF;
+    IF p.phase = 'preparing' OR (p.phase = 'reinitializing' AND p.subscription_oid IS NULL) THEN
+      -- The sidecar's job owns PREPARING (and a reinit until its tables are re-added); if it
+      -- ended without moving on, the init failed.
+      SELECT * INTO v_job FROM steep_repl.jobs j WHERE j.id = p.job_id;
+      IF v_job.state IN ('failed', 'cancelled') THEN
+        PERFORM steep_repl._init_fail(p.node, pg_catalog.format('init job %s %s: %s', v_job.id, v_job.state,
+                                                                coalesce(v_job.error, 'no error recorded')));
+      END IF;
+      CONTINUE;
+    END IF;
+    PERFORM steep_repl._tick_init(p, now);
+  END LOOP;
+  RETURN n;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.start_reinit(node text, scope jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_known text[] := ARRAY['tables', 'schemas', 'full', 'cascade', 'parallel', 'lag_threshold', 'stall_timeout', 'source_timeout'];
+  v_node steep_repl.nodes;
+  p steep_repl.init_progress;
+  k text;
+  x text;
+  v_sub oid;
+  v_subrels oid[];  -- what the subscription replicates (and the tables a failed or cancelled reinit left out)
+  v_rels oid[] := '{}';
+  v_rel oid;
+  v_refs oid[];
+  v_bad text;
+  v_cascade boolean;
+  v_tables text[];
+  v_errors bigint;
+  v_job bigint;
+  v_parallel int;
+  v_lag bigint;
+  v_stall float8;
+  v_srctimeout float8;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  PERFORM steep_repl._require('scope', scope);
+  IF pg_catalog.jsonb_typeof(scope) <> 'object' THEN
+    RAISE EXCEPTION 'scope must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'One of {"tables": ["public.orders"]}, {"schemas": ["public"]} or {"full": true}, with options such as "cascade": true.';
+  END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(scope) LOOP
+    IF NOT k = ANY (v_known) THEN
+      RAISE EXCEPTION 'unknown reinit option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: ' || pg_catalog.array_to_string(v_known, ', ') || '.';
+    END IF;
+  END LOOP;
+  FOREACH k IN ARRAY ARRAY['full', 'cascade'] LOOP
+    IF scope ? k AND pg_catalog.jsonb_typeof(scope->k) <> 'boolean' THEN
+      RAISE EXCEPTION '% must be true or false', k USING ERRCODE = 'invalid_parameter_value',
+        HINT = '"full": true reinitializes every replicated table; "cascade": true adds the tables that reference the scope''s by a foreign key.';
+    END IF;
+  END LOOP;
+  IF (scope ? 'tables')::int + (scope ? 'schemas')::int + coalesce((scope->>'full')::boolean, false)::int <> 1 THEN
+    RAISE EXCEPTION 'scope must name exactly one of tables, schemas or full' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'One of {"tables": ["public.orders"]}, {"schemas": ["public"]} or {"full": true}.';
+  END IF;
+  PERFORM steep_repl._check_scope_options(scope);
+  IF EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY['tables', 'schemas']) k2
+             WHERE scope ? k2 AND CASE WHEN pg_catalog.jsonb_typeof(scope->k2) = 'array'
+                                       THEN pg_catalog.jsonb_array_length(scope->k2) = 0 ELSE true END) THEN
+    RAISE EXCEPTION 'tables and schemas must name at least one' USING ERRCODE = 'invalid_parameter_value',
+      HINT = '{"tables": ["public.orders"]} or {"schemas": ["public"]}; {"full": true} for every replicated table.';
+  END IF;
+  v_cascade := coalesce((scope->>'cascade')::boolean, false);
+
+  -- The node row lock serializes start_reinit, start_init and cancel_init for the node.
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = start_reinit.node FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', node
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Call start_reinit on the node to reinitialize (the node registered with is_local => true).';
+  END IF;
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = start_reinit.node;
+  IF v_node.init_state NOT IN ('synchronized', 'diverged', 'failed')
+     OR (v_node.init_state = 'failed' AND NOT (FOUND AND p.options ? 'reinit')) THEN
+    RAISE EXCEPTION 'node "%" is % and cannot be reinitialized', node, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = CASE WHEN v_node.init_state = 'failed'
+                        THEN 'Its init failed: retry it with steep_repl.start_init, or clean it up with steep_repl.cancel_init.'
+                        ELSE 'A node is reinitialized once SYNCHRONIZED, DIVERGED, or FAILED after a reinit; watch a running init with SELECT * FROM steep_repl.init_progress.' END;
+  END IF;
+  IF p.node IS NULL THEN
+    RAISE EXCEPTION 'node "%" has no record of its init', node
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Initialize it with steep_repl.start_init or complete_init first.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.cancel', 'reinit.start') AND j.node = start_reinit.node
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', node
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s
+  WHERE s.subname = p.subscription AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+  IF v_sub IS NULL THEN
+    RAISE EXCEPTION 'the subscription % of node "%" does not exist', p.subscription, node
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Without it nothing replicates: initialize the node again (steep_repl.cancel_init, then start_init).';
+  END IF;
+  v_subrels := ARRAY(SELECT sr.srrelid FROM pg_catalog.pg_subscription_rel sr WHERE sr.srsubid = v_sub
+                     UNION SELECT t.relid FROM steep_repl.init_tables t
+                     WHERE t.node = start_reinit.node AND p.options ? 'reinit' AND v_node.init_state IN ('diverged', 'failed')
+                       AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.schema_name, t.table_name)) = t.relid);
+
+  -- The tables in scope.
+  IF scope ? 'tables' THEN
+    FOR x IN SELECT pg_catalog.jsonb_array_elements_text(scope->'tables') LOOP
+      SELECT c.oid INTO v_rel FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND (n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname = x
+                                        OR (n.nspname = 'public' AND c.relname = x))
+      ORDER BY (n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname = x) DESC LIMIT 1;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'table "%" does not exist on node "%"', x, node
+          USING ERRCODE = 'undefined_table', HINT = 'Names as stored, without quotes: ["public.orders", "My Schema.Odd Table"]; a bare name means schema public.';
+      END IF;
+      v_rels := v_rels || v_rel;
+    END LOOP;
+    SELECT pg_catalog.string_agg(r::regclass::text, ', ' ORDER BY r::regclass::text) INTO v_bad
+    FROM pg_catalog.unnest(v_rels) r WHERE NOT r = ANY (v_subrels);
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'tables not replicated by subscription % of node "%": %', p.subscription, node, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Only the tables the node''s subscription copies can be reinitialized (pg_subscription_rel); leave these out.';
+    END IF;
+  ELSIF scope ? 'schemas' THEN
+    FOR x IN SELECT pg_catalog.jsonb_array_elements_text(scope->'schemas') LOOP
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = x) THEN
+        RAISE EXCEPTION 'schema "%" does not exist on node "%"', x, node
+          USING ERRCODE = 'invalid_schema_name', HINT = 'Names as stored, without quotes: ["public", "My Schema"].';
+      END IF;
+      v_refs := ARRAY(SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = x AND c.oid = ANY (v_subrels));
+      IF pg_catalog.cardinality(v_refs) = 0 THEN
+        RAISE EXCEPTION 'schema "%" has no table replicated by subscription % of node "%"', x, p.subscription, node
+          USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Name a schema whose tables the node replicates (pg_subscription_rel).';
+      END IF;
+      v_rels := v_rels || v_refs;
+    END LOOP;
+  ELSE
+    v_rels := v_subrels;
+    IF pg_catalog.cardinality(v_rels) = 0 THEN
+      RAISE EXCEPTION 'subscription % of node "%" replicates no table', p.subscription, node
+        USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Nothing to reinitialize.';
+    END IF;
+  END IF;
+  v_rels := ARRAY(SELECT DISTINCT r FROM pg_catalog.unnest(v_rels) r);
+
+  -- A table referenced by a table outside the scope cannot be emptied alone: refuse, or with
+  -- cascade add the referencing tables (transitively). Never TRUNCATE ... CASCADE.
+  LOOP
+    v_refs := ARRAY(SELECT DISTINCT con.conrelid FROM pg_catalog.pg_constraint con
+                    WHERE con.contype = 'f' AND con.confrelid = ANY (v_rels) AND NOT con.conrelid = ANY (v_rels));
+    EXIT WHEN pg_catalog.cardinality(v_refs) = 0;
+    IF NOT v_cascade THEN
+      SELECT pg_catalog.string_agg(pg_catalog.format('%s (references %s)', con.conrelid::regclass, con.confrelid::regclass), ', '
+                                   ORDER BY con.conrelid::regclass::text, con.confrelid::regclass::text) INTO v_bad
+      FROM pg_catalog.pg_constraint con
+      WHERE con.contype = 'f' AND con.confrelid = ANY (v_rels) AND NOT con.conrelid = ANY (v_rels);
+      RAISE EXCEPTION 'tables in the scope are referenced by foreign keys of tables outside it: %', v_bad
+        USING ERRCODE = 'dependent_objects_still_exist',
+              HINT = 'Emptying them would break those foreign keys: add the referencing tables to the scope, or pass "cascade": true to add them.';
+    END IF;
+    SELECT pg_catalog.string_agg(r::regclass::text, ', ' ORDER BY r::regclass::text) INTO v_bad
+    FROM pg_catalog.unnest(v_refs) r WHERE NOT r = ANY (v_subrels);
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'cascade would add tables not replicated by subscription % of node "%": %', p.subscription, node, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'They reference the scope''s tables but cannot be copied again: drop or fix their foreign keys first.';
+    END IF;
+    v_rels := v_rels || v_refs;
+  END LOOP;
+
+  v_parallel := steep_repl._int_option(scope, 'parallel', p.parallel_workers, 1, 16, 'parallel is the number of tables copied at once (default: the init''s).');
+  v_lag := steep_repl._int_option(scope, 'lag_threshold', p.lag_threshold_bytes, 0, 1099511627776,
+    'lag_threshold is the apply lag in bytes under which the node is SYNCHRONIZED again (default: the init''s, at most 1 TiB).');
+  v_stall := steep_repl._num_option(scope, 'stall_timeout', extract(epoch FROM p.stall_timeout), 1, 604800,
+    'stall_timeout is the number of seconds without copy progress before init.stalled is raised (default: the init''s, at most a week).');
+  v_srctimeout := steep_repl._num_option(scope, 'source_timeout', extract(epoch FROM p.source_timeout), 1, 604800,
+    'source_timeout is the number of seconds the source may be unreachable before the reinit fails (default: the init''s, at most a week).');
+
+  -- Everything checked: record the reinit and hand it to the sidecar.
+  v_tables := ARRAY(SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.unnest(v_rels) r
+                    JOIN pg_catalog.pg_class c ON c.oid = r JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1);
+  SELECT s.apply_error_count + s.sync_error_count INTO v_errors FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = v_sub;
+  DELETE FROM steep_repl.init_tables t WHERE t.node = start_reinit.node;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = start_reinit.node;
+  -- The target's own size stands in for the source's (the table held a copy of it).
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
+  SELECT start_reinit.node, n.nspname, c.relname, c.oid, pg_catalog.pg_table_size(c.oid), greatest(c.reltuples, 0)::bigint, false
+  FROM pg_catalog.unnest(v_rels) r JOIN pg_catalog.pg_class c ON c.oid = r JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace;
+  UPDATE steep_repl.init_progress ip SET
+    options = (ip.options - 'reinit') || pg_catalog.jsonb_build_object('reinit', pg_catalog.jsonb_build_object(
+      'scope', scope, 'tables', pg_catalog.to_jsonb(v_tables), 'truncated', false, 'error_base', coalesce(v_errors, 0))),
+    subscription_oid = NULL, parallel_workers = v_parallel, lag_threshold_bytes = v_lag,
+    stall_timeout = pg_catalog.make_interval(secs => v_stall), source_timeout = pg_catalog.make_interval(secs => v_srctimeout),
+    tables_total = pg_catalog.cardinality(v_tables), tables_done = 0, current_tables = '{}', large_tables = '{}',
+    bytes_total = (SELECT coalesce(pg_catalog.sum(t.source_bytes), 0) FROM steep_repl.init_tables t WHERE t.node = start_reinit.node),
+    rows_total = (SELECT coalesce(pg_catalog.sum(t.source_rows), 0) FROM steep_repl.init_tables t WHERE t.node = start_reinit.node),
+    bytes_done = 0, rows_done = 0, percent = 0, rows_per_sec = NULL, bytes_per_sec = NULL, eta_seconds = NULL, lag_bytes = NULL,
+    stalled_since = NULL, source_unreachable_since = NULL, last_progress_at = pg_catalog.now(), started_at = pg_catalog.now(),
+    copy_done_at = NULL, synchronized_at = NULL, updated_at = pg_catalog.now(),
+    message = pg_catalog.format('reinit of %s table(s): %s', pg_catalog.cardinality(v_tables), pg_catalog.array_to_string(v_tables, ', '))
+  WHERE ip.node = start_reinit.node;
+  PERFORM steep_repl.transition(node, 'reinitializing',
+    pg_catalog.format('start_reinit of %s', pg_catalog.array_to_string(v_tables, ', ')));
+  v_job := steep_repl.enqueue_job('reinit.start', pg_catalog.jsonb_build_object('target', node), node, 3);
+  UPDATE steep_repl.init_progress ip SET job_id = v_job WHERE ip.node = start_reinit.node;
+  RETURN v_job;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._reinit_tables(node text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ARRAY(SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) FROM steep_repl.init_tables t
+               WHERE t.node = _reinit_tables.node ORDER BY 1);
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._reinit_empty(node text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ' ORDER BY x.t) AS tables
+           FROM pg_catalog.unnest(steep_repl._reinit_tables(node)) x(t)
+           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
+    started_at = NULL, finished_at = NULL, n_tup_ins_base = coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0)
+  WHERE t.node = _reinit_empty.node;
+  RETURN pg_catalog.array_to_string(steep_repl._reinit_tables(node), ', ');
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.reinit_truncate(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_done boolean;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = reinit_truncate.node FOR UPDATE;
+  SELECT coalesce((p.options->'reinit'->>'truncated')::boolean, false) INTO v_done
+  FROM steep_repl.init_progress p WHERE p.node = reinit_truncate.node FOR UPDATE;
+  IF v_state IS DISTINCT FROM 'reinitializing' OR v_done IS NULL THEN
+    RAISE EXCEPTION 'node "%" has no reinit under way', node USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF v_done THEN
+    RETURN;  -- a retried job: the tables may be being copied already
+  END IF;
+  PERFORM steep_repl._reinit_empty(node);
+  UPDATE steep_repl.init_progress p SET options = pg_catalog.jsonb_set(p.options, '{reinit,truncated}', 'true'),
+    updated_at = pg_catalog.now() WHERE p.node = reinit_truncate.node;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.reinit_copying(node text, parallel_workers integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_sub oid;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes n WHERE n.name = reinit_copying.node AND n.init_state = 'reinitializing' FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'node "%" has no reinit under way', node USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s JOIN steep_repl.init_progress p ON p.subscription = s.subname
+  WHERE p.node = reinit_copying.node AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+  IF v_sub IS NULL THEN
+    RAISE EXCEPTION 'the subscription of node "%" does not exist', node USING ERRCODE = 'undefined_object';
+  END IF;
+  -- From now on tick() samples the table-sync workers (before, pg_subscription_rel still
+  -- showed the tables as they were before the reinit).
+  UPDATE steep_repl.init_progress p SET subscription_oid = v_sub, parallel_workers = reinit_copying.parallel_workers,
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+    message = pg_catalog.format('copying %s table(s) again', p.tables_total)
+  WHERE p.node = reinit_copying.node;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.reinit_cancelled(node text, detail jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_tables text;
+  v_reason text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = reinit_cancelled.node FOR UPDATE;
+  IF v_state IS DISTINCT FROM 'reinitializing' THEN
+    RETURN;
+  END IF;
+  v_tables := steep_repl._reinit_empty(node);
+  v_reason := pg_catalog.format('reinit cancelled; tables not replicated: %s', v_tables);
+  UPDATE steep_repl.init_progress p SET message = v_reason, current_tables = '{}', rows_per_sec = NULL,
+    bytes_per_sec = NULL, eta_seconds = NULL, updated_at = pg_catalog.now()
+  WHERE p.node = reinit_cancelled.node;
+  PERFORM steep_repl.transition(node, 'diverged', v_reason);
+  UPDATE steep_repl.nodes n SET last_error = v_reason WHERE n.name = reinit_cancelled.node;
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (node, 'reinit.cancelled', v_state, 'diverged',
+          coalesce(detail, '{}') || pg_catalog.jsonb_build_object('truncated', v_tables));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.start_reinit(text, jsonb) IS
+  'Copies chosen tables ({"tables": [...]}), schemas ({"schemas": [...]}) or every replicated table ({"full": true}) of the local node again while the other tables keep replicating; "cascade": true adds tables referencing them. Validates first (22023, 42704, 42P01, 3F000, 2BP01, 55000), creates nothing on error. Returns the reinit.start job id; watch steep_repl.init_progress.';
+COMMENT ON FUNCTION steep_repl._reinit_tables(text) IS 'Internal: the quoted tables of node''s reinit.';
+COMMENT ON FUNCTION steep_repl._reinit_empty(text) IS 'Internal: truncates the tables of node''s reinit as their owners and resets their progress.';
+COMMENT ON FUNCTION steep_repl.reinit_truncate(text) IS
+  'Sidecar step: the reinit''s tables left the subscription; truncate them (as their owners) once, and reset their progress.';
+COMMENT ON FUNCTION steep_repl.reinit_copying(text, integer) IS
+  'Sidecar step: the reinit''s tables are back in the publication and the subscription refreshed with copy_data; tick() follows their copy.';
+COMMENT ON FUNCTION steep_repl.reinit_cancelled(text, jsonb) IS
+  'Sidecar step: the reinit''s tables are out of the publication and subscription; truncate them, DIVERGED with the tables named.';
+COMMENT ON FUNCTION steep_repl.init_plan(text) IS
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}).';
+COMMENT ON FUNCTION steep_repl.cancel_init(text) IS
+  'Cancels the init of node: the sidecar drops the subscription, its slots on the source and a publication created for it, truncates the tables it filled; the node goes back to UNINITIALIZED. A reinit in REINITIALIZING is cancelled instead by taking its tables out of the publication and emptying them, the node DIVERGED with them named. Idempotent; returns the init.cancel job id (NULL with a notice when there is nothing to cancel).';
+REVOKE ALL ON FUNCTION steep_repl.start_reinit(text, jsonb), steep_repl._reinit_tables(text), steep_repl._reinit_empty(text),
+  steep_repl.reinit_truncate(text), steep_repl.reinit_copying(text, integer), steep_repl.reinit_cancelled(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl.start_reinit(text, jsonb) TO steep_repl_admin;

@@ -2,7 +2,8 @@
 --
 --   uninitialized -> preparing -> copying -> catching_up -> synchronized
 --   preparing | copying | catching_up | reinitializing -> failed | uninitialized (cancel)
---   synchronized -> reinitializing -> catching_up
+--   synchronized | diverged | failed -> reinitializing -> catching_up (partial reinit)
+--   reinitializing -> failed | diverged (cancel: the tables in scope are not replicated)
 --   synchronized -> diverged
 --   failed -> preparing (retry) | uninitialized (reset)
 
@@ -27,7 +28,8 @@ INSERT INTO steep_repl.init_transitions (from_state, to_state) VALUES
   ('synchronized', 'reinitializing'),
   ('reinitializing', 'catching_up'),
   ('synchronized', 'diverged'),
-  ('failed', 'preparing'), ('failed', 'uninitialized');
+  ('failed', 'preparing'), ('failed', 'uninitialized'),
+  ('diverged', 'reinitializing'), ('failed', 'reinitializing'), ('reinitializing', 'diverged');
 
 CREATE TABLE steep_repl.events (
   id         bigserial PRIMARY KEY,
@@ -106,7 +108,7 @@ BEGIN
                              WHEN v_to IN ('preparing', 'reinitializing', 'uninitialized') THEN NULL
                              ELSE n.init_completed_at END,
     last_error = CASE WHEN v_to = 'failed' THEN reason
-                      WHEN v_to IN ('preparing', 'uninitialized') THEN NULL
+                      WHEN v_to IN ('preparing', 'reinitializing', 'uninitialized') THEN NULL
                       ELSE n.last_error END,
     init_source_node = CASE WHEN v_to = 'uninitialized' THEN NULL ELSE n.init_source_node END
   WHERE n.name = transition.node;

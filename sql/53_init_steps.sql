@@ -21,11 +21,13 @@ BEGIN
     'publication', p.publication, 'publication_created', p.publication_created,
     'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
     'parallel', p.parallel_workers,
-    'tables', v_tables);
+    'tables', v_tables,
+    -- A reinit under way (start_reinit): whether its tables were emptied yet.
+    'reinit', CASE WHEN p.phase = 'reinitializing' THEN p.options->'reinit' END);
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_plan(text) IS
-  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}].';
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}).';
 
 CREATE FUNCTION steep_repl._init_subscribed(node text, publication_created boolean, parallel_workers integer)
 RETURNS void
@@ -61,11 +63,17 @@ DECLARE
   v_state text;
 BEGIN
   SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = _init_fail.node FOR UPDATE;
-  IF v_state NOT IN ('preparing', 'copying', 'catching_up') THEN
+  IF v_state NOT IN ('preparing', 'copying', 'catching_up', 'reinitializing') THEN
     RETURN;
   END IF;
   SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = _init_fail.node;
-  IF FOUND AND EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname = p.subscription) THEN
+  IF v_state = 'reinitializing' THEN
+    -- A reinit: the other tables keep replicating; its own may be empty, and the reason says so.
+    reason := pg_catalog.format('%s; tables of the reinit possibly empty and not replicated: %s', reason,
+                                pg_catalog.array_to_string(steep_repl._reinit_tables(node), ', '));
+  ELSIF FOUND AND p.options ? 'reinit' AND v_state = 'catching_up' THEN
+    NULL;  -- a reinit catching up: its tables are copied; the subscription stays enabled
+  ELSIF FOUND AND EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname = p.subscription) THEN
     EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I DISABLE', p.subscription);
   END IF;
   UPDATE steep_repl.init_progress ip SET message = reason, updated_at = pg_catalog.now(),
@@ -148,13 +156,18 @@ BEGIN
     RAISE NOTICE 'node "%" has no init to cancel', node;
     RETURN NULL;
   END IF;
-  IF v_state IN ('synchronized', 'diverged', 'reinitializing') THEN
+  IF v_state IN ('synchronized', 'diverged') THEN
     RAISE EXCEPTION 'node "%" is % and has no init to cancel', node, pg_catalog.upper(v_state)
       USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, or cleans up a FAILED one.';
+            HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, a reinit in REINITIALIZING, or cleans up a FAILED one.';
   END IF;
-  -- The jobs that fill the node: an automatic init's start, a two-phase init or an apply.
-  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
+  IF v_state = 'catching_up' AND EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node AND p.options ? 'reinit') THEN
+    RAISE EXCEPTION 'the reinit of node "%" has copied every table and is catching up', node
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Nothing is left to cancel: the node becomes SYNCHRONIZED once the apply lag is under the threshold.';
+  END IF;
+  -- The jobs that fill the node: an automatic init's start, a reinit, a two-phase init or an apply.
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
            AND j.state IN ('queued', 'running') LOOP
     PERFORM steep_repl.cancel_job(r.id);
   END LOOP;
@@ -165,4 +178,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl.cancel_init(text) IS
-  'Cancels the init of node: the sidecar drops the subscription, its slots on the source and a publication created for it, truncates the tables it filled; the node goes back to UNINITIALIZED. Idempotent; returns the init.cancel job id (NULL with a notice when there is nothing to cancel).';
+  'Cancels the init of node: the sidecar drops the subscription, its slots on the source and a publication created for it, truncates the tables it filled; the node goes back to UNINITIALIZED. A reinit in REINITIALIZING is cancelled instead by taking its tables out of the publication and emptying them, the node DIVERGED with them named. Idempotent; returns the init.cancel job id (NULL with a notice when there is nothing to cancel).';

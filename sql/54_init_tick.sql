@@ -23,7 +23,8 @@ BEGIN
   END IF;
 
   -- A sync or apply error fails the init; say whether the source is the cause.
-  SELECT s.apply_error_count + s.sync_error_count INTO v_errors
+  -- (A reinit counts only the errors since it started: the subscription may have had some before.)
+  SELECT s.apply_error_count + s.sync_error_count - coalesce((p.options->'reinit'->>'error_base')::bigint, 0) INTO v_errors
   FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
   IF coalesce(v_errors, 0) > 0 THEN
     v_probe := steep_repl._probe(p.source_node);
@@ -90,7 +91,7 @@ BEGIN
   RETURNING * INTO p;
 
   -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
-  IF p.phase = 'copying' AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+  IF p.phase IN ('copying', 'reinitializing') AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
     UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
     INSERT INTO steep_repl.events (node, event, detail)
     VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
@@ -103,7 +104,7 @@ BEGIN
     END IF;
   END IF;
 
-  IF p.phase = 'copying' AND v_done = p.tables_total THEN
+  IF p.phase IN ('copying', 'reinitializing') AND v_done = p.tables_total THEN
     UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
     WHERE ip.node = p.node;
     PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
@@ -152,7 +153,7 @@ DECLARE
   v_job steep_repl.jobs;
 BEGIN
   FOR p IN SELECT ip.* FROM steep_repl.init_progress ip JOIN steep_repl.nodes nd ON nd.name = ip.node
-           WHERE ip.phase IN ('preparing', 'copying', 'catching_up') AND nd.init_state = ip.phase
+           WHERE ip.phase IN ('preparing', 'copying', 'catching_up', 'reinitializing') AND nd.init_state = ip.phase
            -- Lock order everywhere: the nodes row, then init_progress (cancel and the sidecar do the same).
            ORDER BY ip.node FOR UPDATE OF nd, ip SKIP LOCKED LOOP
     n := n + 1;
@@ -161,8 +162,9 @@ BEGIN
                WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
       CONTINUE;
     END IF;
-    IF p.phase = 'preparing' THEN
-      -- The sidecar's job owns PREPARING; if it ended without moving on, the init failed.
+    IF p.phase = 'preparing' OR (p.phase = 'reinitializing' AND p.subscription_oid IS NULL) THEN
+      -- The sidecar's job owns PREPARING (and a reinit until its tables are re-added); if it
+      -- ended without moving on, the init failed.
       SELECT * INTO v_job FROM steep_repl.jobs j WHERE j.id = p.job_id;
       IF v_job.state IN ('failed', 'cancelled') THEN
         PERFORM steep_repl._init_fail(p.node, pg_catalog.format('init job %s %s: %s', v_job.id, v_job.state,

@@ -27,6 +27,7 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.wake_supervisor(),
   steep_repl.start_init(text, text, text, jsonb),
   steep_repl.cancel_init(text),
+  steep_repl.start_reinit(text, jsonb),
   steep_repl.prepare_init(text, text, interval),
   steep_repl.complete_init(text, text, text, pg_lsn, jsonb),
   steep_repl.prepare_init_export(text, text, interval, interval),

@@ -24,6 +24,8 @@ var designTransitions = map[[2]string]bool{
 	{"synchronized", "reinitializing"}: true, {"reinitializing", "catching_up"}: true,
 	{"synchronized", "diverged"}: true,
 	{"failed", "preparing"}:      true, {"failed", "uninitialized"}: true,
+	{"diverged", "reinitializing"}: true, {"failed", "reinitializing"}: true,
+	{"reinitializing", "diverged"}: true,
 }
 
 // pathTo is a legal walk from uninitialized to state.

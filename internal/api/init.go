@@ -123,6 +123,8 @@ type InitPlan struct {
 	SubscriptionOID    *uint32     `json:"subscription_oid"`
 	Parallel           int         `json:"parallel"`
 	Tables             []TableName `json:"tables"`
+	// Reinit is set while a reinit (start_reinit) is under way; Tables are then its tables.
+	Reinit *ReinitState `json:"reinit"`
 }
 
 // GetInitPlan returns the plan of node's init, or nil when it has none.

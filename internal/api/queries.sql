@@ -109,5 +109,20 @@ WHERE slot_name = $1 OR ($2::oid IS NOT NULL AND slot_name LIKE 'pg\_' || $2::te
 SELECT pg_catalog.pg_drop_replication_slot($1);
 
 -- name: ActiveInitStartJobs
-SELECT count(*) FROM steep_repl.jobs WHERE kind IN ('init.start', 'snapshot.init', 'snapshot.apply') AND node = $1
+SELECT count(*) FROM steep_repl.jobs WHERE kind IN ('init.start', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND node = $1
   AND state IN ('queued', 'running');
+
+-- name: StartReinit
+SELECT steep_repl.start_reinit($1, $2);
+
+-- name: ReinitTruncate
+SELECT steep_repl.reinit_truncate($1);
+
+-- name: ReinitCopying
+SELECT steep_repl.reinit_copying($1, $2);
+
+-- name: ReinitCancelled
+SELECT steep_repl.reinit_cancelled($1, $2);
+
+-- name: PublicationTables
+SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2;

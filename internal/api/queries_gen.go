@@ -69,9 +69,13 @@ const (
 	qPrepareInit                           // manual.sql
 	qPrepareInitExport                     // manual.sql
 	qPublicationExists                     // queries.sql
+	qPublicationTables                     // queries.sql
 	qRecentEvents                          // queries.sql
 	qRecordTableLoaded                     // snapshot.sql
 	qRegisterNode                          // queries.sql
+	qReinitCancelled                       // queries.sql
+	qReinitCopying                         // queries.sql
+	qReinitTruncate                        // queries.sql
 	qReleaseInitSnapshot                   // manual.sql
 	qReleaseJob                            // queries.sql
 	qReloadConf                            // queries.sql
@@ -103,6 +107,7 @@ const (
 	qSnapshotTablesDone                    // snapshot.sql
 	qSourceSlots                           // queries.sql
 	qStartInit                             // queries.sql
+	qStartReinit                           // queries.sql
 	qSubscriptionExists                    // queries.sql
 	qSubscriptionState                     // snapshot.sql
 	qSyncWorkerSettings                    // queries.sql
@@ -175,9 +180,13 @@ var queryNames = [...]string{
 	qPrepareInit:              "PrepareInit",
 	qPrepareInitExport:        "PrepareInitExport",
 	qPublicationExists:        "PublicationExists",
+	qPublicationTables:        "PublicationTables",
 	qRecentEvents:             "RecentEvents",
 	qRecordTableLoaded:        "RecordTableLoaded",
 	qRegisterNode:             "RegisterNode",
+	qReinitCancelled:          "ReinitCancelled",
+	qReinitCopying:            "ReinitCopying",
+	qReinitTruncate:           "ReinitTruncate",
 	qReleaseInitSnapshot:      "ReleaseInitSnapshot",
 	qReleaseJob:               "ReleaseJob",
 	qReloadConf:               "ReloadConf",
@@ -209,6 +218,7 @@ var queryNames = [...]string{
 	qSnapshotTablesDone:       "SnapshotTablesDone",
 	qSourceSlots:              "SourceSlots",
 	qStartInit:                "StartInit",
+	qStartReinit:              "StartReinit",
 	qSubscriptionExists:       "SubscriptionExists",
 	qSubscriptionState:        "SubscriptionState",
 	qSyncWorkerSettings:       "SyncWorkerSettings",

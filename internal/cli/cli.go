@@ -47,6 +47,7 @@ func commands() []command {
 	cmds = append(cmds, nodeCommands()...)
 	cmds = append(cmds, jobCommands()...)
 	cmds = append(cmds, initCommands()...)
+	cmds = append(cmds, reinitCommand())
 	cmds = append(cmds, manualInitCommands()...)
 	cmds = append(cmds, snapshotCommands()...)
 	cmds = append(cmds, schemaCommands()...)
@@ -137,7 +138,7 @@ func isFlagValue(a string) bool {
 }
 
 // boolFlags are the flags that take no value (kept in one place for interleave).
-var boolFlags = map[string]bool{"local": true, "wait": true, "json": true, "follow": true, "json-progress": true, "quiet": true, "no-color": true, "force": true, "export": true, "subscribe": true, "truncate": true, "all": true, "confirm": true, "list": true}
+var boolFlags = map[string]bool{"local": true, "wait": true, "json": true, "follow": true, "json-progress": true, "quiet": true, "no-color": true, "force": true, "export": true, "subscribe": true, "truncate": true, "all": true, "confirm": true, "list": true, "full": true, "cascade": true}
 
 func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
 

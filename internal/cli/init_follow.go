@@ -14,12 +14,14 @@ import (
 // follower follows an init until it ends, --timeout passes or ctx is cancelled.
 type follower struct {
 	target, source string
-	timeout        time.Duration
-	quiet          bool
-	mode           followMode
-	color          bool
-	out, human     io.Writer  // progress display; messages
-	width          func() int // terminal columns, 0 when unknown
+	// reinit follows a reinit (start_reinit): its messages say so and how to retry it.
+	reinit     bool
+	timeout    time.Duration
+	quiet      bool
+	mode       followMode
+	color      bool
+	out, human io.Writer  // progress display; messages
+	width      func() int // terminal columns, 0 when unknown
 }
 
 func (f *follower) run(ctx context.Context, db api.DB) error {
@@ -93,6 +95,9 @@ func (f *follower) result(state string, last *progress.Snapshot, ok bool) error 
 		}
 		return nil
 	}
+	if f.reinit {
+		return f.reinitResult(state, last)
+	}
 	retry := fmt.Sprintf("'steep-repl init %s --from %s'", f.target, f.source)
 	switch {
 	case state == api.StateUninitialized:
@@ -103,6 +108,19 @@ func (f *follower) result(state string, last *progress.Snapshot, ok bool) error 
 			progress.Summary(*last), f.target, retry)
 	}
 	return fmt.Errorf("init of %s from %s ended in state %s", f.target, f.source, upper(state))
+}
+
+// reinitResult reports a reinit that did not end SYNCHRONIZED.
+func (f *follower) reinitResult(state string, last *progress.Snapshot) error {
+	retry := fmt.Sprintf("retry with 'steep-repl reinit %s ...'", f.target)
+	switch {
+	case state == api.StateDiverged:
+		return fmt.Errorf("reinit of %s was cancelled; %s is DIVERGED, the tables in scope empty and not replicated (%s)",
+			f.target, f.target, retry)
+	case state == api.StateFailed && last != nil:
+		return fmt.Errorf("%s (%s)", progress.Summary(*last), retry)
+	}
+	return fmt.Errorf("reinit of %s ended in state %s", f.target, upper(state))
 }
 
 // stopped explains why following ended early: --timeout, an interrupt, or err.

@@ -38,6 +38,9 @@ func cancelSteps(ctx context.Context, job *runner.Job, log *slog.Logger) (map[st
 	if err != nil {
 		return nil, err
 	}
+	if plan != nil && plan.Reinit != nil && plan.Phase == api.StateReinitializing {
+		return cancelReinit(ctx, job, plan, log)
+	}
 	if plan != nil {
 		if err := teardown(ctx, job, plan, detail, log); err != nil {
 			return nil, err

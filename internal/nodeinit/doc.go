@@ -15,6 +15,10 @@
 //     path, whose progress the target's job mirrors; the target applies it and subscribes
 //     from its LSN. The snapshot files are package snapshot/job's work, passed in as
 //     Config.Snapshots (that package imports this one for the publication and subscription).
+//   - partial reinit (reinit.start, and init.cancel while REINITIALIZING): the tables in scope
+//     leave the node's publication and subscription, are emptied as their owners (SQL), then
+//     are published again and the subscription refreshed with copy_data = true, while every
+//     other table keeps replicating; cancel leaves them out and empty, the node DIVERGED.
 //
 // The shared steps: the publication a node is initialized from (EnsurePublication, also used
 // by snapshot generation), subscribing from a slot's LSN with the replication origin advanced
@@ -23,6 +27,5 @@
 // source. Every statement is one of package api's verbs; no conninfo reaches a log or an
 // error unredacted (dbconn.RedactError).
 //
-// Partial reinit, bidirectional merge and fast init will join this package, sharing the same
-// steps.
+// Bidirectional merge and fast init will join this package, sharing the same steps.
 package nodeinit

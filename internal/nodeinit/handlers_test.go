@@ -19,7 +19,7 @@ func TestHandlersCoverEveryWayToBringANodeIn(t *testing.T) {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
-	if want := []string{"init.cancel", "init.export", "init.start"}; !slices.Equal(kinds, want) {
+	if want := []string{"init.cancel", "init.export", "init.start", "reinit.start"}; !slices.Equal(kinds, want) {
 		t.Fatalf("kinds %v, want %v", kinds, want)
 	}
 }
@@ -46,5 +46,15 @@ func TestExportArgsAreCompleteOrRefused(t *testing.T) {
 		if _, err := parseArgs(bad); err == nil {
 			t.Errorf("parseArgs(%v) must fail", bad)
 		}
+	}
+}
+
+func TestMissingTablesKeepsTheOrderOfWant(t *testing.T) {
+	a, b, c := api.TableName{Schema: "public", Table: "a"}, api.TableName{Schema: "public", Table: "b"}, api.TableName{Schema: "s", Table: "a"}
+	if got := missingTables([]api.TableName{c, a, b}, []api.TableName{a}); !slices.Equal(got, []api.TableName{c, b}) {
+		t.Fatalf("missingTables = %v", got)
+	}
+	if got := missingTables([]api.TableName{a}, []api.TableName{a, b}); len(got) != 0 {
+		t.Fatalf("missingTables = %v, want none", got)
 	}
 }
