@@ -273,9 +273,11 @@ place_clients() {
 		mv -f "$dest/bin/.$p.new" "$dest/bin/$p"
 	done
 	for p in "${client_progs[@]}"; do
-		"$dest/bin/$p" --version | grep -q "(PostgreSQL) $version\$" || die "$dest/bin/$p --version: not PostgreSQL $version"
-		ldd "$dest/bin/$p" | grep -q 'libpq\.so\.5 => .*/lib-client/libpq\.so\.5' ||
-			die "$dest/bin/$p does not load its libpq from .cache/pg$major/lib-client: $(ldd "$dest/bin/$p" | grep libpq)"
+		# Read each output whole: grep -q would quit early and, under pipefail, fail the pipe (SIGPIPE).
+		ver=$("$dest/bin/$p" --version) && ldd_out=$(ldd "$dest/bin/$p") || die "$dest/bin/$p does not run"
+		grep -q "(PostgreSQL) $version\$" <<<"$ver" || die "$dest/bin/$p --version: not PostgreSQL $version"
+		grep -q 'libpq\.so\.5 => .*/lib-client/libpq\.so\.5' <<<"$ldd_out" ||
+			die "$dest/bin/$p does not load its libpq from .cache/pg$major/lib-client: $(grep libpq <<<"$ldd_out")"
 	done
 	echo "$used" >"$dest/CLIENT_VERSION"
 	echo "$client_want" >"$client_stamp"
