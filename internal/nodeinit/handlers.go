@@ -3,7 +3,6 @@ package nodeinit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/steepdb/steep_repl/internal/runner"
@@ -48,18 +47,3 @@ func targetOf(job *runner.Job) (string, error) {
 	return target, nil
 }
 
-func argString(job *runner.Job, key string) (string, error) {
-	v, _ := job.Args[key].(string)
-	if v == "" {
-		return "", fmt.Errorf("job args lack %s", key)
-	}
-	return v, nil
-}
-
-func argInt(job *runner.Job, key string) (int64, error) {
-	v, ok := job.Args[key].(float64)
-	if !ok || v <= 0 {
-		return 0, fmt.Errorf("job args lack %s", key)
-	}
-	return int64(v), nil
-}

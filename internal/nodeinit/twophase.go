@@ -36,11 +36,11 @@ type Mirror interface {
 // source to generate a snapshot into the shared path (through the source's own sidecar, which
 // does the I/O there), mirrors that progress here, then applies it and subscribes.
 func twoPhase(ctx context.Context, job *runner.Job, snaps Snapshots, log *slog.Logger) (map[string]any, error) {
-	id, err := argInt(job, "apply_id")
+	id, err := job.ArgInt("apply_id")
 	if err != nil {
 		return nil, err
 	}
-	source, err := argString(job, "source")
+	source, err := job.ArgString("source")
 	if err != nil {
 		return nil, err
 	}

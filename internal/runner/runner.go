@@ -290,3 +290,21 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// ArgString is the job's string argument key, or an error naming it when it is missing or empty.
+func (j *Job) ArgString(key string) (string, error) {
+	v, _ := j.Args[key].(string)
+	if v == "" {
+		return "", fmt.Errorf("job %d (%s): args lack %s", j.ID, j.Kind, key)
+	}
+	return v, nil
+}
+
+// ArgInt is the job's positive integer argument key, or an error naming it.
+func (j *Job) ArgInt(key string) (int64, error) {
+	v, ok := j.Args[key].(float64)
+	if !ok || v <= 0 || v != float64(int64(v)) {
+		return 0, fmt.Errorf("job %d (%s): args lack a positive integer %s", j.ID, j.Kind, key)
+	}
+	return int64(v), nil
+}

@@ -37,7 +37,7 @@ type application struct {
 }
 
 func apply(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.Logger) (map[string]any, error) {
-	id, err := argInt(job, "apply_id")
+	id, err := job.ArgInt("apply_id")
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func dropSnapshotSlot(ctx context.Context, job *runner.Job, s *api.SnapshotRow, 
 
 // jobSnapshot reads the snapshot a job's snapshot_id argument names (nil when it is gone).
 func jobSnapshot(ctx context.Context, job *runner.Job) (string, *api.SnapshotRow, error) {
-	id, err := argString(job, "snapshot_id")
+	id, err := job.ArgString("snapshot_id")
 	if err != nil {
 		return "", nil, err
 	}

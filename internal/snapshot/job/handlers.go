@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -26,22 +25,6 @@ func Handlers(log *slog.Logger, root *snapshot.Root) map[string]runner.Handler {
 		},
 		"snapshot.expire": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return expireSlot(ctx, job, log) },
 	}
-}
-
-func argString(job *runner.Job, key string) (string, error) {
-	v, _ := job.Args[key].(string)
-	if v == "" {
-		return "", fmt.Errorf("job args lack %s", key)
-	}
-	return v, nil
-}
-
-func argInt(job *runner.Job, key string) (int64, error) {
-	v, ok := job.Args[key].(float64)
-	if !ok || v <= 0 {
-		return 0, fmt.Errorf("job args lack %s", key)
-	}
-	return int64(v), nil
 }
 
 // finalAttempt reports whether err ends the job for good (runner.FinalAttempt).
