@@ -65,16 +65,8 @@ func initStartCommand() command {
 			target := args[0]
 			opts := api.InitOptions{Parallel: parallel, Tables: splitList(tables), Schemas: splitList(schemas), Force: force,
 				SchemaSync: schemaSync, Confirm: confirm}
-			tty := isTerminal(env.Stdout)
-			f := follower{
-				target: target, source: from, timeout: timeout, quiet: quiet,
-				mode:  chooseMode(jsonProgress, quiet, tty, os.Getenv("TERM")),
-				color: useColor(tty, noColor, os.Getenv("NO_COLOR"), os.Getenv("TERM")),
-				out:   env.Stdout, human: env.Stdout, width: termWidth(env.Stdout),
-			}
-			if jsonProgress {
-				f.human = env.Stderr
-			}
+			f := newFollower(env, target, timeout, quiet, jsonProgress, noColor)
+			f.source = from
 			return withConn(ctx, env, func(db api.DB) error {
 				id, err := api.StartInit(ctx, db, target, from, opts)
 				if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
@@ -22,6 +23,22 @@ type follower struct {
 	color      bool
 	out, human io.Writer  // progress display; messages
 	width      func() int // terminal columns, 0 when unknown
+}
+
+// newFollower follows target's init or reinit on env's terminal (or as NDJSON with jsonProgress,
+// the messages then going to stderr).
+func newFollower(env *Env, target string, timeout time.Duration, quiet, jsonProgress, noColor bool) *follower {
+	tty := isTerminal(env.Stdout)
+	f := &follower{
+		target: target, timeout: timeout, quiet: quiet,
+		mode:  chooseMode(jsonProgress, quiet, tty, os.Getenv("TERM")),
+		color: useColor(tty, noColor, os.Getenv("NO_COLOR"), os.Getenv("TERM")),
+		out:   env.Stdout, human: env.Stdout, width: termWidth(env.Stdout),
+	}
+	if jsonProgress {
+		f.human = env.Stderr
+	}
+	return f
 }
 
 func (f *follower) run(ctx context.Context, db api.DB) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
@@ -37,16 +36,8 @@ func reinitCommand() command {
 				return err
 			}
 			node := args[0]
-			tty := isTerminal(env.Stdout)
-			f := follower{
-				target: node, reinit: true, timeout: timeout, quiet: quiet,
-				mode:  chooseMode(jsonProgress, quiet, tty, os.Getenv("TERM")),
-				color: useColor(tty, noColor, os.Getenv("NO_COLOR"), os.Getenv("TERM")),
-				out:   env.Stdout, human: env.Stdout, width: termWidth(env.Stdout),
-			}
-			if jsonProgress {
-				f.human = env.Stderr
-			}
+			f := newFollower(env, node, timeout, quiet, jsonProgress, noColor)
+			f.reinit = true
 			return withConn(ctx, env, func(db api.DB) error {
 				id, err := api.StartReinit(ctx, db, node, scope)
 				if err != nil {
