@@ -46,4 +46,3 @@ func targetOf(job *runner.Job) (string, error) {
 	}
 	return target, nil
 }
-
