@@ -116,9 +116,20 @@ func (m *Manifest) Validate() error {
 		if t.Rows < 0 || t.RawBytes < 0 || t.FileBytes < 0 || len(t.Columns) == 0 {
 			return fmt.Errorf("table %s: negative counts or no columns", t.QualifiedName())
 		}
+		// Say what is wrong with an absurd size (not a checksum mismatch later), and keep every
+		// total of the apply's progress far from overflowing.
+		for what, n := range map[string]int64{"rows": t.Rows, "raw_bytes": t.RawBytes, "file_bytes": t.FileBytes} {
+			if n > maxTableCount {
+				return fmt.Errorf("table %s: %s %d is beyond %d: the manifest is damaged", t.QualifiedName(), what, n, int64(maxTableCount))
+			}
+		}
 	}
 	return nil
 }
+
+// maxTableCount bounds each row and byte count of a table (1 PiB): the sum over the most tables
+// a manifest can list stays well inside an int64.
+const maxTableCount = 1 << 50
 
 // maxManifestBytes bounds what is read as a manifest (its DDL included, thousands of tables fit).
 const maxManifestBytes = 64 << 20

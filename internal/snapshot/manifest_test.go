@@ -158,3 +158,12 @@ func TestQualifiedNamesOfTablesWithDotsDiffer(t *testing.T) {
 		t.Fatalf("plain names are quoted: %q", got)
 	}
 }
+
+func TestAManifestWithAbsurdSizesSaysSo(t *testing.T) {
+	m := validManifest()
+	m.Tables[0].RawBytes = 1 << 62
+	err := m.Validate()
+	if err == nil || !strings.Contains(err.Error(), "raw_bytes 4611686018427387904 is beyond") {
+		t.Fatalf("Validate: %v", err)
+	}
+}
