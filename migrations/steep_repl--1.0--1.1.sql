@@ -2809,3 +2809,74 @@ COMMENT ON FUNCTION steep_repl.cancel_init(text) IS
 REVOKE ALL ON FUNCTION steep_repl.start_reinit(text, jsonb), steep_repl._reinit_tables(text), steep_repl._reinit_empty(text),
   steep_repl.reinit_truncate(text), steep_repl.reinit_copying(text, integer), steep_repl.reinit_cancelled(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION steep_repl.start_reinit(text, jsonb) TO steep_repl_admin;
+
+-- ---- Limits (issue 16): snapshot max_rate 0 or >= 1000 bytes/s, slot_expiry capped by
+-- steep_repl.max_slot_expiry; _snapshot_int_option is the one option checker.
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_int_option(options jsonb, key text, dflt bigint, lo bigint, hi bigint, hint text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._int_option(options, key, dflt, lo, hi, hint);  -- one checker (sql/04_options.sql)
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._max_rate_option(options jsonb) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v bigint := steep_repl._int_option(options, 'max_rate', 0, 0, 1099511627776,
+                'max_rate caps each worker''s COPY stream in bytes per second (0: no cap, else at least 1000).');
+BEGIN
+  IF v BETWEEN 1 AND 999 THEN
+    RAISE EXCEPTION 'max_rate must be 0 (no cap) or at least 1000 bytes per second, got %', v
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A slower stream would hold the snapshot, its slot and a sidecar worker for days.';
+  END IF;
+  RETURN v;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_generate_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_compression text := coalesce(options->>'compression', 'zstd');
+BEGIN
+  PERFORM steep_repl._snapshot_check_options(options,
+    ARRAY['compression', 'parallel', 'tables', 'schemas', 'slot_expiry', 'subscribable', 'max_rate'], 'snapshot');
+  IF v_compression NOT IN ('none', 'gzip', 'lz4', 'zstd') THEN
+    RAISE EXCEPTION 'unknown compression "%"', v_compression
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Compression: zstd (default), lz4, gzip or none.';
+  END IF;
+  PERFORM steep_repl._check_scope_options(options);
+  RETURN pg_catalog.jsonb_build_object(
+    'compression', v_compression,
+    'parallel', steep_repl._snapshot_int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables written at once.'),
+    'tables', coalesce(options->'tables', 'null'::jsonb),
+    'schemas', coalesce(options->'schemas', 'null'::jsonb),
+    'slot_expiry', steep_repl._snapshot_int_option(options, 'slot_expiry', 86400, 60,
+                     pg_catalog.date_part('epoch', steep_repl._setting_interval('steep_repl.max_slot_expiry'))::bigint,
+                     'slot_expiry is how many seconds the slot is kept for subscribers (default 86400, at most steep_repl.max_slot_expiry); it holds WAL on this node meanwhile.'),
+    'subscribable', coalesce((options->>'subscribable')::boolean, true),
+    'max_rate', steep_repl._max_rate_option(options));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_apply_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tol bigint;
+BEGIN
+  PERFORM steep_repl._snapshot_check_options(options,
+    ARRAY['parallel', 'subscribe', 'error_tolerance', 'truncate', 'lag_threshold', 'max_rate'], 'apply');
+  v_tol := steep_repl._snapshot_int_option(options, 'error_tolerance', 0, 0, 9223372036854775807,
+             'error_tolerance is how many malformed rows per table may be skipped (0: fail on the first).');
+  IF v_tol > 0 AND pg_catalog.current_setting('server_version_num')::int < 170000 THEN
+    RAISE EXCEPTION 'error_tolerance needs PostgreSQL 17 or later (COPY ON_ERROR); this server is %',
+        pg_catalog.current_setting('server_version')
+      USING ERRCODE = 'feature_not_supported', HINT = 'Apply without error_tolerance, or on a newer server.';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object(
+    'parallel', steep_repl._snapshot_int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables loaded at once.'),
+    'subscribe', steep_repl._snapshot_bool_option(options, 'subscribe'),
+    'error_tolerance', v_tol,
+    'truncate', steep_repl._snapshot_bool_option(options, 'truncate'),
+    'lag_threshold', steep_repl._snapshot_int_option(options, 'lag_threshold', 1048576, 0, 9223372036854775807, 'bytes'),
+    'max_rate', steep_repl._max_rate_option(options));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._max_rate_option(jsonb) IS 'Internal: the max_rate option of snapshots (0, or 1000 bytes/s to 1 TiB/s), or 22023.';
+REVOKE ALL ON FUNCTION steep_repl._max_rate_option(jsonb) FROM PUBLIC;

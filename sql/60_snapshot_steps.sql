@@ -20,21 +20,8 @@ COMMENT ON FUNCTION steep_repl._snapshot_check_options(jsonb, text[], text) IS '
 
 CREATE FUNCTION steep_repl._snapshot_int_option(options jsonb, key text, dflt bigint, lo bigint, hi bigint, hint text)
 RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v bigint;
-BEGIN
-  BEGIN
-    v := coalesce((options->>key)::bigint, dflt);
-  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-    v := NULL;
-  END;
-  IF v IS NULL OR v < lo OR v > hi THEN
-    RAISE EXCEPTION '% must be an integer between % and %, got %', key, lo, hi, options->key
-      USING ERRCODE = 'invalid_parameter_value', HINT = hint;
-  END IF;
-  RETURN v;
-END
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._int_option(options, key, dflt, lo, hi, hint);  -- one checker (sql/04_options.sql)
 $$;
 COMMENT ON FUNCTION steep_repl._snapshot_int_option(jsonb, text, bigint, bigint, bigint, text) IS 'Internal: an integer option within bounds, or 22023.';
 

@@ -1,8 +1,26 @@
 -- The snapshot API: each call validates, records, and queues a job for the sidecar on this
 -- node's host (which does the file I/O); the CLI calls the same functions.
 
-CREATE FUNCTION steep_repl._snapshot_generate_options(options jsonb) RETURNS jsonb
+-- max_rate: 0 (no cap) or at least 1000 bytes/s per worker; a trickle would hold its snapshot,
+-- slot and worker for days.
+CREATE FUNCTION steep_repl._max_rate_option(options jsonb) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v bigint := steep_repl._int_option(options, 'max_rate', 0, 0, 1099511627776,
+                'max_rate caps each worker''s COPY stream in bytes per second (0: no cap, else at least 1000).');
+BEGIN
+  IF v BETWEEN 1 AND 999 THEN
+    RAISE EXCEPTION 'max_rate must be 0 (no cap) or at least 1000 bytes per second, got %', v
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A slower stream would hold the snapshot, its slot and a sidecar worker for days.';
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._max_rate_option(jsonb) IS 'Internal: the max_rate option of snapshots (0, or 1000 bytes/s to 1 TiB/s), or 22023.';
+
+CREATE FUNCTION steep_repl._snapshot_generate_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_compression text := coalesce(options->>'compression', 'zstd');
 BEGIN
@@ -18,11 +36,11 @@ BEGIN
     'parallel', steep_repl._snapshot_int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables written at once.'),
     'tables', coalesce(options->'tables', 'null'::jsonb),
     'schemas', coalesce(options->'schemas', 'null'::jsonb),
-    'slot_expiry', steep_repl._snapshot_int_option(options, 'slot_expiry', 86400, 60, 31536000,
-                     'slot_expiry is how many seconds the slot is kept for subscribers (default 86400); it holds WAL on this node meanwhile.'),
+    'slot_expiry', steep_repl._snapshot_int_option(options, 'slot_expiry', 86400, 60,
+                     pg_catalog.date_part('epoch', steep_repl._setting_interval('steep_repl.max_slot_expiry'))::bigint,
+                     'slot_expiry is how many seconds the slot is kept for subscribers (default 86400, at most steep_repl.max_slot_expiry); it holds WAL on this node meanwhile.'),
     'subscribable', coalesce((options->>'subscribable')::boolean, true),
-    'max_rate', steep_repl._snapshot_int_option(options, 'max_rate', 0, 0, 9223372036854775807,
-                  'max_rate caps each worker''s COPY stream in bytes per second (0: no cap), to spare a busy source.'));
+    'max_rate', steep_repl._max_rate_option(options));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._snapshot_generate_options(jsonb) IS 'Internal: validates generate_snapshot options and fills in the defaults.';
@@ -96,8 +114,7 @@ BEGIN
     'error_tolerance', v_tol,
     'truncate', steep_repl._snapshot_bool_option(options, 'truncate'),
     'lag_threshold', steep_repl._snapshot_int_option(options, 'lag_threshold', 1048576, 0, 9223372036854775807, 'bytes'),
-    'max_rate', steep_repl._snapshot_int_option(options, 'max_rate', 0, 0, 9223372036854775807,
-                  'max_rate caps each worker''s COPY stream in bytes per second (0: no cap).'));
+    'max_rate', steep_repl._max_rate_option(options));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._snapshot_apply_options(jsonb) IS 'Internal: validates apply_snapshot options and fills in the defaults.';

@@ -68,3 +68,26 @@ func TestPreparedSlotsAndHeldSnapshotsAreCapped(t *testing.T) {
 		t.Fatalf("an operator changed steep_repl.max_slot_expiry: SQLSTATE %q, want 42501", code)
 	}
 }
+
+// TestSnapshotOptionsAreBounded: a trickle max_rate and a slot kept past the expiry limit are
+// refused before anything is created.
+func TestSnapshotOptionsAreBounded(t *testing.T) {
+	t.Parallel()
+	n := setupNodeWith(t, idleSupervisor)
+	n.Exec(t, "", "CREATE TABLE t (id int PRIMARY KEY)")
+	dir := t.TempDir() + "/snap"
+	for _, c := range []struct{ opts, msg string }{
+		{`{"max_rate": 1}`, "max_rate must be 0 (no cap) or at least 1000"},
+		{`{"max_rate": -5}`, "max_rate must be between 0 and"},
+		{`{"max_rate": "NaN"}`, "max_rate must be between 0 and"},
+		{`{"slot_expiry": 315360000}`, "slot_expiry must be between 60 and 2592000"},
+	} {
+		code, pgErr := sqlState(t, n, "SELECT steep_repl.generate_snapshot($1, $2)", dir, c.opts)
+		if code != "22023" || !strings.Contains(pgErr.Message, c.msg) || pgErr.Hint == "" {
+			t.Errorf("%s: SQLSTATE %q %v, want 22023 %q with a hint", c.opts, code, pgErr, c.msg)
+		}
+	}
+	if n := harness.QueryOne[int64](t, n, "", "SELECT count(*) FROM steep_repl.snapshots"); n != 0 {
+		t.Fatalf("refused snapshots created %d rows", n)
+	}
+}
