@@ -2880,3 +2880,256 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._max_rate_option(jsonb) IS 'Internal: the max_rate option of snapshots (0, or 1000 bytes/s to 1 TiB/s), or 22023.';
 REVOKE ALL ON FUNCTION steep_repl._max_rate_option(jsonb) FROM PUBLIC;
+
+-- ---- tick()'s duties isolated and time-bounded (issue 15): each runs in its own subtransaction
+-- under steep_repl._duty_deadline() (the statement timer re-armed per duty), its health in
+-- steep_repl.supervisor_duties, a failing one backed off and logged once per change of state.
+CREATE TABLE steep_repl.supervisor_duties (
+  name                 text PRIMARY KEY,
+  last_ok              timestamptz,
+  last_error           text,
+  last_error_at        timestamptz,
+  consecutive_failures integer NOT NULL DEFAULT 0 CONSTRAINT failures_not_negative CHECK (consecutive_failures >= 0),
+  next_try_at          timestamptz,
+  CONSTRAINT failing_has_error CHECK (consecutive_failures = 0 OR (last_error IS NOT NULL AND last_error_at IS NOT NULL)),
+  CONSTRAINT backoff_only_when_failing CHECK (next_try_at IS NULL OR consecutive_failures > 0)
+);
+COMMENT ON TABLE steep_repl.supervisor_duties IS
+  'One row per duty of tick() (reap_leases, inits, expire_slots, drift): when it last succeeded (written at most once a minute while it keeps succeeding), its last error, how many times in a row it failed, and until when it is skipped (a backoff of 1 s doubling up to 5 min).';
+COMMENT ON COLUMN steep_repl.supervisor_duties.last_ok IS
+  'The tick() time of the last run without error; refreshed at most once a minute while the duty keeps succeeding, so an idle node writes nothing every second.';
+COMMENT ON COLUMN steep_repl.supervisor_duties.consecutive_failures IS
+  'Failures since the last success; 0 when the duty is healthy.';
+COMMENT ON COLUMN steep_repl.supervisor_duties.next_try_at IS
+  'While failing: the duty is skipped until then: as long as the failed run took, plus 1 s after the first failure, doubling up to 5 minutes.';
+GRANT SELECT ON steep_repl.supervisor_duties TO steep_repl_admin;
+
+CREATE FUNCTION steep_repl._duty_deadline(at timestamptz) RETURNS timestamptz
+  LANGUAGE c AS 'MODULE_PATHNAME', 'steep_repl_duty_deadline';
+COMMENT ON FUNCTION steep_repl._duty_deadline(timestamptz) IS
+  'Internal: makes this backend''s statement timeout fire at "at" (NULL: never) and returns the deadline it replaced (NULL: none), to be put back afterwards.';
+
+CREATE OR REPLACE FUNCTION steep_repl._duty_timeout() RETURNS interval
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text := pg_catalog.current_setting('steep_repl.duty_timeout', true);
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    RETURN interval '10 seconds';
+  END IF;
+  IF v ~ '^[0-9]+$' THEN
+    RETURN v::bigint * interval '1 millisecond';
+  END IF;
+  RETURN v::interval;
+EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow OR numeric_value_out_of_range THEN
+  RETURN interval '10 seconds';
+END
+$$;
+COMMENT ON FUNCTION steep_repl._duty_timeout() IS
+  'Internal: how long one duty of tick() may run before it is cancelled and counted as failed: the setting steep_repl.duty_timeout when the server defines it, else 10 s (0: unbounded).';
+
+CREATE OR REPLACE FUNCTION steep_repl._duty_backoff(failures integer) RETURNS interval
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT least(interval '5 minutes', interval '1 second' * pg_catalog.power(2, least(greatest(failures, 1), 20) - 1));
+$$;
+COMMENT ON FUNCTION steep_repl._duty_backoff(integer) IS
+  'Internal: how long a duty that failed this many times in a row is skipped: 1 s, 2 s, 4 s ... at most 5 minutes.';
+
+CREATE OR REPLACE FUNCTION steep_repl._run_duty(duty text, now timestamptz,
+  OUT outcome text, OUT result jsonb, OUT error text, OUT next_try_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d steep_repl.supervisor_duties;
+  v_timeout interval := steep_repl._duty_timeout();
+  v_deadline timestamptz;
+  v_prev timestamptz;
+  v_failures integer;
+  v_started timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+  SELECT * INTO d FROM steep_repl.supervisor_duties sd WHERE sd.name = duty;
+  -- Backed off, unless next_try_at is beyond any backoff (a clock that went back, or a test's).
+  IF d.consecutive_failures > 0 AND d.next_try_at > now AND d.next_try_at <= now + interval '5 minutes' THEN
+    outcome := 'skipped';
+    next_try_at := d.next_try_at;
+    error := d.last_error;
+    RETURN;
+  END IF;
+
+  BEGIN
+    IF v_timeout > interval '0' THEN
+      v_deadline := pg_catalog.clock_timestamp() + v_timeout;
+      v_prev := steep_repl._duty_deadline(v_deadline);
+      IF v_prev < v_deadline THEN
+        PERFORM steep_repl._duty_deadline(v_prev); -- the caller's own statement_timeout comes first
+      END IF;
+    END IF;
+    result := steep_repl._tick_duty(duty, now);
+    IF v_deadline IS NOT NULL THEN
+      PERFORM steep_repl._duty_deadline(v_prev);
+    END IF;
+  EXCEPTION
+    WHEN query_canceled THEN
+      IF v_deadline IS NOT NULL THEN
+        PERFORM steep_repl._duty_deadline(v_prev);
+      END IF;
+      -- A cancel, or the caller's statement_timeout: not this duty's deadline, so not ours to survive.
+      IF v_deadline IS NULL OR pg_catalog.clock_timestamp() < v_deadline OR v_prev <= v_deadline THEN
+        RAISE;
+      END IF;
+      error := pg_catalog.format('did not finish within %s (steep_repl.duty_timeout): cancelled', v_timeout);
+    WHEN OTHERS THEN
+      IF v_deadline IS NOT NULL THEN
+        PERFORM steep_repl._duty_deadline(v_prev);
+      END IF;
+      error := pg_catalog.format('%s (SQLSTATE %s)', SQLERRM, SQLSTATE);
+  END;
+
+  IF error IS NULL THEN
+    outcome := 'ok';
+    IF d.name IS NULL THEN
+      INSERT INTO steep_repl.supervisor_duties AS sd (name, last_ok) VALUES (duty, now)
+      ON CONFLICT ON CONSTRAINT supervisor_duties_pkey DO NOTHING;
+    ELSIF d.consecutive_failures > 0 THEN
+      -- SKIP LOCKED: a concurrent tick() holding the row records its own outcome; never wait.
+      UPDATE steep_repl.supervisor_duties sd SET last_ok = now, consecutive_failures = 0, next_try_at = NULL
+      WHERE sd.name = (SELECT x.name FROM steep_repl.supervisor_duties x WHERE x.name = duty FOR UPDATE SKIP LOCKED);
+      IF FOUND THEN
+        RAISE LOG 'steep_repl supervisor: duty % succeeds again after % failure(s)', duty, d.consecutive_failures;
+      END IF;
+    ELSIF d.last_ok IS NULL OR d.last_ok <= now - interval '1 minute' OR d.last_ok > now THEN
+      UPDATE steep_repl.supervisor_duties sd SET last_ok = now
+      WHERE sd.name = (SELECT x.name FROM steep_repl.supervisor_duties x WHERE x.name = duty FOR UPDATE SKIP LOCKED);
+    END IF;
+    RETURN;
+  END IF;
+
+  -- The backoff counts from the end of the failed run (in whole seconds): a duty that hung
+  -- until its deadline is skipped at least as long again.
+  outcome := 'failed';
+  v_failures := coalesce(d.consecutive_failures, 0) + 1;
+  next_try_at := now + pg_catalog.date_trunc('second', pg_catalog.clock_timestamp() - v_started)
+                 + steep_repl._duty_backoff(v_failures);
+  IF d.name IS NULL THEN
+    INSERT INTO steep_repl.supervisor_duties AS sd (name, last_error, last_error_at, consecutive_failures, next_try_at)
+    VALUES (duty, error, now, v_failures, _run_duty.next_try_at)
+    ON CONFLICT ON CONSTRAINT supervisor_duties_pkey DO NOTHING;
+  ELSE
+    UPDATE steep_repl.supervisor_duties sd SET last_error = error, last_error_at = now,
+      consecutive_failures = v_failures, next_try_at = _run_duty.next_try_at
+    WHERE sd.name = (SELECT x.name FROM steep_repl.supervisor_duties x WHERE x.name = duty FOR UPDATE SKIP LOCKED);
+  END IF;
+  IF FOUND AND v_failures = 1 THEN
+    RAISE WARNING 'steep_repl supervisor: duty % failed: %', duty, error
+      USING DETAIL = 'The other duties go on. This one is retried with a backoff (1 s, doubling up to 5 minutes) and logged again when it succeeds.',
+            HINT = 'SELECT * FROM steep_repl.supervisor_duties shows every duty''s last error and next try.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._run_duty(text, timestamptz) IS
+  'Internal: runs one duty of tick() unless it is backed off, in a subtransaction bounded by steep_repl.duty_timeout; records the outcome in supervisor_duties (WARNING when the duty starts failing, LOG when it recovers).';
+
+CREATE OR REPLACE FUNCTION steep_repl._tick_reap_leases(now timestamptz) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_now timestamptz := now;
+  v_requeued integer := 0;
+  v_failed integer := 0;
+  v_cancelled integer := 0;
+  r record;
+BEGIN
+  FOR r IN
+    SELECT j.id, j.kind, j.node, j.attempt, j.max_attempts, j.lease_owner, j.cancel_requested_at
+    FROM steep_repl.jobs j
+    WHERE j.state = 'running' AND j.lease_expires_at < v_now
+    ORDER BY j.id
+    FOR UPDATE SKIP LOCKED
+  LOOP
+    IF r.cancel_requested_at IS NOT NULL THEN
+      UPDATE steep_repl.jobs j SET state = 'cancelled', finalized_at = v_now, lease_owner = NULL, lease_expires_at = NULL
+      WHERE j.id = r.id;
+      v_cancelled := v_cancelled + 1;
+    ELSIF r.attempt < r.max_attempts THEN
+      UPDATE steep_repl.jobs j SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+        scheduled_at = v_now + steep_repl._backoff(r.attempt),
+        errors = j.errors || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('attempt', r.attempt, 'at', v_now,
+          'error', pg_catalog.format('lease expired: worker %s stopped heartbeating', r.lease_owner)))
+      WHERE j.id = r.id;
+      v_requeued := v_requeued + 1;
+    ELSE
+      UPDATE steep_repl.jobs j SET state = 'failed', finalized_at = v_now, lease_owner = NULL, lease_expires_at = NULL,
+        error = pg_catalog.format('lease expired on attempt %s of %s: worker %s stopped heartbeating',
+                                  r.attempt, r.max_attempts, r.lease_owner),
+        errors = j.errors || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('attempt', r.attempt, 'at', v_now,
+          'error', pg_catalog.format('lease expired: worker %s stopped heartbeating', r.lease_owner)))
+      WHERE j.id = r.id;
+      INSERT INTO steep_repl.events (node, event, detail)
+      VALUES (r.node, 'job.failed', pg_catalog.jsonb_build_object('job', r.id, 'kind', r.kind,
+              'error', pg_catalog.format('lease expired after %s attempts', r.attempt)));
+      v_failed := v_failed + 1;
+    END IF;
+  END LOOP;
+  IF v_requeued > 0 THEN
+    PERFORM pg_catalog.pg_notify('steep_repl_jobs', '{"requeued":true}');
+  END IF;
+  RETURN pg_catalog.jsonb_build_object('jobs_requeued', v_requeued, 'jobs_failed', v_failed,
+                                       'jobs_cancelled', v_cancelled);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_reap_leases(timestamptz) IS
+  'Internal: tick()''s reaping of expired job leases: requeued with backoff, failed after max_attempts, or cancelled when a cancel was requested.';
+
+CREATE OR REPLACE FUNCTION steep_repl._duties() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ARRAY['reap_leases', 'inits', 'expire_slots', 'drift'];
+$$;
+COMMENT ON FUNCTION steep_repl._duties() IS
+  'Internal: the duties of tick() in the order it runs them (the names of steep_repl.supervisor_duties).';
+
+CREATE OR REPLACE FUNCTION steep_repl._tick_duty(duty text, now timestamptz) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CASE duty
+    WHEN 'reap_leases' THEN RETURN steep_repl._tick_reap_leases(now);
+    WHEN 'inits' THEN RETURN pg_catalog.jsonb_build_object('inits', steep_repl._tick_inits(now));
+    WHEN 'expire_slots' THEN RETURN pg_catalog.jsonb_build_object('slots_expired', steep_repl._tick_expire_slots(now));
+    WHEN 'drift' THEN RETURN pg_catalog.jsonb_build_object('drift', steep_repl._tick_drift(now));
+    ELSE RAISE EXCEPTION 'unknown duty "%"', duty USING ERRCODE = 'invalid_parameter_value';
+  END CASE;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_duty(text, timestamptz) IS 'Internal: runs one duty of tick() (see steep_repl._duties()).';
+
+CREATE OR REPLACE FUNCTION steep_repl.tick(now timestamptz DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_now timestamptz := coalesce(now, pg_catalog.now());
+  v_result jsonb := '{}';
+  v_ran text[] := '{}';
+  v_failed jsonb := '{}';
+  v_skipped jsonb := '{}';
+  v_duty text;
+  r record;
+BEGIN
+  FOREACH v_duty IN ARRAY steep_repl._duties() LOOP
+    SELECT * INTO r FROM steep_repl._run_duty(v_duty, v_now);
+    CASE r.outcome
+      WHEN 'ok' THEN
+        v_ran := v_ran || v_duty;
+        v_result := v_result || coalesce(r.result, '{}');
+      WHEN 'failed' THEN
+        v_failed := v_failed || pg_catalog.jsonb_build_object(v_duty, r.error);
+      ELSE
+        v_skipped := v_skipped || pg_catalog.jsonb_build_object(v_duty, r.next_try_at);
+    END CASE;
+  END LOOP;
+  RETURN v_result || pg_catalog.jsonb_build_object('duties', pg_catalog.jsonb_build_object(
+    'ran', pg_catalog.to_jsonb(v_ran), 'failed', v_failed, 'skipped', v_skipped));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.tick(timestamptz) IS
+  'The supervisor''s periodic work (run every steep_repl.naptime), as duties each run in its own subtransaction bounded by a duty timeout (10 s, or steep_repl.duty_timeout where the server defines that setting): reap_leases (expired job leases requeued with backoff, or failed after max_attempts), inits (every active init sampled into init_progress and moved COPYING -> CATCHING_UP -> SYNCHRONIZED or FAILED), expire_slots (expired prepared slots dropped), drift (SYNCHRONIZED nodes checked for schema drift every drift_check_interval -> DIVERGED). A failing duty does not stop the others: it is recorded in steep_repl.supervisor_duties, skipped for a backoff and logged once per change of state. Returns each duty''s counts (jobs_requeued, jobs_failed, jobs_cancelled, inits, slots_expired, drift) and duties: {ran: [names], failed: {name: error}, skipped: {name: next_try_at}}.';
+
+REVOKE ALL ON FUNCTION steep_repl._duty_deadline(timestamptz), steep_repl._duty_timeout(), steep_repl._duty_backoff(integer),
+  steep_repl._run_duty(text, timestamptz), steep_repl._tick_reap_leases(timestamptz), steep_repl._duties(),
+  steep_repl._tick_duty(text, timestamptz) FROM PUBLIC;

@@ -38,3 +38,5 @@ GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_states, stee
 GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, init_completed_at,
               state_changed_at, last_error, registered_at)
   ON steep_repl.nodes TO steep_repl_admin;
+-- The supervisor's health: a duty that keeps failing.
+GRANT SELECT ON steep_repl.supervisor_duties TO steep_repl_admin;
