@@ -3133,3 +3133,259 @@ COMMENT ON FUNCTION steep_repl.tick(timestamptz) IS
 REVOKE ALL ON FUNCTION steep_repl._duty_deadline(timestamptz), steep_repl._duty_timeout(), steep_repl._duty_backoff(integer),
   steep_repl._run_duty(text, timestamptz), steep_repl._tick_reap_leases(timestamptz), steep_repl._duties(),
   steep_repl._tick_duty(text, timestamptz) FROM PUBLIC;
+
+-- ---- The source of a CATCHING_UP (or stalled) init read by tick() in one bounded dblink session
+-- at most every 5 s (steep_repl.init_source_reads), the lag followed locally in between (issue 15).
+CREATE OR REPLACE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_errors bigint;
+  v_probe text;
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_percent numeric;
+  v_then record;
+  v_rps numeric;
+  v_bps numeric;
+  v_eta numeric;
+  v_progressed boolean;
+  v_read record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
+    RETURN;
+  END IF;
+
+  -- A sync or apply error fails the init; say whether the source is the cause.
+  -- (A reinit counts only the errors since it started: the subscription may have had some before.)
+  SELECT s.apply_error_count + s.sync_error_count - coalesce((p.options->'reinit'->>'error_base')::bigint, 0) INTO v_errors
+  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
+  IF coalesce(v_errors, 0) > 0 THEN
+    v_probe := steep_repl._probe(p.source_node);
+    PERFORM steep_repl._init_fail(p.node, CASE
+      WHEN v_probe IS NOT NULL THEN pg_catalog.format('source node %s is unreachable: %s', p.source_node, v_probe)
+      ELSE pg_catalog.format('subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+                             p.subscription, v_errors, p.node) END);
+    RETURN;
+  END IF;
+
+  UPDATE steep_repl.init_tables t SET
+    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
+                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
+    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
+    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
+    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
+  FROM pg_catalog.pg_subscription_rel sr
+  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
+  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
+  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
+  -- against its size; below 1 until the table is synchronized.
+  UPDATE steep_repl.init_tables t SET fraction = CASE
+      WHEN t.sync_state IN ('synced', 'ready') THEN 1
+      WHEN t.sync_state = 'pending' THEN t.fraction
+      ELSE greatest(t.fraction, least(0.99, coalesce(
+             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
+             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
+  WHERE t.node = p.node;
+
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
+         coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
+    INTO v_done, v_rows, v_bytes
+  FROM steep_repl.init_tables t WHERE t.node = p.node;
+  v_percent := CASE WHEN v_done = p.tables_total THEN 100
+                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
+  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
+
+  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
+  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
+  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
+  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
+  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
+  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
+  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
+
+  UPDATE steep_repl.init_progress ip SET
+    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
+    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
+    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
+    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
+    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
+    updated_at = now
+  WHERE ip.node = p.node
+  RETURNING * INTO p;
+
+  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
+  IF p.phase IN ('copying', 'reinitializing') AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
+            'current_tables', p.current_tables));
+    p.stalled_since := now;
+  END IF;
+  -- The source is read (one dblink session: reachable? its WAL position and the slot's) at most
+  -- every _source_read_interval(); between two reads the lag follows the subscription locally.
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' THEN
+    SELECT * INTO v_read FROM steep_repl._tick_source_read(p, now);
+    IF NOT v_read.reachable THEN
+      RETURN;
+    END IF;
+  END IF;
+
+  IF p.phase IN ('copying', 'reinitializing') AND v_done = p.tables_total THEN
+    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
+    WHERE ip.node = p.node;
+    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
+  ELSIF p.phase = 'catching_up' THEN
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_read.lag_bytes
+    WHERE ip.node = p.node AND ip.lag_bytes IS DISTINCT FROM v_read.lag_bytes;
+    -- SYNCHRONIZED on a lag just read from the source, never on the estimate between reads.
+    IF v_read.fresh AND v_read.lag_bytes IS NOT NULL AND v_read.lag_bytes <= p.lag_threshold_bytes
+       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
+      WHERE ip.node = p.node;
+      PERFORM steep_repl.transition(p.node, 'synchronized',
+        pg_catalog.format('apply lag %s bytes <= %s', v_read.lag_bytes, p.lag_threshold_bytes));
+    END IF;
+  END IF;
+END
+$$;
+DROP FUNCTION steep_repl._tick_source_reachable(steep_repl.init_progress, timestamptz);
+
+CREATE TABLE steep_repl.init_source_reads (
+  node                text PRIMARY KEY REFERENCES steep_repl.init_progress (node) ON DELETE CASCADE,
+  read_at             timestamptz NOT NULL,
+  source_lsn          pg_lsn,
+  confirmed_flush_lsn pg_lsn,
+  received_lsn        pg_lsn,
+  error               text,
+  CONSTRAINT read_or_error CHECK ((error IS NULL) = (source_lsn IS NOT NULL))
+);
+COMMENT ON TABLE steep_repl.init_source_reads IS
+  'The last read of each init''s source by tick() (one dblink session 5 s after the previous one ended, while the init is CATCHING_UP or stalled; up to 30 s apart while the source does not answer): the source''s pg_current_wal_lsn(), the slot''s confirmed_flush_lsn (NULL: no such slot), the local subscription''s received_lsn at that moment, or the error when the source did not answer.';
+COMMENT ON COLUMN steep_repl.init_source_reads.received_lsn IS
+  'pg_stat_subscription.received_lsn of the init''s apply worker when the source was read; the lag between two reads is the lag read minus what was received since.';
+GRANT SELECT ON steep_repl.init_source_reads TO steep_repl_admin;
+
+CREATE OR REPLACE FUNCTION steep_repl._source_read_interval() RETURNS interval
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT interval '5 seconds';
+$$;
+COMMENT ON FUNCTION steep_repl._source_read_interval() IS
+  'Internal: tick() reads an init''s source at most this often (5 s), and waits at most this long for it to answer.';
+
+CREATE OR REPLACE FUNCTION steep_repl._source_read_remote(node text, slot text,
+  OUT source_lsn pg_lsn, OUT confirmed_flush_lsn pg_lsn, OUT error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_bound interval := steep_repl._source_read_interval();
+  v_deadline timestamptz := pg_catalog.clock_timestamp() + v_bound;
+  v_prev timestamptz;
+  v_detail text;
+BEGIN
+  BEGIN
+    v_prev := steep_repl._duty_deadline(v_deadline);
+    IF v_prev < v_deadline THEN
+      PERFORM steep_repl._duty_deadline(v_prev); -- the duty's own deadline comes first
+    END IF;
+    EXECUTE pg_catalog.format('SELECT lsn, flush FROM %I.dblink($1, $2) AS t(lsn pg_lsn, flush pg_lsn)',
+                              steep_repl._dblink_schema())
+      INTO source_lsn, confirmed_flush_lsn
+      USING steep_repl._conninfo(node), pg_catalog.format(
+        'SELECT pg_catalog.pg_current_wal_lsn(), (SELECT s.confirmed_flush_lsn FROM pg_catalog.pg_replication_slots s
+           WHERE s.slot_name OPERATOR(pg_catalog.=) %L)', slot);
+    PERFORM steep_repl._duty_deadline(v_prev);
+  EXCEPTION
+    WHEN query_canceled THEN
+      PERFORM steep_repl._duty_deadline(v_prev);
+      IF pg_catalog.clock_timestamp() < v_deadline OR v_prev <= v_deadline THEN
+        RAISE; -- a cancel, or the duty's deadline: not this read's to survive
+      END IF;
+      error := pg_catalog.format('no answer within %s', v_bound);
+    WHEN OTHERS THEN
+      PERFORM steep_repl._duty_deadline(v_prev);
+      -- 08: connection exception (dblink puts libpq's reason in the detail); 57P: the source is
+      -- shutting down, starting up or was restarted.
+      IF SQLSTATE NOT LIKE '08%' AND SQLSTATE NOT LIKE '57P%' THEN
+        RAISE;
+      END IF;
+      GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+      error := pg_catalog.rtrim(SQLERRM || coalesce(': ' || NULLIF(v_detail, ''), ''), E'\n');
+  END;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._source_read_remote(text, text) IS
+  'Internal: one dblink session to a node, bounded by _source_read_interval(): its pg_current_wal_lsn() and the confirmed_flush_lsn of slot, or the reason it did not answer (other errors are raised).';
+
+CREATE OR REPLACE FUNCTION steep_repl._tick_source_read(p steep_repl.init_progress, now timestamptz,
+  OUT fresh boolean, OUT reachable boolean, OUT lag_bytes bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c steep_repl.init_source_reads;
+  v_received pg_lsn;
+  v_read record;
+  v_gap interval := steep_repl._source_read_interval();
+  v_started timestamptz;
+BEGIN
+  SELECT s.received_lsn INTO v_received FROM pg_catalog.pg_stat_subscription s
+  WHERE s.subid = p.subscription_oid AND s.relid IS NULL AND s.leader_pid IS NULL;
+  SELECT * INTO c FROM steep_repl.init_source_reads r WHERE r.node = p.node;
+  -- A source that does not answer is read less and less often (each try may cost the whole
+  -- bound): after as long as it has been unreachable, 30 s at most.
+  IF c.error IS NOT NULL AND p.source_unreachable_since IS NOT NULL THEN
+    v_gap := least(interval '30 seconds', greatest(v_gap, now - p.source_unreachable_since));
+  END IF;
+  IF FOUND AND c.read_at <= now AND now - c.read_at < v_gap THEN
+    fresh := false;
+    reachable := p.source_unreachable_since IS NULL;
+    -- greatest() skips NULLs: no lag read (no slot, no answer) stays NULL.
+    lag_bytes := CASE WHEN c.source_lsn IS NOT NULL AND c.confirmed_flush_lsn IS NOT NULL THEN
+                   greatest(0, pg_catalog.pg_wal_lsn_diff(c.source_lsn, c.confirmed_flush_lsn)
+                               - greatest(0, coalesce(pg_catalog.pg_wal_lsn_diff(v_received, c.received_lsn), 0)))::bigint END;
+    RETURN;
+  END IF;
+
+  v_started := pg_catalog.clock_timestamp();
+  SELECT * INTO v_read FROM steep_repl._source_read_remote(p.source_node, p.slot_name);
+  -- read_at is when the read ended, on the tick's clock: the next one is due a gap after it.
+  INSERT INTO steep_repl.init_source_reads AS r (node, read_at, source_lsn, confirmed_flush_lsn, received_lsn, error)
+  VALUES (p.node, now + (pg_catalog.clock_timestamp() - v_started), v_read.source_lsn, v_read.confirmed_flush_lsn,
+          v_received, v_read.error)
+  ON CONFLICT ON CONSTRAINT init_source_reads_pkey DO UPDATE SET read_at = excluded.read_at,
+    source_lsn = excluded.source_lsn, confirmed_flush_lsn = excluded.confirmed_flush_lsn,
+    received_lsn = excluded.received_lsn, error = excluded.error;
+  fresh := true;
+  IF v_read.error IS NULL THEN
+    IF p.source_unreachable_since IS NOT NULL THEN
+      UPDATE steep_repl.init_progress ip SET source_unreachable_since = NULL WHERE ip.node = p.node;
+    END IF;
+    reachable := true;
+    lag_bytes := pg_catalog.pg_wal_lsn_diff(v_read.source_lsn, v_read.confirmed_flush_lsn)::bigint;
+    RETURN;
+  END IF;
+  reachable := false;
+  IF p.source_unreachable_since IS NULL THEN
+    UPDATE steep_repl.init_progress ip SET source_unreachable_since = now,
+      message = pg_catalog.format('source node %s unreachable: %s', p.source_node, v_read.error)
+    WHERE ip.node = p.node;
+  ELSIF now - p.source_unreachable_since > p.source_timeout THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
+                                                            p.source_node, p.source_timeout, v_read.error));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_source_read(steep_repl.init_progress, timestamptz) IS
+  'Internal: is the source of an init reachable, and its slot''s lag in bytes: read from the source _source_read_interval() after the previous read ended (fresh; up to 30 s apart while it does not answer), estimated locally in between; an unreachable source fails the init after source_timeout.';
+
+REVOKE ALL ON FUNCTION steep_repl._source_read_interval(), steep_repl._source_read_remote(text, text),
+  steep_repl._tick_source_read(steep_repl.init_progress, timestamptz) FROM PUBLIC;

@@ -15,7 +15,7 @@ DECLARE
   v_bps numeric;
   v_eta numeric;
   v_progressed boolean;
-  v_lag bigint;
+  v_read record;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
     PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
@@ -98,8 +98,11 @@ BEGIN
             'current_tables', p.current_tables));
     p.stalled_since := now;
   END IF;
+  -- The source is read (one dblink session: reachable? its WAL position and the slot's) at most
+  -- every _source_read_interval(); between two reads the lag follows the subscription locally.
   IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' THEN
-    IF NOT steep_repl._tick_source_reachable(p, now) THEN
+    SELECT * INTO v_read FROM steep_repl._tick_source_read(p, now);
+    IF NOT v_read.reachable THEN
       RETURN;
     END IF;
   END IF;
@@ -109,41 +112,20 @@ BEGIN
     WHERE ip.node = p.node;
     PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
   ELSIF p.phase = 'catching_up' THEN
-    v_lag := steep_repl._remote_slot_lag(p.source_node, p.slot_name);
-    UPDATE steep_repl.init_progress ip SET lag_bytes = v_lag WHERE ip.node = p.node;
-    IF v_lag IS NOT NULL AND v_lag <= p.lag_threshold_bytes
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_read.lag_bytes
+    WHERE ip.node = p.node AND ip.lag_bytes IS DISTINCT FROM v_read.lag_bytes;
+    -- SYNCHRONIZED on a lag just read from the source, never on the estimate between reads.
+    IF v_read.fresh AND v_read.lag_bytes IS NOT NULL AND v_read.lag_bytes <= p.lag_threshold_bytes
        AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
       UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
       WHERE ip.node = p.node;
-      PERFORM steep_repl.transition(p.node, 'synchronized', pg_catalog.format('apply lag %s bytes <= %s', v_lag, p.lag_threshold_bytes));
+      PERFORM steep_repl.transition(p.node, 'synchronized',
+        pg_catalog.format('apply lag %s bytes <= %s', v_read.lag_bytes, p.lag_threshold_bytes));
     END IF;
   END IF;
 END
 $$;
 COMMENT ON FUNCTION steep_repl._tick_init(steep_repl.init_progress, timestamptz) IS 'Internal: one progress sample and state step of one init.';
-
--- Tracks how long the source has been unreachable; fails the init after source_timeout.
-CREATE FUNCTION steep_repl._tick_source_reachable(p steep_repl.init_progress, now timestamptz) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_probe text := steep_repl._probe(p.source_node);
-BEGIN
-  IF v_probe IS NULL THEN
-    UPDATE steep_repl.init_progress ip SET source_unreachable_since = NULL WHERE ip.node = p.node;
-    RETURN true;
-  END IF;
-  IF p.source_unreachable_since IS NULL THEN
-    UPDATE steep_repl.init_progress ip SET source_unreachable_since = now,
-      message = pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe)
-    WHERE ip.node = p.node;
-  ELSIF now - p.source_unreachable_since > p.source_timeout THEN
-    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
-                                                            p.source_node, p.source_timeout, v_probe));
-  END IF;
-  RETURN false;
-END
-$$;
-COMMENT ON FUNCTION steep_repl._tick_source_reachable(steep_repl.init_progress, timestamptz) IS 'Internal: probes the source of an init.';
 
 CREATE FUNCTION steep_repl._tick_inits(now timestamptz) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -40,3 +40,5 @@ GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, ini
   ON steep_repl.nodes TO steep_repl_admin;
 -- The supervisor's health: a duty that keeps failing.
 GRANT SELECT ON steep_repl.supervisor_duties TO steep_repl_admin;
+-- What tick() last read of an init's source.
+GRANT SELECT ON steep_repl.init_source_reads TO steep_repl_admin;
