@@ -25,6 +25,9 @@ static int	steep_repl_max_slot_expiry = 30 * 24 * 3600;
 static int	steep_repl_max_snapshot_hold = 24 * 3600;
 static int	steep_repl_max_prepared_slots = 4;
 
+/* How long one duty of tick() may run (read from SQL by steep_repl._duty_timeout()). */
+static int	steep_repl_duty_timeout = 10000;
+
 PG_FUNCTION_INFO_V1(steep_repl_get_snapshot_root);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -140,6 +143,14 @@ _PG_init(void)
 							4, 1, 1000,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("steep_repl.duty_timeout",
+							"Longest a duty of steep_repl.tick() may run before it is cancelled and counted as failed (0: unbounded).",
+							NULL,
+							&steep_repl_duty_timeout,
+							10000, 0, PG_INT32_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("steep_repl");
 
