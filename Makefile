@@ -5,7 +5,8 @@ PG_MAJOR  ?= 18
 PG_HOME   := $(CURDIR)/.cache/pg$(PG_MAJOR)
 PG_CONFIG_CACHED := $(PG_HOME)/bin/pg_config
 GO        ?= go
-GOFLAGS_TEST ?= -count=1 -timeout 18m
+# Three tests at a time: most of a test's time is spent waiting on servers, ticks and copies.
+GOFLAGS_TEST ?= -count=1 -timeout 18m -parallel 3
 # Debian's Makefile.global passes flags gcc 12 rejects and wants clang for bitcode: override both
 # for the cached toolchain only (a real server's pg_config is used as is).
 EXT_MAKE_FLAGS := PG_CONFIG=$(PG_CONFIG_CACHED) with_llvm=no CC=gcc \
