@@ -25,6 +25,16 @@ COMMENT ON COLUMN steep_repl.init_slots.snapshot_name IS
   'prepare_init_export: the snapshot exported when the slot was created (pg_dump --snapshot), usable while the sidecar holds it (until release_init_snapshot).';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_slots', '');
 
+-- What each prepared slot costs the source right now, read live (no write every tick).
+CREATE VIEW steep_repl.init_slot_usage AS
+SELECT i.slot_name, i.target_node, i.expires_at, i.used_at, i.dropped_at,
+       s.slot_name IS NOT NULL AS slot_exists, coalesce(s.active, false) AS active, s.wal_status,
+       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes
+FROM steep_repl.init_slots i
+LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name OPERATOR(pg_catalog.=) i.slot_name;
+COMMENT ON VIEW steep_repl.init_slot_usage IS
+  'Each prepared slot of steep_repl.init_slots with the WAL it makes this source keep (bytes from its restart_lsn to the current WAL position), whether it exists and is in use, and its wal_status.';
+
 -- The local node's name; 55000 when none is registered.
 CREATE FUNCTION steep_repl._local_node() RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$

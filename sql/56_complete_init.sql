@@ -69,6 +69,8 @@ DECLARE
   v_err_code text;
   v_err_msg text;
   v_err_detail text;
+  v_lag_threshold bigint;
+  v_source_timeout numeric;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -83,6 +85,11 @@ BEGIN
         USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: schema_sync, confirm, lag_threshold, source_timeout.';
     END IF;
   END LOOP;
+  -- Numeric options checked before anything is probed (the same bounds as start_init's).
+  v_lag_threshold := steep_repl._int_option(options, 'lag_threshold', 1048576, 0, 1099511627776,
+    'lag_threshold is the apply lag in bytes under which the node is SYNCHRONIZED (default 1048576, at most 1 TiB).');
+  v_source_timeout := steep_repl._num_option(options, 'source_timeout', 60, 1, 604800,
+    'source_timeout is the number of seconds the source may be unreachable before the init fails (default 60, at most a week).');
   IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = target) THEN
     PERFORM steep_repl._unknown_node(target);
   END IF;
@@ -167,8 +174,8 @@ BEGIN
     slot_name, subscription_oid, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, percent,
     copy_done_at, message)
   VALUES (target, source, 'manual', options, v_slot.publication, false, v_names.subscription, slot_name, v_sub, 0,
-    coalesce((options->>'lag_threshold')::bigint, 1048576), interval '60 seconds',
-    pg_catalog.make_interval(secs => coalesce((options->>'source_timeout')::float8, 60)), 100, pg_catalog.now(),
+    v_lag_threshold, interval '60 seconds',
+    pg_catalog.make_interval(secs => v_source_timeout::float8), 100, pg_catalog.now(),
     pg_catalog.format('seeded from a backup at %s (%s); slot %s consistent at %s', v_lsn, v_lsn_from, slot_name, v_slot.consistent_lsn));
   INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, sync_state, fraction)
   SELECT target, n.nspname, c.relname, c.oid, 'ready', 1

@@ -34,7 +34,8 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.release_init_snapshot(text)
 TO steep_repl_admin;
 GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_states, steep_repl.init_transitions,
-  steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples, steep_repl.init_slots TO steep_repl_admin;
+  steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples, steep_repl.init_slots,
+  steep_repl.init_slot_usage TO steep_repl_admin;
 GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, init_completed_at,
               state_changed_at, last_error, registered_at)
   ON steep_repl.nodes TO steep_repl_admin;

@@ -91,3 +91,23 @@ func TestSnapshotOptionsAreBounded(t *testing.T) {
 		t.Fatalf("refused snapshots created %d rows", n)
 	}
 }
+
+// TestCompleteInitChecksItsOptionsFirstAndSlotsShowTheirWAL: complete_init refuses out-of-range
+// numeric options before it probes the source, and init_slot_usage shows what a prepared slot
+// makes the source keep.
+func TestCompleteInitChecksItsOptionsFirstAndSlotsShowTheirWAL(t *testing.T) {
+	t.Parallel()
+	a := manualSource(t)
+	for _, opts := range []string{`{"lag_threshold": -1}`, `{"source_timeout": "NaN"}`, `{"source_timeout": 0}`} {
+		// node_x is not registered: a check made after the probe would say 42704 instead.
+		code, pgErr := dbaState(t, a, "SELECT steep_repl.complete_init('node_b', 'node_x', 'slot', '0/1', $1)", opts)
+		if code != "22023" || pgErr.Hint == "" {
+			t.Errorf("complete_init %s: SQLSTATE %q %v, want 22023 with a hint", opts, code, pgErr)
+		}
+	}
+	dbaExec(t, a, "SELECT * FROM steep_repl.prepare_init('node_b')")
+	a.Exec(t, "", "INSERT INTO load_1 SELECT g, md5(g::text), 1 FROM generate_series(100001, 150000) g")
+	if wal := dbaQuery[int64](t, a, "SELECT retained_wal_bytes FROM steep_repl.init_slot_usage WHERE target_node = 'node_b'"); wal <= 0 {
+		t.Fatalf("retained_wal_bytes %d after writes on the source, want > 0", wal)
+	}
+}
