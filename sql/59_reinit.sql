@@ -4,13 +4,16 @@
 -- subscription (their changes stop being applied), empties them here (_reinit_truncate), adds them
 -- back and refreshes with copy_data = true (_reinit_copying): each is copied again by a table-sync
 -- worker and handed to the apply worker at the right LSN. tick() then moves REINITIALIZING ->
--- CATCHING_UP -> SYNCHRONIZED like an init.
+-- CATCHING_UP -> SYNCHRONIZED like an init. A full reinit ({"full": true}) instead drops the
+-- subscription (and its slot on the source), empties every replicated table and subscribes again
+-- with copy_data = true: an automatic init with the node's last options, in the same job.
 
 CREATE FUNCTION steep_repl.start_reinit(node text, scope jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_known text[] := ARRAY['tables', 'schemas', 'full', 'cascade', 'parallel', 'lag_threshold', 'stall_timeout', 'source_timeout'];
+  v_known text[] := ARRAY['tables', 'schemas', 'full', 'cascade', 'schema_sync', 'confirm', 'parallel', 'lag_threshold',
+                          'stall_timeout', 'source_timeout'];
   v_node steep_repl.nodes;
   p steep_repl.init_progress;
   k text;
@@ -29,6 +32,11 @@ DECLARE
   v_lag bigint;
   v_stall float8;
   v_srctimeout float8;
+  v_full boolean;
+  v_mode text;
+  v_sync jsonb;
+  v_msg text;
+  v_detail text;
 BEGIN
   PERFORM steep_repl._require('node', node);
   PERFORM steep_repl._require('scope', scope);
@@ -42,10 +50,10 @@ BEGIN
         USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: ' || pg_catalog.array_to_string(v_known, ', ') || '.';
     END IF;
   END LOOP;
-  FOREACH k IN ARRAY ARRAY['full', 'cascade'] LOOP
+  FOREACH k IN ARRAY ARRAY['full', 'cascade', 'confirm'] LOOP
     IF scope ? k AND pg_catalog.jsonb_typeof(scope->k) <> 'boolean' THEN
       RAISE EXCEPTION '% must be true or false', k USING ERRCODE = 'invalid_parameter_value',
-        HINT = '"full": true reinitializes every replicated table; "cascade": true adds the tables that reference the scope''s by a foreign key.';
+        HINT = '"full": true reinitializes every replicated table; "cascade": true adds the tables that reference the scope''s by a foreign key; "confirm": true lets "schema_sync": "manual" go on despite differences.';
     END IF;
   END LOOP;
   IF (scope ? 'tables')::int + (scope ? 'schemas')::int + coalesce((scope->>'full')::boolean, false)::int <> 1 THEN
@@ -60,6 +68,8 @@ BEGIN
       HINT = '{"tables": ["public.orders"]} or {"schemas": ["public"]}; {"full": true} for every replicated table.';
   END IF;
   v_cascade := coalesce((scope->>'cascade')::boolean, false);
+  v_full := coalesce((scope->>'full')::boolean, false);
+  v_mode := steep_repl._sync_mode(scope->>'schema_sync', false);  -- 22023 unless strict | auto | manual (or absent)
 
   -- The node row lock serializes start_reinit, start_init and cancel_init for the node.
   SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = start_reinit.node FOR UPDATE;
@@ -92,7 +102,8 @@ BEGIN
   END IF;
   SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s
   WHERE s.subname = p.subscription AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
-  IF v_sub IS NULL THEN
+  -- A full reinit that failed or was cancelled may have dropped the subscription: it creates it again.
+  IF v_sub IS NULL AND NOT (v_full AND p.options ? 'reinit' AND v_node.init_state IN ('diverged', 'failed')) THEN
     RAISE EXCEPTION 'the subscription % of node "%" does not exist', p.subscription, node
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Without it nothing replicates: initialize the node again (steep_repl.cancel_init, then start_init).';
@@ -178,6 +189,27 @@ BEGIN
   v_srctimeout := steep_repl._num_option(scope, 'source_timeout', extract(epoch FROM p.source_timeout), 1, 604800,
     'source_timeout is the number of seconds the source may be unreachable before the reinit fails (default: the init''s, at most a week).');
 
+  -- Schema: with schema_sync, the node's replicated tables are compared with the source's and
+  -- made to match (auto) in this transaction, before anything else; a node the drift check
+  -- found DIVERGED must match first (its configured mode, strict by default), or the error
+  -- lists the differences to fix.
+  IF v_mode IS NOT NULL OR (v_node.init_state = 'diverged' AND EXISTS (
+       SELECT 1 FROM steep_repl.drift_checks d WHERE d.node = start_reinit.node AND d.status = 'drift')) THEN
+    BEGIN
+      v_sync := steep_repl._schema_sync(p.source_node, coalesce(v_mode, steep_repl._sync_mode(NULL)), pg_catalog.jsonb_build_object(
+        'tables', (SELECT pg_catalog.jsonb_agg(n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) c.relname)
+                   FROM pg_catalog.unnest(v_subrels || v_rels) r JOIN pg_catalog.pg_class c ON c.oid = r
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace),
+        'confirm', coalesce(scope->'confirm', 'false')));
+    EXCEPTION WHEN invalid_table_definition THEN
+      GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL;
+      RAISE EXCEPTION 'node "%" cannot be reinitialized until its tables match source node "%": %', node, p.source_node, v_msg
+        USING ERRCODE = 'invalid_table_definition', DETAIL = v_detail,
+              HINT = CASE WHEN v_mode = 'auto' THEN 'Make these changes by hand first (steep_repl.schema_diff lists every difference), then call start_reinit again.'
+                          ELSE 'Fix these differences first: by hand, or with "schema_sync": "auto" in the scope to apply them here in the same call.' END;
+    END;
+  END IF;
+
   -- Everything checked: record the reinit and hand it to the sidecar.
   v_tables := ARRAY(SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.unnest(v_rels) r
                     JOIN pg_catalog.pg_class c ON c.oid = r JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1);
@@ -190,7 +222,8 @@ BEGIN
   FROM pg_catalog.unnest(v_rels) r JOIN pg_catalog.pg_class c ON c.oid = r JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace;
   UPDATE steep_repl.init_progress ip SET
     options = (ip.options - 'reinit') || pg_catalog.jsonb_build_object('reinit', pg_catalog.jsonb_build_object(
-      'scope', scope, 'tables', pg_catalog.to_jsonb(v_tables), 'truncated', false, 'error_base', coalesce(v_errors, 0))),
+      'scope', scope, 'tables', pg_catalog.to_jsonb(v_tables), 'truncated', false, 'full', v_full,
+      'error_base', coalesce(v_errors, 0), 'schema_sync', v_sync)),
     subscription_oid = NULL, parallel_workers = v_parallel, lag_threshold_bytes = v_lag,
     stall_timeout = pg_catalog.make_interval(secs => v_stall), source_timeout = pg_catalog.make_interval(secs => v_srctimeout),
     tables_total = pg_catalog.cardinality(v_tables), tables_done = 0, current_tables = '{}', large_tables = '{}',
@@ -209,7 +242,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl.start_reinit(text, jsonb) IS
-  'Copies chosen tables ({"tables": [...]}), schemas ({"schemas": [...]}) or every replicated table ({"full": true}) of the local node again while the other tables keep replicating; "cascade": true adds tables referencing them. Validates first (22023, 42704, 42P01, 3F000, 2BP01, 55000), creates nothing on error. Returns the reinit.start job id; watch steep_repl.init_progress.';
+  'Copies chosen tables ({"tables": [...]}), schemas ({"schemas": [...]}) or every replicated table ({"full": true}: a new subscription, as an automatic init with the node''s last options) of the local node again while the other tables keep replicating; "cascade": true adds tables referencing them; "schema_sync": "auto" first makes the replicated tables match the source''s (a DIVERGED node with schema drift must match). Validates first (22023, 42704, 42P01, 3F000, 2BP01, 42P16, 55000), creates nothing on error. Returns the reinit.start job id; watch steep_repl.init_progress.';
 
 -- The tables of the reinit under way, quoted.
 CREATE FUNCTION steep_repl._reinit_tables(node text) RETURNS text[]
@@ -278,8 +311,12 @@ BEGIN
     RAISE EXCEPTION 'the subscription of node "%" does not exist', node USING ERRCODE = 'undefined_object';
   END IF;
   -- From now on tick() samples the table-sync workers (before, pg_subscription_rel still
-  -- showed the tables as they were before the reinit).
+  -- showed the tables as they were before the reinit). Errors count from here: a full reinit's
+  -- subscription is a new one, and an apply error of before (a column the target lacked until
+  -- schema_sync added it) is not this copy's.
   UPDATE steep_repl.init_progress p SET subscription_oid = v_sub, parallel_workers = reinit_copying.parallel_workers,
+    options = pg_catalog.jsonb_set(p.options, '{reinit,error_base}', pg_catalog.to_jsonb(coalesce(
+      (SELECT s.apply_error_count + s.sync_error_count FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = v_sub), 0))),
     last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now(),
     message = pg_catalog.format('copying %s table(s) again', p.tables_total)
   WHERE p.node = reinit_copying.node;

@@ -19,12 +19,18 @@ type ReinitScope struct {
 	LagThreshold  int64    `json:"lag_threshold,omitempty"`
 	StallTimeout  float64  `json:"stall_timeout,omitempty"`
 	SourceTimeout float64  `json:"source_timeout,omitempty"`
+	// SchemaSync (strict | auto | manual) first compares the replicated tables with the
+	// source's; auto makes them match in the same call.
+	SchemaSync string `json:"schema_sync,omitempty"`
+	Confirm    bool   `json:"confirm,omitempty"` // with SchemaSync manual: go on despite differences
 }
 
 // ReinitState is the part of an InitPlan that a reinit under way adds.
 type ReinitState struct {
 	// Truncated says the tables already left the subscription and were emptied.
 	Truncated bool `json:"truncated"`
+	// Full says the whole node is reinitialized: a new subscription copies every table.
+	Full bool `json:"full"`
 }
 
 // StartReinit calls steep_repl.start_reinit on the node and returns the reinit.start job id.

@@ -10,7 +10,7 @@ import (
 )
 
 func reinitCommand() command {
-	var tables, schemas string
+	var tables, schemas, schemaSync string
 	var parallel int
 	var full, cascade, follow, jsonProgress, quiet, noColor bool
 	var timeout time.Duration
@@ -23,6 +23,7 @@ func reinitCommand() command {
 			fs.StringVar(&schemas, "schema", "", "the replicated tables of these schemas, comma-separated")
 			fs.BoolVar(&full, "full", false, "every table the node's subscription replicates")
 			fs.BoolVar(&cascade, "cascade", false, "add the tables that reference the scope's by a foreign key (else they are refused)")
+			fs.StringVar(&schemaSync, "schema-sync", "", "strict | auto | manual: compare the replicated tables with the source's first; auto applies the differences here (a DIVERGED node with schema drift must match)")
 			fs.IntVar(&parallel, "parallel", 0, "tables copied at once, 1-16 (default: the node's init's)")
 			fs.BoolVar(&follow, "follow", false, "show progress until SYNCHRONIZED (exit 0), FAILED or cancelled (exit 1)")
 			fs.BoolVar(&jsonProgress, "json-progress", false, "with --follow implied: one NDJSON progress object per line on stdout every 500ms (other messages go to stderr)")
@@ -35,6 +36,7 @@ func reinitCommand() command {
 			if err != nil {
 				return err
 			}
+			scope.SchemaSync = schemaSync
 			node := args[0]
 			f := newFollower(env, node, timeout, quiet, jsonProgress, noColor)
 			f.reinit = true

@@ -54,6 +54,9 @@ func reinitSteps(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 		return nil, err
 	}
 	defer src.Close(context.Background())
+	if plan.Reinit.Full {
+		return reinitFull(ctx, job, src, plan, log)
+	}
 	if !plan.Reinit.Truncated {
 		if err := unpublish(ctx, src, plan, log); err != nil {
 			return nil, err
@@ -90,6 +93,59 @@ func reinitSteps(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	}
 	log.Info("reinit tables subscribed again; copying", "event", "reinit.copying", "tables", len(plan.Tables), "parallel", workers)
 	return map[string]any{"subscription": plan.Subscription, "publication": plan.Publication, "tables": len(plan.Tables), "parallel": workers}, nil
+}
+
+// reinitFull runs a full reinit as a new automatic init with the node's last options: the
+// subscription is dropped (DROP SUBSCRIPTION drops its slot on the source), the tables are
+// emptied as their owners, the publication is made to hold them and a new subscription with
+// copy_data copies them all; tick() follows it like a partial reinit. A retried job resumes:
+// once the tables are emptied the old subscription is gone, so one that exists is this
+// reinit's own (a sidecar killed after creating it) and is kept.
+func reinitFull(ctx context.Context, job *runner.Job, src *pgx.Conn, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
+	if !plan.Reinit.Truncated {
+		if err := api.DropSubscription(ctx, job.DB, plan.Subscription); err != nil {
+			return nil, err
+		}
+		if err := dropInitSlots(ctx, src, plan, log); err != nil {
+			return nil, err
+		}
+		if err := api.ReinitTruncate(ctx, job.DB, plan.Target); err != nil {
+			return nil, err
+		}
+		log.Info("full reinit: subscription dropped and tables emptied", "event", "reinit.truncated",
+			"subscription", plan.Subscription, "tables", len(plan.Tables))
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	if _, err := EnsurePublication(ctx, src, plan.Publication, plan.Tables); err != nil {
+		return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	workers, err := api.SetSyncWorkers(ctx, job.DB, plan.Parallel)
+	if err != nil {
+		return nil, err
+	}
+	exists, err := api.SubscriptionExists(ctx, job.DB, plan.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		// A slot left by a create that failed half-way would make the new one collide.
+		if err := dropInitSlots(ctx, src, plan, log); err != nil {
+			return nil, err
+		}
+		if err := api.CreateSubscription(ctx, job.DB, api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo,
+			Publication: plan.Publication, Slot: plan.SlotName, CopyData: true, CreateSlot: true}); err != nil {
+			return nil, err
+		}
+	}
+	if err := api.ReinitCopying(ctx, job.DB, plan.Target, workers); err != nil {
+		return nil, err
+	}
+	log.Info("full reinit: subscribed again; copying", "event", "reinit.copying", "subscription", plan.Subscription,
+		"tables", len(plan.Tables), "parallel", workers)
+	return map[string]any{"subscription": plan.Subscription, "publication": plan.Publication, "tables": len(plan.Tables),
+		"parallel": workers, "full": true}, nil
 }
 
 // unpublish takes the plan's tables that are still in the publication out of it.
@@ -154,8 +210,13 @@ func cancelReinit(ctx context.Context, job *runner.Job, plan *api.InitPlan, log 
 	if err := unpublish(ctx, src, plan, log); err != nil {
 		return nil, err
 	}
-	if err := api.RefreshSubscription(ctx, job.DB, plan.Subscription, true); err != nil {
+	// A full reinit may have dropped the subscription already: nothing to refresh then.
+	if exists, err := api.SubscriptionExists(ctx, job.DB, plan.Subscription); err != nil {
 		return nil, err
+	} else if exists {
+		if err := api.RefreshSubscription(ctx, job.DB, plan.Subscription, true); err != nil {
+			return nil, err
+		}
 	}
 	detail := map[string]any{"unpublished": len(plan.Tables), "publication": plan.Publication}
 	if err := api.ReinitCancelled(ctx, job.DB, plan.Target, detail); err != nil {
