@@ -3810,3 +3810,43 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.start_reinit(text, jsonb) IS
   'Copies chosen tables ({"tables": [...]}), schemas ({"schemas": [...]}) or every replicated table ({"full": true}: a new subscription, as an automatic init with the node''s last options) of the local node again while the other tables keep replicating; "cascade": true adds tables referencing them; "schema_sync": "auto" first makes the replicated tables match the source''s (a DIVERGED node with schema drift must match). Validates first (22023, 42704, 42P01, 3F000, 2BP01, 42P16, 55000), creates nothing on error. Returns the reinit.start job id; watch steep_repl.init_progress.';
+
+-- Snapshots carry the schema as a pg_dump archive and apply restores it with pg_restore: the
+-- catalog-built DDL of a snapshot's tables is gone (schema_ddl keeps its own).
+DROP FUNCTION steep_repl._snapshot_table_ddl(oid);
+DROP FUNCTION steep_repl._snapshot_identity(oid, name, "char");
+
+-- A snapshot carries the sequences owned by the partitioned parents of its partitions too.
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_sequences(opts jsonb)
+RETURNS TABLE (schema_name text, sequence_name text, ddl text, owned_by text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  WITH scope AS (SELECT s.relid::oid AS relid, s.schema_name FROM steep_repl._snapshot_scope(opts) s),
+  seqs AS (
+    SELECT c.oid, n.nspname::text AS nsp, c.relname::text AS rel,
+           (SELECT d.deptype FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.objid = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS deptype,
+           (SELECT pg_catalog.format('%I.%I.%I', tn.nspname, tc.relname, ta.attname)
+            FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class tc ON tc.oid = d.refobjid
+            JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace
+            JOIN pg_catalog.pg_attribute ta ON ta.attrelid = tc.oid AND ta.attnum = d.refobjsubid
+            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
+              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS owner_col,
+           (SELECT d.refobjid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.objid = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS owner_rel
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'steep_repl')
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid = c.oid AND d.deptype = 'e'))
+  SELECT s.nsp, s.rel,
+         CASE WHEN s.deptype = 'i' THEN NULL ELSE
+           (SELECT pg_catalog.format('CREATE SEQUENCE IF NOT EXISTS %I.%I AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s START WITH %s CACHE %s%s',
+                     s.nsp, s.rel, pg_catalog.format_type(q.seqtypid, NULL), q.seqincrement, q.seqmin, q.seqmax, q.seqstart,
+                     q.seqcache, CASE WHEN q.seqcycle THEN ' CYCLE' ELSE ' NO CYCLE' END)
+            FROM pg_catalog.pg_sequence q WHERE q.seqrelid = s.oid) END,
+         CASE WHEN s.deptype = 'a' THEN pg_catalog.format('ALTER SEQUENCE %I.%I OWNED BY %s', s.nsp, s.rel, s.owner_col) END
+  FROM seqs s
+  WHERE s.owner_rel IN (SELECT relid FROM scope)
+     OR s.owner_rel IN (SELECT a.relid FROM scope, pg_catalog.pg_partition_ancestors(scope.relid) a)
+     OR (s.owner_rel IS NULL AND s.nsp IN (SELECT schema_name FROM scope))
+  ORDER BY 1, 2;
+$$;

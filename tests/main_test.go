@@ -171,7 +171,11 @@ func (b *lockedBuffer) String() string {
 // when the test failed, prints its log.
 func startSidecar(t testing.TB, n *harness.Node, name string, args ...string) *sidecar {
 	t.Helper()
-	all := append([]string{"run", "--db", n.ConnString(""), "--worker", name, "--poll", "500ms"}, args...)
+	bindir, err := harness.BinDir()
+	if err != nil {
+		t.Fatalf("start sidecar %s: %v", name, err)
+	}
+	all := append([]string{"run", "--db", n.ConnString(""), "--worker", name, "--poll", "500ms", "--pg-bindir", bindir}, args...)
 	s := &sidecar{name: name, cmd: exec.Command(sidecarBin, all...), out: &lockedBuffer{}, done: make(chan struct{})}
 	s.cmd.Stdout = s.out
 	s.cmd.Stderr = s.out

@@ -28,7 +28,7 @@ func TestSnapshotChinookGenerateApplyIntoEmptyNodeIsEqual(t *testing.T) {
 	if sa, sb := sequenceValues(t, p.a), sequenceValues(t, p.b); sa != sb || sa == "" {
 		t.Fatalf("sequences differ:\nsource %s\ntarget %s", sa, sb)
 	}
-	// The DDL came from the catalogs: the same constraints and indexes on both sides.
+	// The schema came through pg_dump and pg_restore: the same constraints and indexes on both sides.
 	cons := `SELECT string_agg(d, E'\n' ORDER BY d) FROM (SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) d
 		FROM pg_constraint WHERE connamespace = 'public'::regnamespace) x`
 	if ca, cb := harness.QueryOne[string](t, p.a, "", cons), harness.QueryOne[string](t, p.b, "", cons); ca != cb {

@@ -129,3 +129,15 @@ func userRowCount(t *testing.T, n *harness.Node) int64 {
 		query_to_xml(format('SELECT count(*) AS c FROM %I.%I', schemaname, tablename), false, true, '')))[1]::text::bigint), 0)
 		FROM pg_tables WHERE schemaname = 'public'`)
 }
+
+// assertRowsEqual compares the rows of the named tables ("schema.table", quoted as needed) of
+// a and b as sorted multisets of their text, whatever their constraints.
+func assertRowsEqual(t *testing.T, a, b *harness.Node, tables ...string) {
+	t.Helper()
+	for _, tb := range tables {
+		q := "SELECT count(*) || ' ' || coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '') FROM " + tb + " r"
+		if ra, rb := harness.QueryOne[string](t, a, "", q), harness.QueryOne[string](t, b, "", q); ra != rb {
+			t.Fatalf("rows of %s differ: %s on %s, %s on %s", tb, ra, a.Name, rb, b.Name)
+		}
+	}
+}

@@ -55,7 +55,7 @@ func TestSnapshotResumesAfterTheSidecarIsKilledMidGenerateAndMidApply(t *testing
 			t.Fatalf("partial file left: %s", e.Name())
 		}
 	}
-	if len(entries) != harness.ChinookTables+1 {
+	if len(entries) != harness.ChinookTables+2 { // the tables, the schema archive, the manifest
 		t.Fatalf("%d files in the snapshot directory", len(entries))
 	}
 

@@ -81,8 +81,9 @@ func TestSnapshotErrorToleranceSkipsNBadRowsAndFailsOnNPlusOne(t *testing.T) {
 		if msg := jobError(t, p.b, job); !strings.Contains(msg, "public.measure") {
 			t.Fatalf("tolerance %s: error does not name the table: %s", tol, msg)
 		}
-		if harness.QueryOne[bool](t, p.b, "", "SELECT to_regclass('public.measure') IS NOT NULL") {
-			t.Fatalf("tolerance %s: measure was created although its load failed", tol)
+		// The schema was restored whole (pg_restore pre-data); nothing of measure's file was loaded.
+		if harness.QueryOne[bool](t, p.b, "", "SELECT EXISTS (SELECT 1 FROM public.measure)") {
+			t.Fatalf("tolerance %s: measure holds rows although its load failed", tol)
 		}
 	}
 }

@@ -11,7 +11,9 @@ const (
 	qActiveInitStartJobs      query = iota // queries.sql
 	qApplyCancelled                        // snapshot.sql
 	qApplyComplete                         // snapshot.sql
+	qApplyEventRecorded                    // snapshot.sql
 	qApplyFailed                           // snapshot.sql
+	qApplyHalfRestored                     // snapshot.sql
 	qApplyLoadedTables                     // snapshot.sql
 	qApplyLoading                          // snapshot.sql
 	qApplySnapshot                         // snapshot.sql
@@ -40,6 +42,7 @@ const (
 	qDropSlot                              // queries.sql
 	qEnqueueJob                            // queries.sql
 	qEnqueueJobAt                          // snapshot.sql
+	qExistingSchemas                       // snapshot.sql
 	qExportedSnapshot                      // manual.sql
 	qFindSnapshotByPath                    // snapshot.sql
 	qFinishJob                             // queries.sql
@@ -89,11 +92,13 @@ const (
 	qSnapshotBegin                         // snapshot.sql
 	qSnapshotComplete                      // snapshot.sql
 	qSnapshotDeleted                       // snapshot.sql
+	qSnapshotDumpExclusions                // snapshot.sql
 	qSnapshotEnd                           // snapshot.sql
 	qSnapshotEvent                         // snapshot.sql
 	qSnapshotFinished                      // snapshot.sql
 	qSnapshotJobOf                         // snapshot.sql
 	qSnapshotJobState                      // snapshot.sql
+	qSnapshotMatViews                      // snapshot.sql
 	qSnapshotProgress                      // snapshot.sql
 	qSnapshotRestart                       // snapshot.sql
 	qSnapshotScope                         // snapshot.sql
@@ -102,7 +107,6 @@ const (
 	qSnapshotSlotDropped                   // snapshot.sql
 	qSnapshotStarted                       // snapshot.sql
 	qSnapshotSubscribed                    // snapshot.sql
-	qSnapshotTableDDL                      // snapshot.sql
 	qSnapshotTableDone                     // snapshot.sql
 	qSnapshotTablesDone                    // snapshot.sql
 	qSourceSlots                           // queries.sql
@@ -122,7 +126,9 @@ var queryNames = [...]string{
 	qActiveInitStartJobs:      "ActiveInitStartJobs",
 	qApplyCancelled:           "ApplyCancelled",
 	qApplyComplete:            "ApplyComplete",
+	qApplyEventRecorded:       "ApplyEventRecorded",
 	qApplyFailed:              "ApplyFailed",
+	qApplyHalfRestored:        "ApplyHalfRestored",
 	qApplyLoadedTables:        "ApplyLoadedTables",
 	qApplyLoading:             "ApplyLoading",
 	qApplySnapshot:            "ApplySnapshot",
@@ -151,6 +157,7 @@ var queryNames = [...]string{
 	qDropSlot:                 "DropSlot",
 	qEnqueueJob:               "EnqueueJob",
 	qEnqueueJobAt:             "EnqueueJobAt",
+	qExistingSchemas:          "ExistingSchemas",
 	qExportedSnapshot:         "ExportedSnapshot",
 	qFindSnapshotByPath:       "FindSnapshotByPath",
 	qFinishJob:                "FinishJob",
@@ -200,11 +207,13 @@ var queryNames = [...]string{
 	qSnapshotBegin:            "SnapshotBegin",
 	qSnapshotComplete:         "SnapshotComplete",
 	qSnapshotDeleted:          "SnapshotDeleted",
+	qSnapshotDumpExclusions:   "SnapshotDumpExclusions",
 	qSnapshotEnd:              "SnapshotEnd",
 	qSnapshotEvent:            "SnapshotEvent",
 	qSnapshotFinished:         "SnapshotFinished",
 	qSnapshotJobOf:            "SnapshotJobOf",
 	qSnapshotJobState:         "SnapshotJobState",
+	qSnapshotMatViews:         "SnapshotMatViews",
 	qSnapshotProgress:         "SnapshotProgress",
 	qSnapshotRestart:          "SnapshotRestart",
 	qSnapshotScope:            "SnapshotScope",
@@ -213,7 +222,6 @@ var queryNames = [...]string{
 	qSnapshotSlotDropped:      "SnapshotSlotDropped",
 	qSnapshotStarted:          "SnapshotStarted",
 	qSnapshotSubscribed:       "SnapshotSubscribed",
-	qSnapshotTableDDL:         "SnapshotTableDDL",
 	qSnapshotTableDone:        "SnapshotTableDone",
 	qSnapshotTablesDone:       "SnapshotTablesDone",
 	qSourceSlots:              "SourceSlots",

@@ -24,9 +24,6 @@ FROM steep_repl.snapshots s WHERE id = $1;
 SELECT schema_name, table_name, relid, bytes, row_estimate, columns, fingerprint, is_partition
 FROM steep_repl._snapshot_scope($1);
 
--- name: SnapshotTableDDL
-SELECT steep_repl._snapshot_table_ddl($1::bigint::oid);
-
 -- name: SnapshotSequences
 SELECT schema_name, sequence_name, ddl, owned_by FROM steep_repl._snapshot_sequences($1);
 
@@ -171,3 +168,37 @@ ORDER BY created_at DESC LIMIT 1;
 
 -- name: SnapshotJobOf
 SELECT job_id FROM steep_repl.snapshots WHERE id = $1;
+
+-- name: SnapshotDumpExclusions
+-- Tables of the dumped schemas the snapshot does not cover (out of its tables option, unlogged,
+-- foreign), so pg_dump leaves them out; the partitioned ancestors of covered partitions stay.
+SELECT n.nspname::text, c.relname::text
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+WHERE n.nspname OPERATOR(pg_catalog.=) ANY ($1::text[]) AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'f']::"char"[])
+  AND c.oid::bigint OPERATOR(pg_catalog.<>) ALL ($2::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest($2::bigint[]) s(relid), pg_catalog.pg_partition_ancestors(s.relid::oid) a
+                  WHERE a.relid OPERATOR(pg_catalog.=) c.oid)
+ORDER BY 1, 2;
+
+-- name: SnapshotMatViews
+-- Materialized views of the dumped schemas that hold data (apply refreshes them).
+SELECT schemaname::text, matviewname::text FROM pg_catalog.pg_matviews
+WHERE ispopulated AND schemaname OPERATOR(pg_catalog.=) ANY ($1::text[]) ORDER BY 1, 2;
+
+-- name: ApplyEventRecorded
+-- Whether an event of this apply was recorded (the schema steps it took in an earlier attempt).
+SELECT EXISTS (SELECT 1 FROM steep_repl.events WHERE event OPERATOR(pg_catalog.=) $2
+               AND detail OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_object('apply_id', $1::bigint));
+
+-- name: ExistingSchemas
+SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) ANY ($1::text[]) ORDER BY 1;
+
+-- name: ApplyHalfRestored
+-- The apply of snapshot $1 on this node that restored the schema's pre-data section last, when
+-- no post-data of the snapshot was restored since (it failed in between), or none: a new
+-- apply of the snapshot into the tables it left finishes it.
+SELECT (e.detail->>'apply_id')::bigint FROM steep_repl.events e
+WHERE e.event OPERATOR(pg_catalog.=) 'snapshot.schema_pre_data' AND e.detail->>'snapshot_id' OPERATOR(pg_catalog.=) $1
+  AND NOT EXISTS (SELECT 1 FROM steep_repl.events p WHERE p.event OPERATOR(pg_catalog.=) 'snapshot.schema_post_data'
+                  AND p.detail->>'snapshot_id' OPERATOR(pg_catalog.=) $1 AND p.id OPERATOR(pg_catalog.>) e.id)
+ORDER BY e.id DESC LIMIT 1;

@@ -79,22 +79,6 @@ func SnapshotScope(ctx context.Context, db DB, options any) ([]ScopeTable, error
 	return out, nil
 }
 
-// TableDDL is what recreates a table: create, then post once loaded, then foreign keys.
-type TableDDL struct {
-	Create      string   `json:"create"`
-	Post        []string `json:"post"`
-	ForeignKeys []string `json:"foreign_keys"`
-}
-
-// SnapshotTableDDL builds a table's DDL from the catalogs.
-func SnapshotTableDDL(ctx context.Context, db DB, relid int64) (TableDDL, error) {
-	var d TableDDL
-	if err := queryJSON(ctx, db, &d, qSnapshotTableDDL, relid); err != nil {
-		return d, fmt.Errorf("ddl of table %d: %w", relid, err)
-	}
-	return d, nil
-}
-
 // SequenceDef is a sequence a snapshot carries; DDL is "" for identity sequences.
 type SequenceDef struct{ Schema, Name, DDL, OwnedBy string }
 

@@ -16,7 +16,7 @@ import (
 )
 
 func runCommand() command {
-	var worker, level, snapRoot string
+	var worker, level, snapRoot, pgBinDir string
 	var lease, poll, grace time.Duration
 	var concurrency, control int
 	var limits timeLimits
@@ -33,6 +33,8 @@ func runCommand() command {
 			fs.IntVar(&control, "control-concurrency", 1, controlHelp)
 			fs.Var(&limits, "job-time-limit", timeLimitsHelp)
 			fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+			fs.StringVar(&pgBinDir, "pg-bindir", os.Getenv("STEEP_REPL_PG_BINDIR"), "directory of PostgreSQL's pg_dump and pg_restore, of the server's major or newer "+
+				"(snapshots take and restore the schema with them; env STEEP_REPL_PG_BINDIR); unset: the PATH, else pg_config --bindir")
 			fs.StringVar(&snapRoot, "snapshot-root", os.Getenv("STEEP_REPL_SNAPSHOT_ROOT"),
 				"directory every snapshot directory must be beneath, set like the extension's steep_repl.snapshot_root "+
 					"(env STEEP_REPL_SNAPSHOT_ROOT); unset: any absolute directory, still created 0700 and resolved without symlinks below its parent")
@@ -61,7 +63,7 @@ func runCommand() command {
 			if err != nil {
 				return err
 			}
-			handlers := sidecarHandlers(*env.db, logger, root)
+			handlers := sidecarHandlers(*env.db, logger, root, snapshotjob.Programs{BinDir: pgBinDir})
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
@@ -76,14 +78,14 @@ func runCommand() command {
 }
 
 // sidecarHandlers are the job handlers of the sidecar, by job kind.
-func sidecarHandlers(connString string, logger *slog.Logger, root *snapshot.Root) map[string]runner.Handler {
+func sidecarHandlers(connString string, logger *slog.Logger, root *snapshot.Root, progs snapshotjob.Programs) map[string]runner.Handler {
 	handlers := runner.BuiltinHandlers()
-	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger, Snapshots: snapshotjob.TwoPhase(root)}))
-	maps.Copy(handlers, snapshotjob.Handlers(logger, root))
+	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger, Snapshots: snapshotjob.TwoPhase(root, progs)}))
+	maps.Copy(handlers, snapshotjob.Handlers(logger, root, progs))
 	return handlers
 }
 
 // jobKinds are the job kinds a sidecar runs (its handlers' names), sorted.
 func jobKinds() []string {
-	return slices.Sorted(maps.Keys(sidecarHandlers("", slog.New(slog.DiscardHandler), nil)))
+	return slices.Sorted(maps.Keys(sidecarHandlers("", slog.New(slog.DiscardHandler), nil, snapshotjob.Programs{})))
 }

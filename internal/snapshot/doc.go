@@ -1,6 +1,7 @@
 // Package snapshot is the on-disk format of a two-phase snapshot and the pure machinery around
 // it: the manifest (format version, snapshot id, source, consistent LSN, slot, per-table file,
-// rows, raw and compressed bytes and SHA-256, sequences, DDL and column fingerprints), its
+// rows, raw and compressed bytes and SHA-256, sequences, the schema archive's SHA-256 and column
+// fingerprints), its
 // validation (file names never leave the directory), the table files (COPY text, optionally
 // zstd, lz4 or gzip, hashed while written and while read) and the foreign-key-safe load plan.
 // Throughput and ETA of the progress rows are computed by the extension (steep_repl._rate_eta).

@@ -10,8 +10,17 @@ import (
 	"github.com/steepdb/steep_repl/internal/progress"
 )
 
-// FormatVersion is the manifest format this code writes and the only one it reads.
-const FormatVersion = 1
+// FormatVersion is the manifest format this code writes and the only one it reads. Version 2
+// carries the schema as a pg_dump archive (Manifest.Schema); version 1 carried catalog-built
+// DDL per table and is refused with a message saying so (see Validate).
+const FormatVersion = 2
+
+// SchemaFileName is the file holding the schema: `pg_dump --schema-only --format=custom`, taken
+// inside the snapshot's exported snapshot.
+const SchemaFileName = "schema.dump"
+
+// maxSchemaBytes bounds the schema archive (it is read whole, verified, then restored).
+const maxSchemaBytes = 256 << 20
 
 // ManifestName is the manifest's file name inside a snapshot directory.
 const ManifestName = "manifest.json"
@@ -37,9 +46,31 @@ type Manifest struct {
 	Compression      string     `json:"compression"`
 	CopyFormat       string     `json:"copy_format"`
 	Schemas          []string   `json:"schemas"`
+	Schema           *Schema    `json:"schema"`
 	Tables           []Table    `json:"tables"`
 	Sequences        []Sequence `json:"sequences"`
+	// MatViews are the materialized views of the dumped schemas that were populated at the
+	// snapshot: a schema-only archive creates them WITH NO DATA, so apply refreshes them.
+	MatViews []Relation `json:"matviews,omitempty"`
 }
+
+// Schema is the schema archive's entry: its file, size and SHA-256, and the pg_dump that wrote
+// it (a pg_restore older than that cannot read it).
+type Schema struct {
+	File          string `json:"file"`
+	Bytes         int64  `json:"bytes"`
+	SHA256        string `json:"sha256"`
+	PgDumpVersion string `json:"pg_dump_version"`
+}
+
+// Relation names a relation by schema and name.
+type Relation struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+}
+
+// QualifiedName is the relation quoted as format('%I.%I') quotes it.
+func (r Relation) QualifiedName() string { return progress.Ident(r.Schema, r.Name) }
 
 // Table is one table's entry: its file and what the file must hold.
 type Table struct {
@@ -52,19 +83,11 @@ type Table struct {
 	FileBytes   int64    `json:"compressed_bytes"`
 	SHA256      string   `json:"sha256"`
 	Fingerprint string   `json:"fingerprint"`
-	DDL         TableDDL `json:"ddl"`
 }
 
-// TableDDL recreates a table on an empty target: Create, then Post once the data is in, then
-// ForeignKeys once every table is loaded.
-type TableDDL struct {
-	Create      string   `json:"create"`
-	Post        []string `json:"post"`
-	ForeignKeys []string `json:"foreign_keys"`
-}
-
-// Sequence is a sequence's state at the snapshot; DDL is empty for identity sequences (the
-// table creates them) and OwnedBy empty for free ones.
+// Sequence is a sequence's state at the snapshot. DDL (empty for identity sequences) creates it
+// when the tables exist on the target already and only the data is loaded; OwnedBy is empty
+// for free ones. Into an empty target the schema archive creates every sequence.
 type Sequence struct {
 	Schema    string `json:"schema"`
 	Name      string `json:"name"`
@@ -81,6 +104,10 @@ func (t Table) QualifiedName() string { return progress.Ident(t.Schema, t.Name) 
 // Validate checks everything a manifest claims before any file is opened: the version, the
 // ids, the compression, and that every file name is a plain name inside the directory.
 func (m *Manifest) Validate() error {
+	if m.FormatVersion == 1 {
+		return errors.New("manifest format version 1 (written by steep-repl 1.0, the schema as catalog-built DDL) is no longer applied: " +
+			"generate the snapshot again with this steep-repl, which carries the schema as a pg_dump archive (format version 2)")
+	}
 	if m.FormatVersion != FormatVersion {
 		return fmt.Errorf("manifest format version %d is not supported (this steep-repl reads version %d)", m.FormatVersion, FormatVersion)
 	}
@@ -96,7 +123,19 @@ func (m *Manifest) Validate() error {
 	if len(m.Tables) == 0 {
 		return errors.New("manifest lists no tables")
 	}
-	files := map[string]string{}
+	if m.Schema == nil {
+		return errors.New("manifest has no schema archive")
+	}
+	if err := ValidateFileName(m.Schema.File); err != nil {
+		return fmt.Errorf("schema archive: %w", err)
+	}
+	if b, err := hex.DecodeString(m.Schema.SHA256); err != nil || len(b) != 32 {
+		return fmt.Errorf("schema archive: sha256 %q is not a SHA-256 in hex", m.Schema.SHA256)
+	}
+	if m.Schema.Bytes <= 0 || m.Schema.Bytes > maxSchemaBytes {
+		return fmt.Errorf("schema archive: size %d is not between 1 and %d bytes", m.Schema.Bytes, int64(maxSchemaBytes))
+	}
+	files := map[string]string{m.Schema.File: "the schema archive"}
 	names := map[[2]string]bool{}
 	for _, t := range m.Tables {
 		if err := ValidateFileName(t.File); err != nil {

@@ -13,6 +13,7 @@ func validManifest() *Manifest {
 	return &Manifest{
 		FormatVersion: FormatVersion, SnapshotID: "snap_1", SourceNode: "node_a", LSN: "0/1A2B3C",
 		Compression: "zstd", CopyFormat: CopyFormat, CreatedAt: time.Now(), CompletedAt: time.Now(),
+		Schema: &Schema{File: SchemaFileName, Bytes: 100, SHA256: strings.Repeat("cd", 32), PgDumpVersion: "18.6"},
 		Tables: []Table{{Schema: "public", Name: "t", File: "0001_public_t.copy.zst", Columns: []string{"id"},
 			SHA256: strings.Repeat("ab", 32)}},
 	}
@@ -33,7 +34,12 @@ func TestManifestValidateRefusesEscapingNames(t *testing.T) {
 
 func TestManifestValidateChecksVersionAndFields(t *testing.T) {
 	cases := map[string]func(*Manifest){
-		"version":     func(m *Manifest) { m.FormatVersion = 2 },
+		"version":     func(m *Manifest) { m.FormatVersion = 3 },
+		"no schema":   func(m *Manifest) { m.Schema = nil },
+		"schema name": func(m *Manifest) { m.Schema.File = "../schema.dump" },
+		"schema sha":  func(m *Manifest) { m.Schema.SHA256 = "" },
+		"schema size": func(m *Manifest) { m.Schema.Bytes = 0 },
+		"schema file": func(m *Manifest) { m.Tables[0].File = SchemaFileName },
 		"compression": func(m *Manifest) { m.Compression = "brotli" },
 		"format":      func(m *Manifest) { m.CopyFormat = "binary" },
 		"sha":         func(m *Manifest) { m.Tables[0].SHA256 = "xyz" },
@@ -165,5 +171,14 @@ func TestAManifestWithAbsurdSizesSaysSo(t *testing.T) {
 	err := m.Validate()
 	if err == nil || !strings.Contains(err.Error(), "raw_bytes 4611686018427387904 is beyond") {
 		t.Fatalf("Validate: %v", err)
+	}
+}
+
+func TestManifestVersion1IsRefusedSayingWhy(t *testing.T) {
+	m := validManifest()
+	m.FormatVersion = 1
+	err := m.Validate()
+	if err == nil || !strings.Contains(err.Error(), "format version 1") || !strings.Contains(err.Error(), "generate the snapshot again") {
+		t.Fatalf("version 1: %v", err)
 	}
 }

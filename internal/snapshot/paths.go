@@ -45,9 +45,9 @@ func FileName(i int, schema, table, compression string) string {
 	return fmt.Sprintf("%04d_%s_%s.copy%s", i, clean(schema), clean(table), ext)
 }
 
-var ownFile = regexp.MustCompile(`^(\d{4,}_[A-Za-z0-9_]*\.copy(\.zst|\.lz4|\.gz)?(\.partial)?|manifest\.json(\.tmp)?|generating\.id)$`)
+var ownFile = regexp.MustCompile(`^(\d{4,}_[A-Za-z0-9_]*\.copy(\.zst|\.lz4|\.gz)?(\.partial)?|schema\.dump(\.partial)?|manifest\.json(\.tmp)?|generating\.id)$`)
 
 // IsSnapshotFile reports whether a directory entry is one this package writes (a table
-// file, complete or partial, the manifest, the generating marker), so a retried generation
+// file, complete or partial, the schema archive, the manifest, the generating marker), so a retried generation
 // of the same snapshot or a delete may remove it.
 func IsSnapshotFile(name string) bool { return ownFile.MatchString(name) }

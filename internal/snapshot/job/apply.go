@@ -28,15 +28,18 @@ type application struct {
 	log     *slog.Logger
 	tr      *tracker
 	version int
-	create  map[string]bool // tables this attempt creates from the manifest's DDL
-
-	anyCreated bool // some table of the snapshot was created by this apply
+	progs   Programs // where pg_restore is
+	restore bool     // the target had none of the tables: this apply restores the schema
+	schema  []byte   // the schema archive, verified (read once, when restore needs it)
+	// finishes is an earlier apply of the snapshot that restored pre-data and failed before
+	// post-data: this one restores post-data in its stead.
+	finishes int64
 
 	mu     sync.Mutex
 	failed []string // tables refused (checksum, rows), with why
 }
 
-func apply(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.Logger) (map[string]any, error) {
+func apply(ctx context.Context, job *runner.Job, root *snapshot.Root, progs Programs, log *slog.Logger) (map[string]any, error) {
 	id, err := job.ArgInt("apply_id")
 	if err != nil {
 		return nil, err
@@ -51,14 +54,14 @@ func apply(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.
 	log = log.With("apply_id", id, "job", job.ID, "attempt", job.Attempt)
 	tr := newTracker(job.DB, log, job.ID, "", "application")
 	stop := tr.run(ctx)
-	res, err := runApply(ctx, job, a, root, tr, log)
+	res, err := runApply(ctx, job, a, root, progs, tr, log)
 	stop()
 	return res, err
 }
 
 // runApply applies a.Path; on a final failure it records it (failing a subscribing init).
-func runApply(ctx context.Context, job *runner.Job, a *api.ApplyRow, root *snapshot.Root, tr *tracker, log *slog.Logger) (map[string]any, error) {
-	ap := &application{job: job, pool: job.DB, a: a, root: root, log: log, tr: tr, create: map[string]bool{}}
+func runApply(ctx context.Context, job *runner.Job, a *api.ApplyRow, root *snapshot.Root, progs Programs, tr *tracker, log *slog.Logger) (map[string]any, error) {
+	ap := &application{job: job, pool: job.DB, a: a, root: root, progs: progs, log: log, tr: tr}
 	res, err := ap.run(ctx)
 	if err != nil {
 		tr.step("failed", err.Error())
@@ -126,9 +129,17 @@ func (ap *application) run(ctx context.Context) (_ map[string]any, err error) {
 		slices.Sort(ap.failed)
 		return nil, fmt.Errorf("%d table(s) refused, nothing loaded from them: %s", len(ap.failed), strings.Join(ap.failed, "; "))
 	}
-	ap.tr.step("constraints", "")
-	if err := ap.foreignKeys(ctx); err != nil {
-		return nil, err
+	if ap.restore {
+		// Indexes, constraints, foreign keys, triggers and policies once the data is in.
+		if err := ap.restoreSection(ctx, "post-data", nil); err != nil {
+			return nil, err
+		}
+		if err := ap.refreshMatViews(ctx); err != nil {
+			return nil, err
+		}
+		if err := ap.checkFingerprints(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ap.tr.step("sequences", "")
 	if err := ap.sequences(ctx); err != nil {
@@ -162,9 +173,11 @@ func (ap *application) run(ctx context.Context) (_ map[string]any, err error) {
 	return res, nil
 }
 
-// prepare decides, for every table not yet loaded, whether it exists here (and then has the
-// snapshot's columns) or is created from the manifest; it creates the schemas and the
-// sequences the new tables' defaults need. It returns the tables to load.
+// prepare decides how the schema gets here: into a target that has none of the snapshot's
+// tables it restores the schema archive's pre-data section (types, functions, tables,
+// sequences, views: pg_restore), into one that has all of them it checks their columns
+// (fingerprints) and loads only the data; a target with some of them is refused. It returns
+// the tables still to load.
 func (ap *application) prepare(ctx context.Context) ([]snapshot.Table, error) {
 	loaded, err := api.ApplyLoadedTables(ctx, ap.pool, ap.a.ID)
 	if err != nil {
@@ -182,27 +195,55 @@ func (ap *application) prepare(ctx context.Context) ([]snapshot.Table, error) {
 	for _, t := range local {
 		have[t.Schema+"."+t.Table] = t.Fingerprint
 	}
+	restored, err := api.ApplyEventRecorded(ctx, ap.pool, ap.a.ID, eventPreData)
+	if err != nil {
+		return nil, classify(err)
+	}
 	weights := map[string]int64{}
 	var rowsTotal int64
 	var pending []snapshot.Table
-	var diffs []string
+	var present, missing, diffs []string
 	for _, t := range ap.m.Tables {
 		name := t.QualifiedName()
 		weights[name] = t.RawBytes
 		rowsTotal += t.Rows
-		if done[name] {
-			continue
-		}
-		fp, exists := have[name]
+		fp, exists := have[t.Schema+"."+t.Name]
 		switch {
 		case !exists:
-			ap.create[name] = true
+			missing = append(missing, name)
 		case fp != t.Fingerprint:
+			present = append(present, name)
 			diffs = append(diffs, name)
+		default:
+			present = append(present, name)
 		}
-		pending = append(pending, t)
+		if !done[t.Schema+"."+t.Name] {
+			pending = append(pending, t)
+		}
 	}
-	if len(diffs) > 0 {
+	if len(present) > 0 && len(missing) == 0 && !restored {
+		// An earlier apply of this snapshot may have restored pre-data and failed before
+		// post-data (its tables lack their primary keys: the fingerprints differ until then).
+		if ap.finishes, err = api.ApplyHalfRestored(ctx, ap.pool, ap.m.SnapshotID); err != nil {
+			return nil, classify(err)
+		}
+	}
+	switch {
+	case len(present) == 0 && len(loaded) > 0:
+		return nil, fmt.Errorf("the %d table(s) an earlier attempt of this apply loaded are gone: apply the snapshot again", len(loaded))
+	case len(present) == 0:
+		ap.restore = true
+	case restored && len(missing) == 0: // an earlier attempt restored the schema: go on
+		ap.restore = true
+	case ap.finishes != 0:
+		ap.restore = true
+		ap.log.Info("an earlier apply of this snapshot restored the schema's pre-data and failed before post-data: this apply finishes it",
+			"event", "snapshot.schema_adopted", "earlier_apply_id", ap.finishes)
+	case len(missing) > 0:
+		return nil, fmt.Errorf("%d of the snapshot's tables exist here (%s) and %d do not (%s): apply into a database that has none of them "+
+			"(the schema is restored with pg_restore) or all of them (only the data is loaded)",
+			len(present), strings.Join(cut(present, 5), ", "), len(missing), strings.Join(cut(missing, 5), ", "))
+	case len(diffs) > 0:
 		return nil, fmt.Errorf("tables whose columns differ from the snapshot's (fingerprint mismatch): %s; make them match or drop them so the apply creates them",
 			strings.Join(diffs, ", "))
 	}
@@ -217,61 +258,68 @@ func (ap *application) prepare(ctx context.Context) ([]snapshot.Table, error) {
 	if len(loaded) > 0 {
 		ap.log.Info("resuming: tables already loaded are skipped", "event", "snapshot.apply_resumed", "tables_loaded", len(loaded))
 	}
-	{ // IF NOT EXISTS: harmless when the target has them already
-		for _, s := range ap.m.Schemas {
-			if err := api.CreateSchema(ctx, ap.pool, s); err != nil {
-				return nil, classify(fmt.Errorf("create schema %s: %w", s, err))
-			}
+	if ap.restore && ap.finishes == 0 {
+		existing, err := api.ExistingSchemas(ctx, ap.pool, ap.m.Schemas)
+		if err != nil {
+			return nil, classify(err)
 		}
-		for _, s := range ap.m.Sequences {
-			if s.DDL != "" {
-				if _, err := ap.pool.Exec(ctx, s.DDL); err != nil {
-					return nil, classify(fmt.Errorf("create sequence %s.%s: %w", s.Schema, s.Name, err))
-				}
+		if err := ap.restoreSection(ctx, "pre-data", existing); err != nil {
+			return nil, err
+		}
+		return pending, nil
+	}
+	if ap.restore {
+		return pending, nil
+	}
+	// Only the data: the sequences the snapshot carries that are not here yet (IF NOT EXISTS).
+	for _, s := range ap.m.Sequences {
+		if s.DDL != "" {
+			if _, err := ap.pool.Exec(ctx, s.DDL); err != nil {
+				return nil, classify(fmt.Errorf("create sequence %s.%s: %w", s.Schema, s.Name, err))
 			}
 		}
 	}
 	return pending, nil
 }
 
-// foreignKeys adds the foreign keys of the tables this apply created (in this attempt or an
-// earlier one), validating them, once every table is loaded; one already there is skipped.
-func (ap *application) foreignKeys(ctx context.Context) error {
-	loaded, err := api.ApplyLoadedTables(ctx, ap.pool, ap.a.ID)
+// checkFingerprints compares, once the schema is restored, every table's fingerprint with the
+// snapshot's: pg_restore recreated them, so a difference is a bug or a tampered archive.
+func (ap *application) checkFingerprints(ctx context.Context) error {
+	local, err := api.SnapshotScope(ctx, ap.pool, map[string]any{})
 	if err != nil {
 		return classify(err)
 	}
-	created := map[string]bool{}
-	for _, t := range loaded {
-		if t.Created {
-			created[t.Schema+"."+t.Table] = true
-			ap.anyCreated = true
+	have := map[string]string{}
+	for _, t := range local {
+		have[t.Schema+"."+t.Table] = t.Fingerprint
+	}
+	var diffs []string
+	for _, t := range ap.m.Tables {
+		if have[t.Schema+"."+t.Name] != t.Fingerprint {
+			diffs = append(diffs, t.QualifiedName())
 		}
 	}
-	for _, t := range ap.m.Tables {
-		if !created[t.QualifiedName()] {
-			continue
-		}
-		for _, fk := range t.DDL.ForeignKeys {
-			if _, err := ap.pool.Exec(ctx, fk); err != nil && api.SQLState(err) != "42710" {
-				return classify(fmt.Errorf("add foreign key of %s: %w", t.QualifiedName(), err))
-			}
-		}
+	if len(diffs) > 0 {
+		return fmt.Errorf("after pg_restore, tables whose columns or primary key differ from the snapshot's (fingerprint mismatch): %s",
+			strings.Join(cut(diffs, 10), ", "))
 	}
 	return nil
 }
 
-// sequences restores every sequence of the snapshot to its value, and the OWNED BY links
-// when the apply created tables.
+// cut keeps the first n names of a list, saying how many more there are.
+func cut(names []string, n int) []string {
+	if len(names) <= n {
+		return names
+	}
+	return append(slices.Clone(names[:n]), fmt.Sprintf("and %d more", len(names)-n))
+}
+
+// sequences restores every sequence of the snapshot to its value (the schema archive, when
+// restored, created them with their OWNED BY links).
 func (ap *application) sequences(ctx context.Context) error {
 	for _, s := range ap.m.Sequences {
 		if err := api.SetSequence(ctx, ap.pool, api.Identifier(s.Schema, s.Name), s.LastValue, s.IsCalled); err != nil {
 			return classify(err)
-		}
-		if s.OwnedBy != "" && ap.anyCreated {
-			if _, err := ap.pool.Exec(ctx, s.OwnedBy); err != nil {
-				return classify(fmt.Errorf("sequence %s.%s owned by: %w", s.Schema, s.Name, err))
-			}
 		}
 	}
 	return nil

@@ -21,8 +21,8 @@ type refusal struct{ msg string }
 func (r refusal) Error() string { return r.msg }
 
 // loadAll loads pending tables with up to parallel workers in foreign-key-safe order
-// (parents first among the tables that exist here with their constraints; the tables the
-// apply creates get their foreign keys after every table is loaded).
+// (parents first among the tables that exist here with their constraints; into a restored
+// schema the foreign keys come with post-data, after every table is loaded).
 func (ap *application) loadAll(ctx context.Context, pending []snapshot.Table) error {
 	if len(pending) == 0 {
 		return nil
@@ -89,14 +89,14 @@ func (ap *application) loader(ctx context.Context, plan *snapshot.Plan, byName m
 	}
 }
 
-// loadTable loads one table in its own transaction: create it when the apply creates it,
-// refuse a non-empty table (or empty it with truncate), stream the file through SHA-256 and
-// the decompressor into COPY FROM, compare checksum and rows, then add its constraints and
-// indexes, record it, commit. Any mismatch rolls everything of the table back.
+// loadTable loads one table in its own transaction: refuse a non-empty table (or empty it
+// with truncate), stream the file through SHA-256 and the decompressor into COPY FROM,
+// compare checksum and rows, record it, commit. Any mismatch rolls everything of the table
+// back. Into a restored schema its indexes and constraints come later, with post-data.
 func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot.Table) (err error) {
 	name := t.QualifiedName()
 	started := time.Now()
-	create := ap.create[name]
+	create := ap.restore
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
@@ -106,11 +106,7 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 			tx.Rollback(context.Background())
 		}
 	}()
-	if create {
-		if _, err := tx.Exec(ctx, t.DDL.Create); err != nil {
-			return fmt.Errorf("create table %s: %w", name, err)
-		}
-	} else if ap.a.OptBool("truncate") {
+	if ap.a.OptBool("truncate") {
 		if err := api.TruncateTable(ctx, tx, t.Schema, t.Name); err != nil {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
@@ -159,15 +155,6 @@ func (ap *application) loadTable(ctx context.Context, conn *pgx.Conn, t snapshot
 		ap.tr.finish(name, false, 0, 0, 0)
 		ap.tr.count(1, 0, 0)
 		return refusal{fmt.Sprintf("%s: %d rows loaded, the manifest has %d (tolerance %d)", name, loaded, t.Rows, tol)}
-	}
-	if create {
-		ap.tr.step("loading", "")
-		for _, stmt := range t.DDL.Post {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				ap.tr.finish(name, false, 0, 0, 0)
-				return fmt.Errorf("constraints and indexes of %s: %w", name, err)
-			}
-		}
 	}
 	if err := api.RecordTableLoaded(ctx, tx, ap.a.ID, t.Schema, t.Name, loaded, skipped, t.RawBytes, sum, create); err != nil {
 		ap.tr.finish(name, false, 0, 0, 0)

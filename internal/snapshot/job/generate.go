@@ -30,9 +30,10 @@ type generation struct {
 	lsn   string
 	root  *snapshot.Root // the sidecar's snapshot root
 	dir   *snapshot.Dir  // the snapshot directory, created by this generation
+	progs Programs       // where pg_dump is
 }
 
-func generate(ctx context.Context, job *runner.Job, root *snapshot.Root, log *slog.Logger) (map[string]any, error) {
+func generate(ctx context.Context, job *runner.Job, root *snapshot.Root, progs Programs, log *slog.Logger) (map[string]any, error) {
 	id, s, err := jobSnapshot(ctx, job)
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func generate(ctx context.Context, job *runner.Job, root *snapshot.Root, log *sl
 		return map[string]any{"skipped": "the snapshot is no longer to be generated"}, nil
 	}
 	log = log.With("snapshot_id", id, "job", job.ID, "attempt", job.Attempt)
-	g := &generation{job: job, pool: job.DB, s: s, log: log, tr: newTracker(job.DB, log, job.ID, id, "generation"), root: root}
+	g := &generation{job: job, pool: job.DB, s: s, log: log, tr: newTracker(job.DB, log, job.ID, id, "generation"), root: root, progs: progs}
 	stop := g.tr.run(ctx)
 	res, err := g.run(ctx)
 	if g.slot != nil {

@@ -19,7 +19,7 @@ import (
 const tableRetries = 2
 
 // describe reads, inside the exported snapshot, what the manifest says besides the files:
-// the DDL, the columns, the fingerprints and the sequences' values.
+// the schema (pg_dump, dumpSchema), the columns, the fingerprints and the sequences' values.
 func (g *generation) describe(ctx context.Context, info api.SnapshotServer) (*snapshot.Manifest, error) {
 	g.tr.step("describing", "")
 	conn, err := connect(ctx, g.pool, "steep-repl snapshot describe")
@@ -42,19 +42,24 @@ func (g *generation) describe(ctx context.Context, info api.SnapshotServer) (*sn
 	}
 	schemas := map[string]bool{}
 	for _, t := range g.scope {
-		ddl, err := api.SnapshotTableDDL(ctx, conn, t.RelID)
-		if err != nil {
-			return nil, classify(err)
-		}
 		schemas[t.Schema] = true
 		m.Tables = append(m.Tables, snapshot.Table{Schema: t.Schema, Name: t.Table, File: g.files[tableKey(t)],
-			Columns: t.Columns, Fingerprint: t.Fingerprint,
-			DDL: snapshot.TableDDL{Create: ddl.Create, Post: ddl.Post, ForeignKeys: ddl.ForeignKeys}})
+			Columns: t.Columns, Fingerprint: t.Fingerprint})
 	}
 	for s := range schemas {
 		m.Schemas = append(m.Schemas, s)
 	}
 	slices.Sort(m.Schemas)
+	if m.Schema, err = g.dumpSchema(ctx, conn, info, m.Schemas); err != nil {
+		return nil, err
+	}
+	views, err := api.SnapshotMatViews(ctx, conn, m.Schemas)
+	if err != nil {
+		return nil, classify(err)
+	}
+	for _, v := range views {
+		m.MatViews = append(m.MatViews, snapshot.Relation{Schema: v.Schema, Name: v.Table})
+	}
 	seqs, err := api.SnapshotSequences(ctx, conn, g.s.Options)
 	if err != nil {
 		return nil, classify(err)

@@ -13,13 +13,16 @@ import (
 
 // Handlers returns the snapshot job handlers, for the sidecar's runner. Every snapshot
 // directory they read, write or delete must be beneath root (nil or zero: no root, any
-// absolute directory), and is resolved from it without following symlinks.
-func Handlers(log *slog.Logger, root *snapshot.Root) map[string]runner.Handler {
+// absolute directory), and is resolved from it without following symlinks; progs finds
+// pg_dump and pg_restore.
+func Handlers(log *slog.Logger, root *snapshot.Root, progs Programs) map[string]runner.Handler {
 	return map[string]runner.Handler{
 		"snapshot.generate": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
-			return generate(ctx, job, root, log)
+			return generate(ctx, job, root, progs, log)
 		},
-		"snapshot.apply": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return apply(ctx, job, root, log) },
+		"snapshot.apply": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
+			return apply(ctx, job, root, progs, log)
+		},
 		"snapshot.delete": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
 			return deleteSnapshot(ctx, job, root, log)
 		},
@@ -41,10 +44,15 @@ func cleanupContext() (context.Context, context.CancelFunc) {
 }
 
 // TwoPhase is the snapshot half of a two-phase init (start_init's two_phase method), for
-// package nodeinit, which runs the snapshot.init job; root is as for Handlers.
-func TwoPhase(root *snapshot.Root) nodeinit.Snapshots { return twoPhase{root: root} }
+// package nodeinit, which runs the snapshot.init job; root and progs are as for Handlers.
+func TwoPhase(root *snapshot.Root, progs Programs) nodeinit.Snapshots {
+	return twoPhase{root: root, progs: progs}
+}
 
-type twoPhase struct{ root *snapshot.Root }
+type twoPhase struct {
+	root  *snapshot.Root
+	progs Programs
+}
 
 // MirrorGeneration shows the source's generation as the job's progress (phase generation).
 func (t twoPhase) MirrorGeneration(ctx context.Context, job *runner.Job, log *slog.Logger) (nodeinit.Mirror, func()) {
@@ -61,7 +69,7 @@ func (t twoPhase) Apply(ctx context.Context, job *runner.Job, a *api.ApplyRow, l
 	tr := newTracker(job.DB, log, job.ID, id, "application")
 	stop := tr.run(ctx)
 	defer stop()
-	return runApply(ctx, job, a, t.root, tr, log)
+	return runApply(ctx, job, a, t.root, t.progs, tr, log)
 }
 
 // mirror is a tracker showing another job's progress.
