@@ -259,7 +259,7 @@ func (r *Runner) poke() {
 func (r *Runner) slot(ctx, jobsCtx context.Context, pool *pgxpool.Pool, kinds []string, wake chan struct{}) {
 	b := newBackoff()
 	for ctx.Err() == nil {
-		job, err := api.ClaimJob(ctx, pool, r.cfg.Worker, kinds, r.cfg.Lease)
+		job, err := r.claim(ctx, pool, kinds)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -283,6 +283,27 @@ func (r *Runner) slot(ctx, jobsCtx context.Context, pool *pgxpool.Pool, kinds []
 		r.execute(jobsCtx, pool, &Job{ClaimedJob: *job, DB: pool})
 	}
 }
+
+// claim takes the next job of kinds. The claim itself is not cut short by a shutdown: a claim
+// the server committed after the client gave up would leave the job running under this
+// sidecar's lease until it expired. A job claimed as the shutdown began is released at once.
+func (r *Runner) claim(ctx context.Context, pool *pgxpool.Pool, kinds []string) (*api.ClaimedJob, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	job, err := api.ClaimJob(cctx, pool, r.cfg.Worker, kinds, r.cfg.Lease)
+	if err != nil || job == nil || ctx.Err() == nil {
+		return job, err
+	}
+	if rerr := api.ReleaseJob(cctx, pool, job.ID, r.cfg.Worker); rerr != nil {
+		r.log.Error("release failed; the lease will expire", "event", "job.release_failed", "job", job.ID, "error", rerr.Error())
+	} else {
+		r.log.Info("job released for another sidecar", "event", "job.released", "job", job.ID, "kind", job.Kind)
+	}
+	return nil, ctx.Err()
+}
+
+// claimTimeout bounds one claim query.
+const claimTimeout = 30 * time.Second
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
