@@ -3850,3 +3850,6 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      OR (s.owner_rel IS NULL AND s.nsp IN (SELECT schema_name FROM scope))
   ORDER BY 1, 2;
 $$;
+
+-- ---- _remote_slot_lag is unused since the lag is read through steep_repl.init_source_reads.
+DROP FUNCTION steep_repl._remote_slot_lag(text, text);

@@ -104,22 +104,6 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._remote_tables(text) IS 'Internal: user tables of a registered node, read through dblink.';
 
--- Slot lag on the source (see init_progress.lag_bytes); NULL when the slot does not exist.
-CREATE FUNCTION steep_repl._remote_slot_lag(node text, slot text) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v bigint;
-BEGIN
-  EXECUTE pg_catalog.format('SELECT lag FROM %I.dblink($1, $2) AS t(lag bigint)', steep_repl._dblink_schema())
-    INTO v
-    USING steep_repl._conninfo(node), pg_catalog.format(
-      'SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
-       FROM pg_catalog.pg_replication_slots WHERE slot_name = %L', slot);
-  RETURN v;
-END
-$$;
-COMMENT ON FUNCTION steep_repl._remote_slot_lag(text, text) IS 'Internal: bytes of WAL the source wrote beyond the slot''s confirmed_flush_lsn.';
-
 -- NULL when the node answers, else the connection error.
 CREATE FUNCTION steep_repl._probe(node text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
