@@ -62,13 +62,5 @@ func dbaQuery[T any](t testing.TB, n *harness.Node, sql string, args ...any) T {
 // dbaState runs sql as the dba role and returns the SQLSTATE of its error ("" when it succeeded).
 func dbaState(t testing.TB, n *harness.Node, sql string, args ...any) (string, *pgconn.PgError) {
 	t.Helper()
-	_, err := dbaPool(t, n).Exec(context.Background(), sql, args...)
-	if err == nil {
-		return "", nil
-	}
-	var pgErr *pgconn.PgError
-	if !asPgError(err, &pgErr) {
-		t.Fatalf("%s: not a PostgreSQL error: %v", sql, err)
-	}
-	return pgErr.Code, pgErr
+	return execState(t, dbaPool(t, n), sql, args...)
 }

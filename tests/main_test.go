@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steepdb/steep_repl/tests/harness"
 )
@@ -104,7 +105,13 @@ func libpqConninfo(n *harness.Node) string {
 // sqlState runs sql on n and returns the SQLSTATE of its error ("" when it succeeded).
 func sqlState(t testing.TB, n *harness.Node, sql string, args ...any) (string, *pgconn.PgError) {
 	t.Helper()
-	_, err := n.Pool(t, "").Exec(context.Background(), sql, args...)
+	return execState(t, n.Pool(t, ""), sql, args...)
+}
+
+// execState runs sql on pool and returns the SQLSTATE of its error ("" when it succeeded).
+func execState(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) (string, *pgconn.PgError) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), sql, args...)
 	if err == nil {
 		return "", nil
 	}
