@@ -3853,3 +3853,11 @@ $$;
 
 -- ---- _remote_slot_lag is unused since the lag is read through steep_repl.init_source_reads.
 DROP FUNCTION steep_repl._remote_slot_lag(text, text);
+
+-- ---- row_hash (sql/70_row_hash.sql): the row hash of overlap analysis, merge and verification.
+CREATE FUNCTION steep_repl.row_hash(r record) RETURNS bigint
+  LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'steep_repl_row_hash';
+COMMENT ON FUNCTION steep_repl.row_hash(record) IS
+  'A 64-bit hash of every column''s binary send form in column order, NULL distinct from every value, the same whatever the session''s TimeZone, DateStyle, extra_float_digits, bytea_output or client_encoding: SELECT id, steep_repl.row_hash(t) FROM t.';
+REVOKE ALL ON FUNCTION steep_repl.row_hash(record) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO steep_repl_admin, steep_repl_sidecar;
