@@ -12,7 +12,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 18m -parallel 3
 EXT_MAKE_FLAGS := PG_CONFIG=$(PG_CONFIG_CACHED) with_llvm=no CC=gcc \
 	CFLAGS="-O2 -g -Wall -Wmissing-prototypes -Wpointer-arith -Wdeclaration-after-statement -Werror=vla -Wendif-labels -Wformat-security -fno-strict-aliasing -fwrapv"
 
-.PHONY: all setup install-ext build test test-go bench cluster cluster-down demo clean help
+.PHONY: all setup install-ext build test test-go bench soak cluster cluster-down demo clean help
 
 all: build install-ext
 
@@ -20,6 +20,7 @@ help:
 	@echo "make demo          two local nodes, a job enqueued in psql and run by a sidecar"
 	@echo "make test          every test against real PostgreSQL 18 and 17 clusters (PG_MAJORS=18 for one)"
 	@echo "make bench         benchmarks (queue latency and throughput)"
+	@echo "make soak          the soak tests: write load, inits and snapshots, sidecar kills (STEEP_SOAK_MINUTES=20)"
 	@echo "make cluster       start node_a and node_b with a sidecar each (.steep/cluster.env)"
 	@echo "make cluster-down  stop what make cluster started"
 	@echo "make setup         install the pinned PostgreSQL toolchain into .cache/"
@@ -52,6 +53,14 @@ test: build
 bench: install-ext build
 	@scripts/test-deps.sh
 	STEEP_PG_HOME=$(PG_HOME) $(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 1x ./tests/...
+
+# The soak tests (gated by STEEP_SOAK=1, named TestSoak*) run for STEEP_SOAK_MINUTES; go test's
+# timeout leaves them 15 minutes beyond it. STEEP_SOAK_SEED replays a run's kills.
+STEEP_SOAK_MINUTES ?= 20
+soak: install-ext build
+	@scripts/test-deps.sh
+	STEEP_SOAK=1 STEEP_SOAK_MINUTES=$(STEEP_SOAK_MINUTES) STEEP_PG_HOME=$(PG_HOME) \
+		$(GO) test -count=1 -v -timeout $$(($(STEEP_SOAK_MINUTES) + 15))m -run '^TestSoak' ./tests/
 
 cluster: install-ext build
 	@scripts/cluster.sh up
