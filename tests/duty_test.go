@@ -2,9 +2,7 @@ package tests
 
 import (
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,36 +139,11 @@ func TestDutyFailureIsIsolatedRecordedLoggedOnceAndRecovers(t *testing.T) {
 	}
 }
 
-// blackhole is a TCP listener that accepts connections and never sends a byte: a peer that
-// is up and does not answer.
+// blackhole is the port of a peer that accepts connections and never sends a byte: a peer
+// that is up and does not answer (harness.Proxy without a target).
 func blackhole(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().(*net.TCPAddr).Port
+	return harness.StartProxy(t, "", harness.ProxyBlackhole).Port()
 }
 
 // TestDutyBlackholePeerDoesNotHangTick: a peer that accepts connections and never answers costs

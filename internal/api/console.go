@@ -22,6 +22,11 @@ type ServerInfo struct {
 	// HasSnapshots is true when the extension has snapshot support: steep_repl.snapshots,
 	// steep_repl.snapshot_progress and steep_repl.list_snapshots() (an older extension has none).
 	HasSnapshots bool
+	// HasDuties is true when the extension records tick()'s duties (steep_repl.supervisor_duties).
+	HasDuties bool
+	// SnapshotRoot is the setting steep_repl.snapshot_root ("" when unset): every snapshot
+	// directory of a non-superuser must be beneath it.
+	SnapshotRoot string
 }
 
 // ConflictCountersMinVersion is the first server_version_num whose pg_stat_subscription_stats
@@ -64,7 +69,7 @@ func DataConflicts(counts []int64) int64 {
 func GetServerInfo(ctx context.Context, db DB) (ServerInfo, error) {
 	var s ServerInfo
 	if err := db.QueryRow(ctx, q(qConsoleServerInfo)).Scan(&s.VersionNum, &s.HasExtension, &s.CanReadConninfo,
-		&s.HasSnapshots); err != nil {
+		&s.HasSnapshots, &s.HasDuties, &s.SnapshotRoot); err != nil {
 		return ServerInfo{}, fmt.Errorf("read server info: %w", err)
 	}
 	return s, nil

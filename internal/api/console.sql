@@ -7,7 +7,9 @@ SELECT pg_catalog.current_setting('server_version_num')::int,
             ELSE pg_catalog.has_column_privilege('steep_repl.nodes', 'conninfo', 'SELECT') END,
        pg_catalog.to_regclass('steep_repl.snapshots') IS NOT NULL
          AND pg_catalog.to_regclass('steep_repl.snapshot_progress') IS NOT NULL
-         AND pg_catalog.to_regprocedure('steep_repl.list_snapshots()') IS NOT NULL;
+         AND pg_catalog.to_regprocedure('steep_repl.list_snapshots()') IS NOT NULL,
+       pg_catalog.to_regclass('steep_repl.supervisor_duties') IS NOT NULL,
+       coalesce(pg_catalog.current_setting('steep_repl.snapshot_root', true), '');
 
 -- name: ConsoleNodeConninfos
 SELECT name, conninfo FROM steep_repl.nodes ORDER BY name;
@@ -52,3 +54,8 @@ ORDER BY s.at;
 SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(p) ORDER BY p.job_id), '[]')
 FROM steep_repl.snapshot_progress p
 WHERE p.job_id = ANY ($1::bigint[]);
+
+-- name: ConsoleSupervisorDuties
+SELECT d.name, d.consecutive_failures, d.last_ok, d.last_error, d.last_error_at, d.next_try_at
+FROM steep_repl.supervisor_duties d
+ORDER BY d.name;

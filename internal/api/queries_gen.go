@@ -36,6 +36,7 @@ const (
 	qConsoleSnapshotProgress               // console.sql
 	qConsoleSubscriptions                  // console.sql
 	qConsoleSubscriptionsPG18              // console.sql
+	qConsoleSupervisorDuties               // console.sql
 	qConstraintExists                      // snapshot.sql
 	qCopySlot                              // snapshot.sql
 	qDeleteSnapshot                        // snapshot.sql
@@ -151,6 +152,7 @@ var queryNames = [...]string{
 	qConsoleSnapshotProgress:  "ConsoleSnapshotProgress",
 	qConsoleSubscriptions:     "ConsoleSubscriptions",
 	qConsoleSubscriptionsPG18: "ConsoleSubscriptionsPG18",
+	qConsoleSupervisorDuties:  "ConsoleSupervisorDuties",
 	qConstraintExists:         "ConstraintExists",
 	qCopySlot:                 "CopySlot",
 	qDeleteSnapshot:           "DeleteSnapshot",

@@ -215,6 +215,11 @@ func (e *endpoint) poll(ctx context.Context, conn *pgx.Conn) (Reading, error) {
 			return r, err
 		}
 	}
+	if r.Server.HasDuties {
+		if err := e.readDuties(ctx, conn, &r); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
 }
 

@@ -50,7 +50,10 @@ type Reading struct {
 	SnapshotProgress map[int64]api.SnapshotProgress
 	// SnapshotProblem says why the node's snapshots could not be read ("" when they were).
 	SnapshotProblem string
-	At              time.Time
+	// Duties are the supervisor's duties (nil without the table or the right to read it);
+	// their errors are redacted of the passwords the console knows.
+	Duties []api.Duty
+	At     time.Time
 
 	// peerConfigs are the Peers' connection configs (they may hold passwords: never shown).
 	peerConfigs map[string]*pgx.ConnConfig
@@ -130,7 +133,8 @@ func Merge(readings []Reading, focus string, listening bool, now time.Time) Stat
 		r := &rs[i]
 		if r.LocalNode == "" && !matched[r.Key] {
 			name := "(" + r.Addr + ")"
-			rows[name] = &NodeRow{Name: name, Addr: r.Addr, Role: role(r.Seed), Link: r.Link, LinkReason: r.Reason}
+			rows[name] = &NodeRow{Name: name, Addr: r.Addr, Role: role(r.Seed), Link: r.Link, LinkReason: r.Reason,
+				Endpoint: r.Key, SnapshotRoot: r.Server.SnapshotRoot}
 		}
 	}
 	for _, row := range rows {
@@ -151,6 +155,7 @@ func Merge(readings []Reading, focus string, listening bool, now time.Time) Stat
 	st.Events = mergeEvents(owner)
 	st.Conflicts = conflictRows(owner)
 	st.Snapshots = mergeSnapshots(owner)
+	st.Duties = mergeDuties(rs, owner)
 	if r := owner[focus]; r != nil && rows[focus] != nil {
 		d := &Detail{Node: focus, Row: *rows[focus]}
 		if r.Focus == focus {
@@ -166,7 +171,8 @@ func Merge(readings []Reading, focus string, listening bool, now time.Time) Stat
 // ownRow is a node's row from its own database.
 func ownRow(r *Reading) *NodeRow {
 	row := &NodeRow{Name: r.LocalNode, Addr: r.Addr, Role: role(r.Seed), Link: r.Link, LinkReason: r.Reason,
-		ServerVersion: r.Server.VersionNum, StateStale: r.Stale || r.Link != LinkOK}
+		ServerVersion: r.Server.VersionNum, StateStale: r.Stale || r.Link != LinkOK,
+		Endpoint: r.Key, SnapshotRoot: r.Server.SnapshotRoot}
 	for _, n := range r.Registry {
 		if n.IsLocal && n.Name == r.LocalNode {
 			row.State, row.StateChangedAt = n.InitState, n.StateChangedAt

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/steepdb/steep_repl/internal/api"
 )
 
 // Model owns the connections: one endpoint per node, seeded from Config.URLs and grown from
@@ -106,34 +104,6 @@ func (m *Model) endpointOf(node string) *endpoint {
 		}
 	}
 	return best
-}
-
-// CancelInit calls steep_repl.cancel_init on node's own database, over a connection of its
-// own (the poller's is busy listening), and returns the cancel job's id (0: nothing to cancel).
-func (m *Model) CancelInit(ctx context.Context, node string) (int64, error) {
-	m.mu.Lock()
-	e := m.endpointOf(node)
-	var link Link = LinkNotConnected
-	if e != nil {
-		link = m.readings[e.key].Link
-	}
-	m.mu.Unlock()
-	if e == nil || link != LinkOK {
-		return 0, fmt.Errorf("cancel init of %s: the console is not connected to %s (%s)", node, node, link)
-	}
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnectTimeout+m.cfg.QueryTimeout)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, e.cfg.Copy())
-	if err != nil {
-		return 0, fmt.Errorf("cancel init of %s: %s", node, e.reason(err))
-	}
-	defer conn.Close(context.Background())
-	id, err := api.CancelInit(ctx, conn, node)
-	e.poke()
-	if err != nil {
-		return 0, fmt.Errorf("%s", e.reason(err))
-	}
-	return id, nil
 }
 
 // report stores an endpoint's reading, starts endpoints for newly found nodes, retires a

@@ -56,6 +56,26 @@ type State struct {
 	Conflicts []ConflictRow
 	// Snapshots is what is known about snapshots.
 	Snapshots Snapshots
+	// Duties are the supervisor duties of every node read live, failing ones first.
+	Duties []DutyRow
+}
+
+// DutyRow is one duty of a node's supervisor (steep_repl.supervisor_duties).
+type DutyRow struct {
+	// Node is the node whose tick() runs the duty.
+	Node string
+	api.Duty
+}
+
+// FailingDuties are the rows of duties that keep failing.
+func (s State) FailingDuties() []DutyRow {
+	var out []DutyRow
+	for _, d := range s.Duties {
+		if d.Failing() {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // NodeRow is one row of the nodes view.
@@ -95,6 +115,11 @@ type NodeRow struct {
 	// Snapshots are the snapshot sides being generated or applied on the node now (queued
 	// ones included), read live from the node; the SNAP column marks them.
 	Snapshots []SnapshotSide
+	// Endpoint is the key of the connection the row is read through ("" for a node known
+	// only from another node's registry): the actions on the node use it.
+	Endpoint string
+	// SnapshotRoot is the node's steep_repl.snapshot_root ("" when unset or unknown).
+	SnapshotRoot string
 }
 
 // Detail is the detail overlay of one node.

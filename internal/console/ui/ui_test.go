@@ -41,3 +41,13 @@ func TestTaggedEscapesTextAndColorsSegments(t *testing.T) {
 		t.Errorf("Tagged = %q", got)
 	}
 }
+
+func TestWidgetsNeverPassAControlCharacterToTheTerminal(t *testing.T) {
+	hostile := "a\x1b]0;owned\x07b\u009b2Jc\nd"
+	if got := Tagged(render.Line{{Text: hostile}, {Text: hostile, Color: tcell.ColorRed}}); got != `a\x1b]0;owned\x07b\u009b2Jc d[red::-]a\x1b]0;owned\x07b\u009b2Jc d[-::-]` {
+		t.Errorf("Tagged = %q", got)
+	}
+	if got := TableCell(render.Cell{Text: hostile}, nil).Text; got != `a\x1b]0;owned\x07b\u009b2Jc d` {
+		t.Errorf("TableCell text = %q", got)
+	}
+}

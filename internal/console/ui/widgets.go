@@ -7,6 +7,7 @@ import (
 	"github.com/rivo/tview"
 
 	"github.com/steepdb/steep_repl/internal/console/render"
+	"github.com/steepdb/steep_repl/internal/progress"
 )
 
 // SelectedBackground is the background of the selected row; the text keeps its color.
@@ -20,7 +21,7 @@ func Style(c render.Cell) tcell.Style {
 
 // TableCell makes a tview cell of a rendered cell; ref is kept as the cell's reference.
 func TableCell(c render.Cell, ref any) *tview.TableCell {
-	tc := tview.NewTableCell(tview.Escape(c.Text)).SetStyle(Style(c)).SetReference(ref)
+	tc := tview.NewTableCell(tview.Escape(render.Clean(c.Text))).SetStyle(Style(c)).SetReference(ref)
 	fg := c.Color
 	if fg == tcell.ColorDefault {
 		fg = tcell.ColorWhite
@@ -50,12 +51,14 @@ func FillTable(t *tview.Table, header []render.Cell, rows [][]render.Cell, refs 
 	}
 }
 
-// Tagged is a line as tview text with color tags; the text itself is escaped.
+// Tagged is a line as tview text with color tags; the text itself is cleaned (render.Clean)
+// and escaped.
 func Tagged(l render.Line) string {
 	var b strings.Builder
 	for _, c := range l {
+		text := tview.Escape(render.Clean(c.Text))
 		if c.Color == tcell.ColorDefault && !c.Bold && !c.Dim {
-			b.WriteString(tview.Escape(c.Text))
+			b.WriteString(text)
 			continue
 		}
 		fg := "-"
@@ -72,7 +75,7 @@ func Tagged(l render.Line) string {
 		if attrs == "" {
 			attrs = "-"
 		}
-		b.WriteString("[" + fg + "::" + attrs + "]" + tview.Escape(c.Text) + "[-::-]")
+		b.WriteString("[" + fg + "::" + attrs + "]" + text + "[-::-]")
 	}
 	return b.String()
 }
@@ -123,7 +126,7 @@ type Confirm struct {
 // in the UI goroutine after the answer.
 func NewConfirm(text, yesLabel, noLabel string, onYes, onNo func()) *Confirm {
 	c := &Confirm{Modal: tview.NewModal(), yes: onYes, no: onNo}
-	c.SetText(text).AddButtons([]string{yesLabel, noLabel}).SetFocus(1)
+	c.SetText(progress.Text(text)).AddButtons([]string{yesLabel, noLabel}).SetFocus(1)
 	c.SetBackgroundColor(tcell.ColorDarkRed)
 	c.SetDoneFunc(func(i int, _ string) {
 		if i == 0 {

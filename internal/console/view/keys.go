@@ -11,21 +11,27 @@ func (v *View) keyTable() ui.KeyTable {
 	return ui.KeyTable{
 		{Rune: 'D', Label: "detail", Help: "detail of the selected node: phase, per-table progress, rates, ETA, workers, 60 s throughput",
 			Action: func() { v.toggle(pageDetail) }},
-		{Rune: 'C', Label: "cancel init", Dangerous: true,
-			Help: "cancel the selected node's init (steep_repl.cancel_init)", Action: v.askCancel},
+		{Rune: 'C', Label: "cancel", Dangerous: true,
+			Help:   "cancel the selected node's init (cancel_init); in the snapshots list, the selected snapshot (cancel_job)",
+			Action: v.cancelKey},
+		{Rune: 'G', Label: "snapshot", Dangerous: true,
+			Help:   "snapshot the selected node, asking for the directory and compression (generate_snapshot)",
+			Action: v.askGenerate},
 		{Rune: 'S', Label: "snapshots", Help: "snapshots generated on or applied to the connected nodes (Enter: one's progress)",
 			Action: func() { v.toggle(pageSnapshots) }},
 		{Rune: 'F', Label: "conflicts", Help: "subscription conflicts per type (PostgreSQL 18)",
 			Action: func() { v.toggle(pageConflicts) }},
 		{Rune: 'E', Label: "events", Help: "recent events of every connected node",
 			Action: func() { v.toggle(pageEvents) }},
+		{Rune: 'U', Label: "duties", Help: "the supervisor's duties on every connected node: a failing one with its failures, last success and error",
+			Action: func() { v.toggle(pageDuties) }},
 		{Rune: '?', Label: "help", Help: "this help", Action: func() { v.toggle(pageHelp) }},
 		{Rune: 'q', Label: "quit", Help: "quit the console", Action: v.app.Stop},
 	}
 }
 
-// Capture is the application's input capture: the confirmation dialog first, then Esc for
-// overlays, then the key table; anything else goes to the focused widget (table navigation).
+// Capture is the application's input capture: the confirmation dialog first, then the
+// snapshot form, then Esc for overlays, then the key table; anything else goes to the focused widget (table navigation).
 func (v *View) Capture(ev *tcell.EventKey) *tcell.EventKey {
 	if v.confirm != nil {
 		if v.confirm.Answer(ev) {
@@ -36,6 +42,12 @@ func (v *View) Capture(ev *tcell.EventKey) *tcell.EventKey {
 			return nil
 		}
 		return ev // Tab, arrows and Enter work the buttons
+	}
+	if v.form != nil {
+		if v.form.HandleKey(ev) {
+			return nil
+		}
+		return ev // typing, Tab, the list of compressions and the buttons
 	}
 	if ev.Key() == tcell.KeyEscape && v.overlay == pageSnapshot {
 		v.toggle(pageSnapshots)
@@ -80,6 +92,8 @@ func (v *View) focusOverlay() {
 		v.app.SetFocus(v.snapList)
 	case pageSnapshot:
 		v.app.SetFocus(v.snapApp)
+	case pageDuties:
+		v.app.SetFocus(v.duties)
 	default:
 		v.app.SetFocus(v.nodes)
 	}

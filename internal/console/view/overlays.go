@@ -39,6 +39,16 @@ func (v *View) refreshOverlay() {
 		v.refreshSnapshots()
 	case pageSnapshot:
 		v.refreshSnapshot()
+	case pageDuties:
+		now := v.now()
+		rows := make([][]render.Cell, len(v.state.Duties))
+		for i, d := range v.state.Duties {
+			rows[i] = render.DutyCells(d, now)
+		}
+		if len(rows) == 0 {
+			rows = [][]render.Cell{{{Text: render.NoDuties, Color: render.ColorMuted}}}
+		}
+		keepOffset(v.duties, func() { ui.FillTable(v.duties, render.Titles(render.DutyColumns), rows, nil) })
 	}
 }
 

@@ -19,6 +19,10 @@ import (
 type Actions interface {
 	SetFocus(node string)
 	CancelInit(ctx context.Context, node string) (int64, error)
+	// GenerateSnapshot and CancelJob do I/O too: endpoint is a row's NodeRow.Endpoint, node
+	// the node that records the job.
+	GenerateSnapshot(ctx context.Context, endpoint, path, compression string) (string, error)
+	CancelJob(ctx context.Context, node string, job int64) (string, error)
 }
 
 // Overlay page names.
@@ -30,7 +34,9 @@ const (
 	pageConflicts = "conflicts"
 	pageEvents    = "events"
 	pageHelp      = "help"
+	pageDuties    = "duties"
 	pageConfirm   = "confirm"
+	pageGenerate  = "generate"
 )
 
 // messageTTL is how long an action's feedback stays in the status line.
@@ -63,8 +69,12 @@ type View struct {
 	snapHead    *tview.TextView
 	snapGen     *tview.TextView
 	snapApp     *tview.TextView
+	duties      *tview.Table
 	help        *tview.TextView
 	confirm     *ui.Confirm
+	form        *ui.SnapshotForm
+	// generating is true while the form's generate_snapshot call runs.
+	generating bool
 
 	keys     ui.KeyTable
 	state    model.State
@@ -130,22 +140,31 @@ func New(ctx context.Context, app *tview.Application, actions Actions) *View {
 	v.snapshot = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(v.snapHead, 3, 0, false).AddItem(sides, 0, 1, true)
 	v.addOverlay(pageSnapshot, v.snapshot, " Snapshot progress: generation | application (Esc: back to the list) ", -6, -4)
 
+	v.duties = tview.NewTable().SetFixed(1, 0).SetSeparator(' ').SetSelectable(true, false)
+	v.addOverlay(pageDuties, v.duties, " Supervisor duties of tick(), failing first (steep_repl.supervisor_duties) ", -6, -4)
+
 	hints := render.HelpLines(v.keys.Hints(), [][2]string{
 		{"↑ ↓", "select a node (j and k too); in an overlay, scroll its list"},
 		{"Esc", "close the overlay (its key again does too); from a snapshot's progress, back to the list"},
 		{"Enter", "in the snapshots list: the snapshot's progress, generation and application side by side"},
+		{"", "in the snapshot form (G): generate; Tab moves between the directory, the compression and the buttons"},
 	})
 	v.help = tview.NewTextView().SetDynamicColors(true).SetText(ui.TaggedLines(hints))
-	v.addOverlay(pageHelp, v.help, " Help ", 120, len(hints)+2)
+	v.addOverlay(pageHelp, v.help, " Help ", 130, len(hints)+2)
 
 	v.Apply(model.State{At: v.now(), Listening: true})
 	return v
 }
 
 func (v *View) addOverlay(name string, p tview.Primitive, title string, width, height int) {
+	v.pages.AddPage(name, ui.Centered(framed(p, title), width, height), true, false)
+}
+
+// framed is p in a titled border.
+func framed(p tview.Primitive, title string) tview.Primitive {
 	box := tview.NewFlex().AddItem(p, 0, 1, true)
 	box.SetBorder(true).SetTitle(title).SetTitleAlign(tview.AlignLeft).SetBorderColor(render.ColorHeader)
-	v.pages.AddPage(name, ui.Centered(box, width, height), true, false)
+	return box
 }
 
 // Root is the primitive to give app.SetRoot.
@@ -157,7 +176,8 @@ func (v *View) Keys() ui.KeyTable { return v.keys }
 // Apply draws a new state (UI goroutine only).
 func (v *View) Apply(s model.State) {
 	v.state = s
-	v.header.SetText(ui.Tagged(render.Line{{Text: render.Header(s), Color: render.ColorHeader, Bold: true}}))
+	head := render.Line{{Text: render.Header(s), Color: render.ColorHeader, Bold: true}}
+	v.header.SetText(ui.Tagged(append(head, render.DutyAlert(s, v.now())...)))
 	rows := make([][]render.Cell, len(s.Nodes))
 	refs := make([]any, len(s.Nodes))
 	sel := -1
@@ -224,6 +244,6 @@ func (v *View) refreshStatus() {
 
 // say shows an action's feedback in the status line.
 func (v *View) say(text string, color tcell.Color) {
-	v.message, v.msgAt = render.Line{{Text: text, Color: color, Bold: true}}, v.now()
+	v.message, v.msgAt = render.Line{{Text: render.SafeText(text), Color: color, Bold: true}}, v.now()
 	v.refreshStatus()
 }

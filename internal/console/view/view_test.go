@@ -20,6 +20,11 @@ type fakeActions struct {
 	mu      sync.Mutex
 	focus   []string
 	cancels []string
+	// generates and jobs record the snapshot actions; generateErr is what GenerateSnapshot
+	// answers (nil: snapshot snap_new).
+	generates   []string
+	jobs        []string
+	generateErr error
 }
 
 func (f *fakeActions) SetFocus(node string) {
@@ -284,11 +289,11 @@ func TestHelpBarIsGeneratedFromTheKeyTable(t *testing.T) {
 	var names []string
 	for _, k := range keys {
 		names = append(names, string(k.Rune))
-		if (k.Rune == 'C') != k.Dangerous {
+		if (k.Rune == 'C' || k.Rune == 'G') != k.Dangerous {
 			t.Errorf("key %c dangerous=%v", k.Rune, k.Dangerous)
 		}
 	}
-	if strings.Join(names, "") != "DCSFE?q" {
+	if strings.Join(names, "") != "DCGSFEU?q" {
 		t.Errorf("key table %q", names)
 	}
 	bar := strings.TrimRight(string(s.line(s.h-1)), " ")
