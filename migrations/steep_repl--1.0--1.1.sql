@@ -3861,3 +3861,422 @@ COMMENT ON FUNCTION steep_repl.row_hash(record) IS
   'A 64-bit hash of every column''s binary send form in column order, NULL distinct from every value, the same whatever the session''s TimeZone, DateStyle, extra_float_digits, bytea_output or client_encoding: SELECT id, steep_repl.row_hash(t) FROM t.';
 REVOKE ALL ON FUNCTION steep_repl.row_hash(record) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO steep_repl_admin, steep_repl_sidecar;
+
+-- A sync/apply error counted while the init's source is unreachable (its crash or restart dropped a
+-- worker's connection) is the source's outage: source_timeout decides, not the first error.
+ALTER TABLE steep_repl.init_progress ADD COLUMN errors_forgiven bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN steep_repl.init_progress.errors_forgiven IS
+  'The subscription''s sync + apply error count (pg_stat_subscription_stats) up to which errors were its source''s outage (a worker lost or could not open its connection while the source was unreachable): they fail the init only through source_timeout.';
+
+CREATE OR REPLACE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_errors bigint;
+  v_raw_errors bigint;
+  v_probe text;
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_percent numeric;
+  v_then record;
+  v_rps numeric;
+  v_bps numeric;
+  v_eta numeric;
+  v_progressed boolean;
+  v_read record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
+    RETURN;
+  END IF;
+
+  -- A sync or apply error fails the init, unless it is the source's outage: a worker whose
+  -- connection the source dropped (a crash, a restart) or could not open counts an error too, and
+  -- an unreachable source has source_timeout to come back. Such errors are forgiven while the
+  -- source does not answer, and until a read of it sees it back (source_unreachable_since).
+  -- (A reinit counts only the errors since it started: the subscription may have had some before.)
+  SELECT s.apply_error_count + s.sync_error_count INTO v_raw_errors
+  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
+  -- Counts below the forgiven one were reset (a crash of this node clears the statistics):
+  -- nothing of them is forgiven any more.
+  v_errors := coalesce(v_raw_errors, 0) - greatest(coalesce((p.options->'reinit'->>'error_base')::bigint, 0),
+                                                   CASE WHEN coalesce(v_raw_errors, 0) < p.errors_forgiven THEN 0 ELSE p.errors_forgiven END);
+  IF v_errors > 0 THEN
+    v_probe := steep_repl._probe(p.source_node);
+    IF v_probe IS NOT NULL OR p.source_unreachable_since IS NOT NULL THEN
+      UPDATE steep_repl.init_progress ip SET errors_forgiven = v_raw_errors,
+        source_unreachable_since = coalesce(ip.source_unreachable_since, CASE WHEN v_probe IS NOT NULL THEN now END),
+        message = CASE WHEN ip.source_unreachable_since IS NULL
+                       THEN pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe) ELSE ip.message END,
+        updated_at = now
+      WHERE ip.node = p.node
+      RETURNING * INTO p;
+      IF v_probe IS NOT NULL THEN
+        IF now - p.source_unreachable_since > p.source_timeout THEN
+          PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
+                                                                  p.source_node, p.source_timeout, v_probe));
+        END IF;
+        RETURN;
+      END IF;
+    ELSE
+      PERFORM steep_repl._init_fail(p.node, pg_catalog.format(
+        'subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+        p.subscription, v_errors, p.node));
+      RETURN;
+    END IF;
+  END IF;
+
+  UPDATE steep_repl.init_tables t SET
+    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
+                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
+    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
+    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
+    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
+  FROM pg_catalog.pg_subscription_rel sr
+  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
+  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
+  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
+  -- against its size; below 1 until the table is synchronized.
+  UPDATE steep_repl.init_tables t SET fraction = CASE
+      WHEN t.sync_state IN ('synced', 'ready') THEN 1
+      WHEN t.sync_state = 'pending' THEN t.fraction
+      ELSE greatest(t.fraction, least(0.99, coalesce(
+             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
+             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
+  WHERE t.node = p.node;
+
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
+         coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
+    INTO v_done, v_rows, v_bytes
+  FROM steep_repl.init_tables t WHERE t.node = p.node;
+  v_percent := CASE WHEN v_done = p.tables_total THEN 100
+                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
+  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
+
+  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
+  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
+  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
+  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
+  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
+  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
+  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
+
+  UPDATE steep_repl.init_progress ip SET
+    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
+    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
+    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
+    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
+    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
+    updated_at = now
+  WHERE ip.node = p.node
+  RETURNING * INTO p;
+
+  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
+  IF p.phase IN ('copying', 'reinitializing') AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
+            'current_tables', p.current_tables));
+    p.stalled_since := now;
+  END IF;
+  -- The source is read (one dblink session: reachable? its WAL position and the slot's) at most
+  -- every _source_read_interval(); between two reads the lag follows the subscription locally.
+  -- A source seen unreachable is read too, even mid-copy: the read sees it back (or fails the
+  -- init after source_timeout).
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' OR p.source_unreachable_since IS NOT NULL THEN
+    SELECT * INTO v_read FROM steep_repl._tick_source_read(p, now);
+    IF NOT v_read.reachable THEN
+      RETURN;
+    END IF;
+  END IF;
+
+  IF p.phase IN ('copying', 'reinitializing') AND v_done = p.tables_total THEN
+    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
+    WHERE ip.node = p.node;
+    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
+  ELSIF p.phase = 'catching_up' THEN
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_read.lag_bytes
+    WHERE ip.node = p.node AND ip.lag_bytes IS DISTINCT FROM v_read.lag_bytes;
+    -- SYNCHRONIZED on a lag just read from the source, never on the estimate between reads.
+    IF v_read.fresh AND v_read.lag_bytes IS NOT NULL AND v_read.lag_bytes <= p.lag_threshold_bytes
+       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
+      WHERE ip.node = p.node;
+      PERFORM steep_repl.transition(p.node, 'synchronized',
+        pg_catalog.format('apply lag %s bytes <= %s', v_read.lag_bytes, p.lag_threshold_bytes));
+    END IF;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_init(steep_repl.init_progress, timestamptz) IS 'Internal: one progress sample and state step of one init.';
+
+-- start_init records whether the init's publication is its own (none on the source yet, or made by the
+-- failed attempt it retries), so a cancel of an init.start stopped before it subscribed drops it too.
+CREATE OR REPLACE FUNCTION steep_repl.start_init(target text, source text, method text DEFAULT 'snapshot',
+                                      options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_opts jsonb;
+  v_node steep_repl.nodes;
+  v_names record;
+  v_err text;
+  v_sync jsonb;
+  v_bad text;
+  v_tables text[];
+  v_job bigint;
+  v_workers int;
+  v_pub_exists boolean;
+  v_pub_created boolean;
+  -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
+  v_src steep_repl.table_info[];
+  v_dst steep_repl.table_info[];
+  r record;
+BEGIN
+  PERFORM steep_repl._require('target', target);
+  PERFORM steep_repl._require('source', source);
+  PERFORM steep_repl._require('method', method);
+  PERFORM steep_repl._require('options', options);
+  IF method = 'two_phase' THEN
+    -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
+    -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
+    RETURN steep_repl._start_two_phase_init(target, source, options);
+  ELSIF method <> 'snapshot' THEN
+    RAISE EXCEPTION 'unknown init method "%"', method
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "two_phase" generates a snapshot on the source and applies it here (option path).';
+  END IF;
+  v_opts := steep_repl._init_options(options);
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';
+  END IF;
+
+  -- The node row lock serializes concurrent start_init/cancel_init calls for the target.
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', target
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Call start_init on the target node itself (the node registered with is_local => true).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" already has an init in state %', target, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Watch it with SELECT * FROM steep_repl.init_progress, or stop it with SELECT steep_repl.cancel_init(%L).', target);
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.cancel') AND j.node = target
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+
+  -- Reach the source and describe both sides.
+  v_err := steep_repl._probe(source);
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the source is up and that its registered conninfo works from this server.';
+  END IF;
+  v_src := ARRAY(SELECT t FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+
+  -- Named tables must exist on the source.
+  IF pg_catalog.jsonb_typeof(v_opts->'tables') = 'array' THEN
+    SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.jsonb_array_elements_text(v_opts->'tables') x
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_src) s
+                      WHERE x IN (s.schema_name || '.' || s.table_name, CASE WHEN s.schema_name = 'public' THEN s.table_name END));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'tables not found on source node "%": %', source, v_bad
+        USING ERRCODE = 'undefined_table', HINT = 'Name tables as "schema.table" (or "table" for public).';
+    END IF;
+  END IF;
+  IF pg_catalog.cardinality(v_src) = 0 THEN
+    RAISE EXCEPTION 'nothing to initialize: source node "%" has no user tables in scope', source
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
+  END IF;
+
+  -- Schema sync (strict | auto | manual, steep_repl._schema_sync): the target's tables must match
+  -- the source's, or be made to; auto may have created or altered tables, so describe them again.
+  v_sync := steep_repl._schema_sync(source, v_opts->>'schema_sync', v_opts);
+  IF v_sync->>'status' = 'synced' THEN
+    v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  ELSIF v_sync->>'status' = 'accepted' THEN
+    -- manual, confirmed: tables the target lacks cannot be copied, so they are left out.
+    v_src := ARRAY(SELECT s FROM pg_catalog.unnest(v_src) s WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(v_dst) t
+      WHERE t.schema_name OPERATOR(pg_catalog.=) s.schema_name AND t.table_name OPERATOR(pg_catalog.=) s.table_name));
+    IF pg_catalog.cardinality(v_src) = 0 THEN
+      RAISE EXCEPTION 'nothing to initialize: none of the source''s tables in scope is on node "%"', target
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Create the tables on the target first (steep_repl.schema_ddl).';
+    END IF;
+  END IF;
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_src) s WHERE NOT s.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on source node "%": %', source, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on the source would fail: add a primary key, ALTER TABLE ... REPLICA IDENTITY FULL, or leave them out with the tables option.';
+  END IF;
+
+  -- The target must be empty, unless force (which truncates, and says so).
+  SELECT pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name) ORDER BY t.schema_name, t.table_name)
+    INTO v_tables FROM pg_catalog.unnest(v_dst) t;
+  SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.unnest(v_tables) x
+  WHERE steep_repl._has_rows(x);
+  IF v_bad IS NOT NULL THEN
+    IF NOT (v_opts->>'force')::boolean AND v_node.init_state <> 'failed' THEN
+      RAISE EXCEPTION 'target node "%" is not empty: %', target, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
+    END IF;
+    -- As each table's owner, so no TRUNCATE trigger runs with this function's rights; one
+    -- statement per owner (tables linked by a foreign key across owners cannot be emptied).
+    FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+             FROM pg_catalog.unnest(v_dst) t JOIN pg_catalog.pg_class c ON c.oid = t.relid::oid
+             GROUP BY c.relowner ORDER BY c.relowner LOOP
+      PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+    END LOOP;
+    RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
+  END IF;
+
+  -- Whether the publication is this init's to drop on cancel, known before the sidecar makes it:
+  -- a job stopped between making it and subscribing never records that it did. It is, when the
+  -- source has none yet, or when the failed attempt this one retries made it.
+  EXECUTE pg_catalog.format('SELECT x FROM %I.dblink($1, $2) AS t(x boolean)', steep_repl._dblink_schema())
+    INTO v_pub_exists USING steep_repl._conninfo(source), pg_catalog.format(
+      'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) %L)', v_names.publication);
+
+  -- Everything checked: record the init and hand it to the sidecar.
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target RETURNING p.publication_created INTO v_pub_created;
+  v_pub_created := NOT v_pub_exists OR (coalesce(v_pub_created, false) AND v_node.init_state = 'failed');
+  SELECT pg_catalog.current_setting('max_logical_replication_workers')::int INTO v_workers;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription, slot_name,
+    parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, large_tables)
+  SELECT target, source, method, v_opts, v_names.publication, v_pub_created, v_names.subscription, v_names.slot_name,
+    (v_opts->>'parallel')::int, (v_opts->>'lag_threshold')::bigint,
+    pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
+    pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),
+    pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
+    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name) ORDER BY s.schema_name, s.table_name)
+             FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
+  FROM pg_catalog.unnest(v_src) s;
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
+  SELECT target, s.schema_name, s.table_name, t.relid::oid, s.bytes, s.row_estimate,
+         s.bytes > (v_opts->>'large_table_threshold')::bigint
+  FROM pg_catalog.unnest(v_src) s JOIN pg_catalog.unnest(v_dst) t USING (schema_name, table_name);
+
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));
+  v_job := steep_repl.enqueue_job('init.start', pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.start_init(text, text, text, jsonb) IS
+  'Starts initializing the local node target from source (copy_data = true subscription). Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start job id; watch steep_repl.init_progress.';
+
+-- A manual init's exported snapshot whose holder died (its init.export job failed) is recorded lost
+-- (init.snapshot_lost, snapshot_name cleared); prepare_init_export again for that unused slot replaces it.
+CREATE OR REPLACE FUNCTION steep_repl._tick_expire_slots(now timestamptz) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+BEGIN
+  -- An exported snapshot lives as long as the sidecar session that holds it: once its init.export
+  -- job ended without releasing it (the sidecar killed: the lease was reaped), it is gone. Say so
+  -- (a failed job), so nobody waits on a snapshot that cannot be imported any more.
+  FOR r IN SELECT i.slot_name, i.target_node, i.snapshot_name, j.id AS job, j.state, j.error
+           FROM steep_repl.init_slots i JOIN steep_repl.jobs j ON j.id = i.export_job
+           WHERE i.snapshot_name IS NOT NULL AND j.state IN ('succeeded', 'failed', 'cancelled')
+           FOR UPDATE OF i SKIP LOCKED LOOP
+    UPDATE steep_repl.init_slots i SET snapshot_name = NULL WHERE i.slot_name = r.slot_name;
+    IF r.state = 'failed' THEN
+      INSERT INTO steep_repl.events (node, event, detail)
+      VALUES (r.target_node, 'init.snapshot_lost', pg_catalog.jsonb_build_object('slot', r.slot_name,
+              'snapshot', r.snapshot_name, 'job', r.job, 'reason', coalesce(r.error, 'the export job failed'),
+              'next', pg_catalog.format('a pg_dump that had already imported snapshot %s is unaffected: go on with complete_init; '
+                                        'otherwise call prepare_init_export(%L, %L) again, which replaces slot %s',
+                                        r.snapshot_name, r.target_node, r.slot_name, r.slot_name)));
+    END IF;
+  END LOOP;
+  FOR r IN SELECT i.slot_name, i.target_node, i.expires_at FROM steep_repl.init_slots i
+           WHERE i.expires_at < now AND i.used_at IS NULL AND i.dropped_at IS NULL
+           FOR UPDATE SKIP LOCKED LOOP
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = r.slot_name AND s.active) THEN
+      CONTINUE; -- in use right now: try again at the next tick
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = r.slot_name) THEN
+      PERFORM pg_catalog.pg_drop_replication_slot(r.slot_name);
+    END IF;
+    UPDATE steep_repl.init_slots i SET dropped_at = now, drop_reason = pg_catalog.format('expired at %s unused', r.expires_at)
+    WHERE i.slot_name = r.slot_name;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (r.target_node, 'init.slot_expired', pg_catalog.jsonb_build_object('slot', r.slot_name, 'expired_at', r.expires_at));
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_expire_slots(timestamptz) IS 'Internal: tick()''s drop of unused prepared slots past expiry, and of exported snapshots whose init.export job ended (init.snapshot_lost when it failed).';
+
+CREATE OR REPLACE FUNCTION steep_repl.prepare_init_export(node text, slot_name text DEFAULT NULL,
+  expires interval DEFAULT '7 days', hold interval DEFAULT '12 hours')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+  v_slot text;
+BEGIN
+  PERFORM steep_repl._require('hold', hold);
+  PERFORM steep_repl._require('node', node);
+  -- Asking again for a slot whose exported snapshot was lost (init.snapshot_lost: its export job
+  -- failed) and that nobody used is starting over: the old slot goes, a new one is made.
+  v_slot := coalesce(slot_name, (steep_repl._init_names(node, steep_repl._local_node())).slot_name);
+  IF EXISTS (SELECT 1 FROM steep_repl.init_slots i JOIN steep_repl.jobs j ON j.id = i.export_job
+             WHERE i.slot_name = v_slot AND i.target_node = prepare_init_export.node AND i.used_at IS NULL
+               AND i.dropped_at IS NULL AND j.state = 'failed') THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = v_slot AND s.active) THEN
+      RAISE EXCEPTION 'replication slot "%" is in use', v_slot
+        USING ERRCODE = 'object_in_use', HINT = 'Its exported snapshot was lost, but something streams from it: stop that first.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = v_slot) THEN
+      PERFORM pg_catalog.pg_drop_replication_slot(v_slot);
+    END IF;
+    DELETE FROM steep_repl.init_slots i WHERE i.slot_name = v_slot;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (node, 'init.slot_replaced', pg_catalog.jsonb_build_object('slot', v_slot,
+            'reason', 'its exported snapshot was lost; prepare_init_export asked for it again'));
+  END IF;
+  SELECT * INTO c FROM steep_repl._prepare_checks(node, slot_name, expires);
+  IF hold <= interval '0' OR hold > expires OR hold > steep_repl._setting_interval('steep_repl.max_snapshot_hold') THEN
+    RAISE EXCEPTION 'hold must be positive, at most expires and at most %', steep_repl._setting_interval('steep_repl.max_snapshot_hold')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The held snapshot keeps VACUUM from removing dead rows cluster-wide; a superuser may raise steep_repl.max_snapshot_hold.';
+  END IF;
+  -- Committed with this call, so the publication exists before the sidecar creates the slot.
+  EXECUTE c.publication_sql;
+  RETURN steep_repl.enqueue_job('init.export', pg_catalog.jsonb_build_object('node', node, 'slot', c.slot,
+    'publication', c.publication, 'expires_seconds', extract(epoch FROM expires),
+    'hold_seconds', extract(epoch FROM hold)), node, 1);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.prepare_init_export(text, text, interval, interval) IS
+  'On the source, for seeding node from a logical dump: queues the sidecar job that creates the slot and holds its exported snapshot (init_slots.snapshot_name) for pg_dump --snapshot until release_init_snapshot or hold ends. Returns the job id.';

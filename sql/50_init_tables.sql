@@ -39,6 +39,7 @@ CREATE TABLE steep_repl.init_progress (
   synchronized_at      timestamptz,
   updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
   message              text,
+  errors_forgiven      bigint NOT NULL DEFAULT 0,
   CONSTRAINT done_within_total CHECK (tables_done <= tables_total)
 );
 COMMENT ON TABLE steep_repl.init_progress IS
@@ -49,6 +50,8 @@ COMMENT ON COLUMN steep_repl.init_progress.lag_bytes IS
   'On the source: pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) of the init''s slot, i.e. WAL the source wrote that the target has not confirmed as applied. Measured while CATCHING_UP.';
 COMMENT ON COLUMN steep_repl.init_progress.phase IS
   'The node''s init state while this init runs; written only by steep_repl.transition().';
+COMMENT ON COLUMN steep_repl.init_progress.errors_forgiven IS
+  'The subscription''s sync + apply error count (pg_stat_subscription_stats) up to which errors were its source''s outage (a worker lost or could not open its connection while the source was unreachable): they fail the init only through source_timeout.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_progress', '');
 
 CREATE TABLE steep_repl.init_tables (

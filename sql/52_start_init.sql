@@ -90,6 +90,8 @@ DECLARE
   v_tables text[];
   v_job bigint;
   v_workers int;
+  v_pub_exists boolean;
+  v_pub_created boolean;
   -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
   v_src steep_repl.table_info[];
   v_dst steep_repl.table_info[];
@@ -208,12 +210,20 @@ BEGIN
     RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
   END IF;
 
+  -- Whether the publication is this init's to drop on cancel, known before the sidecar makes it:
+  -- a job stopped between making it and subscribing never records that it did. It is, when the
+  -- source has none yet, or when the failed attempt this one retries made it.
+  EXECUTE pg_catalog.format('SELECT x FROM %I.dblink($1, $2) AS t(x boolean)', steep_repl._dblink_schema())
+    INTO v_pub_exists USING steep_repl._conninfo(source), pg_catalog.format(
+      'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) %L)', v_names.publication);
+
   -- Everything checked: record the init and hand it to the sidecar.
-  DELETE FROM steep_repl.init_progress p WHERE p.node = target;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target RETURNING p.publication_created INTO v_pub_created;
+  v_pub_created := NOT v_pub_exists OR (coalesce(v_pub_created, false) AND v_node.init_state = 'failed');
   SELECT pg_catalog.current_setting('max_logical_replication_workers')::int INTO v_workers;
-  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, subscription, slot_name,
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription, slot_name,
     parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, large_tables)
-  SELECT target, source, method, v_opts, v_names.publication, v_names.subscription, v_names.slot_name,
+  SELECT target, source, method, v_opts, v_names.publication, v_pub_created, v_names.subscription, v_names.slot_name,
     (v_opts->>'parallel')::int, (v_opts->>'lag_threshold')::bigint,
     pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
     pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),

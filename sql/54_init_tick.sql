@@ -5,6 +5,7 @@ CREATE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestampt
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_errors bigint;
+  v_raw_errors bigint;
   v_probe text;
   v_done int;
   v_rows bigint;
@@ -22,17 +23,40 @@ BEGIN
     RETURN;
   END IF;
 
-  -- A sync or apply error fails the init; say whether the source is the cause.
+  -- A sync or apply error fails the init, unless it is the source's outage: a worker whose
+  -- connection the source dropped (a crash, a restart) or could not open counts an error too, and
+  -- an unreachable source has source_timeout to come back. Such errors are forgiven while the
+  -- source does not answer, and until a read of it sees it back (source_unreachable_since).
   -- (A reinit counts only the errors since it started: the subscription may have had some before.)
-  SELECT s.apply_error_count + s.sync_error_count - coalesce((p.options->'reinit'->>'error_base')::bigint, 0) INTO v_errors
+  SELECT s.apply_error_count + s.sync_error_count INTO v_raw_errors
   FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
-  IF coalesce(v_errors, 0) > 0 THEN
+  -- Counts below the forgiven one were reset (a crash of this node clears the statistics):
+  -- nothing of them is forgiven any more.
+  v_errors := coalesce(v_raw_errors, 0) - greatest(coalesce((p.options->'reinit'->>'error_base')::bigint, 0),
+                                                   CASE WHEN coalesce(v_raw_errors, 0) < p.errors_forgiven THEN 0 ELSE p.errors_forgiven END);
+  IF v_errors > 0 THEN
     v_probe := steep_repl._probe(p.source_node);
-    PERFORM steep_repl._init_fail(p.node, CASE
-      WHEN v_probe IS NOT NULL THEN pg_catalog.format('source node %s is unreachable: %s', p.source_node, v_probe)
-      ELSE pg_catalog.format('subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
-                             p.subscription, v_errors, p.node) END);
-    RETURN;
+    IF v_probe IS NOT NULL OR p.source_unreachable_since IS NOT NULL THEN
+      UPDATE steep_repl.init_progress ip SET errors_forgiven = v_raw_errors,
+        source_unreachable_since = coalesce(ip.source_unreachable_since, CASE WHEN v_probe IS NOT NULL THEN now END),
+        message = CASE WHEN ip.source_unreachable_since IS NULL
+                       THEN pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe) ELSE ip.message END,
+        updated_at = now
+      WHERE ip.node = p.node
+      RETURNING * INTO p;
+      IF v_probe IS NOT NULL THEN
+        IF now - p.source_unreachable_since > p.source_timeout THEN
+          PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
+                                                                  p.source_node, p.source_timeout, v_probe));
+        END IF;
+        RETURN;
+      END IF;
+    ELSE
+      PERFORM steep_repl._init_fail(p.node, pg_catalog.format(
+        'subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+        p.subscription, v_errors, p.node));
+      RETURN;
+    END IF;
   END IF;
 
   UPDATE steep_repl.init_tables t SET
@@ -100,7 +124,9 @@ BEGIN
   END IF;
   -- The source is read (one dblink session: reachable? its WAL position and the slot's) at most
   -- every _source_read_interval(); between two reads the lag follows the subscription locally.
-  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' THEN
+  -- A source seen unreachable is read too, even mid-copy: the read sees it back (or fails the
+  -- init after source_timeout).
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' OR p.source_unreachable_since IS NOT NULL THEN
     SELECT * INTO v_read FROM steep_repl._tick_source_read(p, now);
     IF NOT v_read.reachable THEN
       RETURN;

@@ -8,8 +8,28 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c record;
+  v_slot text;
 BEGIN
   PERFORM steep_repl._require('hold', hold);
+  PERFORM steep_repl._require('node', node);
+  -- Asking again for a slot whose exported snapshot was lost (init.snapshot_lost: its export job
+  -- failed) and that nobody used is starting over: the old slot goes, a new one is made.
+  v_slot := coalesce(slot_name, (steep_repl._init_names(node, steep_repl._local_node())).slot_name);
+  IF EXISTS (SELECT 1 FROM steep_repl.init_slots i JOIN steep_repl.jobs j ON j.id = i.export_job
+             WHERE i.slot_name = v_slot AND i.target_node = prepare_init_export.node AND i.used_at IS NULL
+               AND i.dropped_at IS NULL AND j.state = 'failed') THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = v_slot AND s.active) THEN
+      RAISE EXCEPTION 'replication slot "%" is in use', v_slot
+        USING ERRCODE = 'object_in_use', HINT = 'Its exported snapshot was lost, but something streams from it: stop that first.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = v_slot) THEN
+      PERFORM pg_catalog.pg_drop_replication_slot(v_slot);
+    END IF;
+    DELETE FROM steep_repl.init_slots i WHERE i.slot_name = v_slot;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (node, 'init.slot_replaced', pg_catalog.jsonb_build_object('slot', v_slot,
+            'reason', 'its exported snapshot was lost; prepare_init_export asked for it again'));
+  END IF;
   SELECT * INTO c FROM steep_repl._prepare_checks(node, slot_name, expires);
   IF hold <= interval '0' OR hold > expires OR hold > steep_repl._setting_interval('steep_repl.max_snapshot_hold') THEN
     RAISE EXCEPTION 'hold must be positive, at most expires and at most %', steep_repl._setting_interval('steep_repl.max_snapshot_hold')

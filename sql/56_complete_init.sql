@@ -201,13 +201,30 @@ COMMENT ON FUNCTION steep_repl.complete_init(text, text, text, pg_lsn, jsonb) IS
   'On a target seeded from a backup of source: checks the prepared slot (exists, not expired, unused) and that the data is at or after its consistent point, subscribes with copy_data = false from that LSN (origin advanced), CATCHING_UP -> SYNCHRONIZED.';
 
 -- tick(): drop prepared slots nobody used before their expiry (a forgotten slot holds WAL
--- until the disk fills).
+-- until the disk fills), and forget exported snapshots whose holder is gone.
 CREATE FUNCTION steep_repl._tick_expire_slots(now timestamptz) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r record;
   n integer := 0;
 BEGIN
+  -- An exported snapshot lives as long as the sidecar session that holds it: once its init.export
+  -- job ended without releasing it (the sidecar killed: the lease was reaped), it is gone. Say so
+  -- (a failed job), so nobody waits on a snapshot that cannot be imported any more.
+  FOR r IN SELECT i.slot_name, i.target_node, i.snapshot_name, j.id AS job, j.state, j.error
+           FROM steep_repl.init_slots i JOIN steep_repl.jobs j ON j.id = i.export_job
+           WHERE i.snapshot_name IS NOT NULL AND j.state IN ('succeeded', 'failed', 'cancelled')
+           FOR UPDATE OF i SKIP LOCKED LOOP
+    UPDATE steep_repl.init_slots i SET snapshot_name = NULL WHERE i.slot_name = r.slot_name;
+    IF r.state = 'failed' THEN
+      INSERT INTO steep_repl.events (node, event, detail)
+      VALUES (r.target_node, 'init.snapshot_lost', pg_catalog.jsonb_build_object('slot', r.slot_name,
+              'snapshot', r.snapshot_name, 'job', r.job, 'reason', coalesce(r.error, 'the export job failed'),
+              'next', pg_catalog.format('a pg_dump that had already imported snapshot %s is unaffected: go on with complete_init; '
+                                        'otherwise call prepare_init_export(%L, %L) again, which replaces slot %s',
+                                        r.snapshot_name, r.target_node, r.slot_name, r.slot_name)));
+    END IF;
+  END LOOP;
   FOR r IN SELECT i.slot_name, i.target_node, i.expires_at FROM steep_repl.init_slots i
            WHERE i.expires_at < now AND i.used_at IS NULL AND i.dropped_at IS NULL
            FOR UPDATE SKIP LOCKED LOOP
@@ -226,4 +243,4 @@ BEGIN
   RETURN n;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._tick_expire_slots(timestamptz) IS 'Internal: tick()''s drop of unused prepared slots past expiry.';
+COMMENT ON FUNCTION steep_repl._tick_expire_slots(timestamptz) IS 'Internal: tick()''s drop of unused prepared slots past expiry, and of exported snapshots whose init.export job ended (init.snapshot_lost when it failed).';
