@@ -4280,3 +4280,35 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.prepare_init_export(text, text, interval, interval) IS
   'On the source, for seeding node from a logical dump: queues the sidecar job that creates the slot and holds its exported snapshot (init_slots.snapshot_name) for pg_dump --snapshot until release_init_snapshot or hold ends. Returns the job id.';
+
+-- init_plan carries source_timeout (seconds): the sidecar retries a source that does not answer
+-- during PREPARING for that long before the init fails (issue 15).
+CREATE OR REPLACE FUNCTION steep_repl.init_plan(node text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_tables jsonb;
+BEGIN
+  SELECT * INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_plan.node;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('schema', t.schema_name, 'table', t.table_name)
+                                       ORDER BY t.schema_name, t.table_name), '[]')
+    INTO v_tables FROM steep_repl.init_tables t WHERE t.node = p.node;
+  -- Names and tables only: the sidecar builds and quotes the DDL it runs (package api).
+  RETURN pg_catalog.jsonb_build_object(
+    'target', p.node, 'source', p.source_node, 'phase', p.phase,
+    'source_conninfo', (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = p.source_node),
+    'publication', p.publication, 'publication_created', p.publication_created,
+    'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
+    'parallel', p.parallel_workers,
+    'tables', v_tables,
+    -- How long the sidecar retries a source that does not answer before the init fails.
+    'source_timeout', extract(epoch FROM p.source_timeout),
+    -- A reinit under way (start_reinit): whether its tables were emptied yet.
+    'reinit', CASE WHEN p.phase = 'reinitializing' THEN p.options->'reinit' END);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_plan(text) IS
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}), and source_timeout in seconds (how long it retries an unreachable source).';

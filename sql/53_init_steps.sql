@@ -22,12 +22,14 @@ BEGIN
     'subscription', p.subscription, 'slot_name', p.slot_name, 'subscription_oid', p.subscription_oid::bigint,
     'parallel', p.parallel_workers,
     'tables', v_tables,
+    -- How long the sidecar retries a source that does not answer before the init fails.
+    'source_timeout', extract(epoch FROM p.source_timeout),
     -- A reinit under way (start_reinit): whether its tables were emptied yet.
     'reinit', CASE WHEN p.phase = 'reinitializing' THEN p.options->'reinit' END);
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_plan(text) IS
-  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}).';
+  'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}), and source_timeout in seconds (how long it retries an unreachable source).';
 
 CREATE FUNCTION steep_repl._init_subscribed(node text, publication_created boolean, parallel_workers integer)
 RETURNS void

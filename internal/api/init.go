@@ -123,6 +123,9 @@ type InitPlan struct {
 	SubscriptionOID    *uint32     `json:"subscription_oid"`
 	Parallel           int         `json:"parallel"`
 	Tables             []TableName `json:"tables"`
+	// SourceTimeout is how long, in seconds, the source may stay unreachable before the init
+	// fails (start_init's source_timeout; 0 from an extension that does not say).
+	SourceTimeout float64 `json:"source_timeout"`
 	// Reinit is set while a reinit (start_reinit) is under way; Tables are then its tables.
 	Reinit *ReinitState `json:"reinit"`
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
-// start runs init.start. A failure moves the node to FAILED with the error as the reason
-// (the DBA retries with start_init); a cancel leaves the clean-up to init.cancel.
+// start runs init.start. A transient failure (the source refused, reset or timed out) is
+// retried with backoff until the init's source_timeout has passed since the first one; then,
+// or at once for a permanent failure, the node goes to FAILED with the error as the reason
+// (the DBA retries with start_init). A cancel leaves the clean-up to init.cancel.
 func start(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
 	target, err := targetOf(job)
 	if err != nil {
@@ -25,7 +27,18 @@ func start(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]a
 		return map[string]any{"skipped": "the init is no longer preparing"}, nil
 	}
 	log = log.With("node", target, "source", plan.Source, "job", job.ID)
-	res, err := subscribe(ctx, job, plan, log)
+	res, err := withRetries(ctx, job, policyFor(plan), target, plan.Source, "init.retry", log,
+		func(ctx context.Context) (map[string]any, error) {
+			// Read again: a retry must see a cancel, and what an earlier attempt recorded.
+			plan, err := api.GetInitPlan(ctx, job.DB, target)
+			if err != nil {
+				return nil, err
+			}
+			if plan == nil || plan.Phase != api.StatePreparing {
+				return map[string]any{"skipped": "the init is no longer preparing"}, nil
+			}
+			return subscribe(ctx, job, plan, log)
+		})
 	if err != nil && ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

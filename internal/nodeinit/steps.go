@@ -29,9 +29,14 @@ func EnsurePublication(ctx context.Context, db api.DB, name string, tables []api
 	return true, api.CreatePublication(ctx, db, name, tables)
 }
 
-// connectSource opens a session to the source node of an init; the error never shows conninfo.
+// connectSource opens a pinned session to the source node of an init (dbconn.PeerConfig:
+// search_path, statement timeout, keepalives, connect timeout); the error never shows conninfo.
 func connectSource(ctx context.Context, source, conninfo string) (*pgx.Conn, error) {
-	src, err := pgx.Connect(ctx, conninfo)
+	cfg, err := dbconn.PeerConfig(conninfo, "steep-repl init")
+	if err != nil {
+		return nil, fmt.Errorf("source node %s: %w", source, err)
+	}
+	src, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to source node %s: %w", source, dbconn.RedactError(err, conninfo))
 	}

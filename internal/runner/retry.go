@@ -3,35 +3,16 @@ package runner
 import (
 	"context"
 	"errors"
-	"net"
-	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/steepdb/steep_repl/internal/dbconn"
 )
 
 // Helpers for handlers deciding whether a failure is worth another attempt.
 
-// Transient reports whether err is worth another attempt: the connection broke, the server
-// is shutting down or restarting, the client timed out, or a serialization failure or
-// deadlock ended the transaction.
-func Transient(err error) bool {
-	if err == nil {
-		return false
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		// Not a server error: the connection died under us (EOF, reset, closed).
-		s := err.Error()
-		return strings.Contains(s, "EOF") || strings.Contains(s, "connection reset") || strings.Contains(s, "closed") ||
-			strings.Contains(s, "broken pipe")
-	}
-	state := pgErr.Code
-	return strings.HasPrefix(state, "08") || state == "57P01" || state == "57P02" || state == "57P03" || state == "40001" || state == "40P01"
-}
+// Transient reports whether err is worth another attempt (dbconn.Transient: the connection
+// broke or timed out, the server is shutting down, restarting or out of connections, or a
+// serialization failure or deadlock ended the transaction).
+func Transient(err error) bool { return dbconn.Transient(err) }
 
 // Classify marks a transient error Retryable and returns any other as it is.
 func Classify(err error) error {
