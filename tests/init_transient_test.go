@@ -145,3 +145,28 @@ func TestInitPermanentFailureFailsAtOnceWithoutRetries(t *testing.T) {
 		return harness.QueryOne[string](t, p.b, "", "SELECT state || ' ' || attempt FROM steep_repl.jobs WHERE id = $1", job) == "failed 1"
 	})
 }
+
+// A cancel while init.start waits to retry an unreachable source ends the wait at once (the
+// heartbeat sees the request within 2 s; the backoff is by then 4-5 s): the job is cancelled and
+// the node UNINITIALIZED, though the source still refuses.
+func TestInitCancelInterruptsTheRetryWait(t *testing.T) {
+	t.Parallel()
+	p, proxy := setupProxiedPair(t, nil)
+	job := p.startInit(t, `{"source_timeout": 60}`)
+	proxy.Set(t, harness.ProxyRefuse)
+	startSidecar(t, p.b, "sidecar_b")
+	p.b.WaitFor(t, 30*time.Second, "three retries (the next wait is 4 s or more)", func() bool {
+		return retryEvents(t, p) >= 3
+	})
+	dbaExec(t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	start := time.Now()
+	p.b.WaitFor(t, 10*time.Second, "the init.start job cancelled", func() bool {
+		return jobState(t, p.b, job) == "cancelled"
+	})
+	took := time.Since(start)
+	t.Logf("init.start cancelled %s after cancel_init", took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Fatalf("the cancel took %s to end the retry wait, want within the heartbeat (2 s)", took)
+	}
+	p.waitState(t, "uninitialized", 20*time.Second)
+}
