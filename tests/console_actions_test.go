@@ -215,7 +215,7 @@ func TestConsoleShowsAFailingDutyUntilItRecovers(t *testing.T) {
 	}
 
 	n.Exec(t, "", "GRANT EXECUTE ON FUNCTION pg_current_wal_lsn() TO PUBLIC")
-	screen, _ = c.waitScreen(30*time.Second, "the duty recovered", func(s string) bool {
+	screen, _ = c.waitScreen(45*time.Second, "the duty recovered", func(s string) bool {
 		return !strings.Contains(s, "⚠ duty") && strings.Contains(lineWith(s, "node_a inits"), " ok ")
 	})
 	t.Logf("recovered:\n%s", screen)
