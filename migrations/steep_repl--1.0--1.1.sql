@@ -4312,3 +4312,445 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.init_plan(text) IS
   'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}), and source_timeout in seconds (how long it retries an unreachable source).';
+
+-- ---- Comparing nodes (sql/71_compare.sql, sql/72_verify.sql): verify() and analyze_overlap(); _conninfo gains
+-- _conninfo_with for sessions with other server options.
+CREATE FUNCTION steep_repl._conninfo_with(node text, server_options text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text;
+  v_pin text[] := ARRAY['options=' || server_options,
+                        'keepalives=1', 'keepalives_idle=10', 'keepalives_interval=5', 'keepalives_count=3'];
+BEGIN
+  IF server_options !~ '(^| )-csearch_path=pg_catalog( |$)' THEN
+    RAISE EXCEPTION 'a peer session must pin search_path = pg_catalog' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT n.conninfo INTO v FROM steep_repl.nodes n WHERE n.name = node;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  IF v !~* 'connect_timeout' THEN
+    v_pin := v_pin || 'connect_timeout=5'::text;
+  END IF;
+  -- Each pin is key=value; a URI takes them percent-encoded, a key/value string quoted.
+  IF v ~ '^postgres(ql)?://' THEN
+    RETURN v || CASE WHEN pg_catalog.strpos(v, '?') > 0 THEN '&' ELSE '?' END || pg_catalog.array_to_string(ARRAY(
+      SELECT pg_catalog.split_part(x, '=', 1) || '=' || pg_catalog.replace(pg_catalog.replace(
+               pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1), '=', '%3D'), ' ', '%20')
+      FROM pg_catalog.unnest(v_pin) x), '&');
+  END IF;
+  RETURN v || ' ' || pg_catalog.array_to_string(ARRAY(
+    SELECT pg_catalog.split_part(x, '=', 1) || '=''' || pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1) || ''''
+    FROM pg_catalog.unnest(v_pin) x), ' ');
+END
+$$;
+COMMENT ON FUNCTION steep_repl._conninfo_with(text, text) IS
+  'Internal: a node''s conninfo for dblink with the given server options (-c settings, search_path = pg_catalog required), keepalives and (when absent) connect_timeout=5 forced.';
+
+CREATE OR REPLACE FUNCTION steep_repl._conninfo(node text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._conninfo_with(node, '-csearch_path=pg_catalog -cstatement_timeout=60000');
+$$;
+-- Comparing two nodes by primary key and row_hash: only keys and 8-byte hashes cross the
+-- network. analyze_overlap() counts how two populated nodes' rows overlap; verify() proves a
+-- replicating node equal to its source, reading again a row seen differing while a write load
+-- replicates until it settles.
+
+-- A table compared between nodes, with its primary key columns and their types.
+CREATE TYPE steep_repl.compare_table AS (
+  relid regclass, schema_name text, table_name text, key_cols text[], key_types text[]);
+COMMENT ON TYPE steep_repl.compare_table IS 'Internal: a table in the scope of a comparison, with its primary key.';
+
+-- The tables in scope (all user tables, or the named ones), each with a primary key and
+-- readable by the caller in full; anything else is refused, naming every table at fault.
+CREATE FUNCTION steep_repl._compare_scope(tables text[]) RETURNS SETOF steep_repl.compare_table
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v_caller regrole := steep_repl._caller();
+  v_scope steep_repl.compare_table[];
+  v_bad text;
+BEGIN
+  IF tables IS NOT NULL THEN
+    SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO v_bad FROM pg_catalog.unnest(tables) x
+    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._local_tables() l
+                      WHERE x = l.schema_name || '.' || l.table_name OR (l.schema_name = 'public' AND x = l.table_name));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'no such table on this node: %', v_bad USING ERRCODE = 'undefined_table',
+        HINT = 'Names as stored, without quotes: "public.orders", "My Schema.Odd Table"; a bare name means schema public.';
+    END IF;
+  END IF;
+  v_scope := ARRAY(
+    SELECT ROW(l.relid::oid::regclass, l.schema_name, l.table_name,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord),
+               ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord))::steep_repl.compare_table
+    FROM steep_repl._local_tables() l
+    WHERE tables IS NULL OR l.schema_name || '.' || l.table_name = ANY (tables)
+       OR (l.schema_name = 'public' AND l.table_name = ANY (tables))
+    ORDER BY l.schema_name, l.table_name);
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s WHERE pg_catalog.cardinality(s.key_cols) = 0;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key cannot be compared row by row: %', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add a primary key to each, or leave them out with the tables argument.';
+  END IF;
+  -- The hashes are read as the extension's owner: the caller must be able to read every row
+  -- of every table itself, or the keys returned would tell it what it may not see.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid
+  WHERE NOT pg_catalog.has_table_privilege(v_caller, s.relid, 'SELECT')
+     OR (c.relrowsecurity AND c.relowner <> v_caller
+         AND NOT (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = v_caller));
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'permission denied to compare %', v_bad USING ERRCODE = 'insufficient_privilege',
+      HINT = pg_catalog.format('Role %s needs SELECT on every row of each (row-level security included).', v_caller);
+  END IF;
+  RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_scope(text[]) IS
+  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones the caller cannot read in full (42501).';
+
+-- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
+-- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:
+-- on the peer it runs with search_path = pg_catalog.
+CREATE FUNCTION steep_repl._compare_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)::pg_catalog.text, steep_repl.row_hash(r.*) FROM %I.%I r',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o)
+            FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           t.schema_name, t.table_name)
+      || CASE WHEN keys IS NULL THEN '' ELSE pg_catalog.format(
+           ' WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           keys::text,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+            FROM ROWS FROM (pg_catalog.unnest(t.key_cols), pg_catalog.unnest(t.key_types)) WITH ORDINALITY x(c, ty, o))) END;
+$$;
+COMMENT ON FUNCTION steep_repl._compare_sql(steep_repl.compare_table, jsonb) IS
+  'Internal: SELECT key, row_hash of a table''s rows (or of the given keys), for both nodes of a comparison.';
+
+-- A peer's conninfo for reading hashes: the pins of _conninfo with a statement timeout of the
+-- caller's choosing (hashing a large table takes longer than 60 s) and the settings the keys
+-- are printed under.
+CREATE FUNCTION steep_repl._compare_conninfo(peer text, timeout_s integer) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._conninfo_with(peer, pg_catalog.format(
+    '-csearch_path=pg_catalog -cstatement_timeout=%s -cTimeZone=UTC -cDateStyle=ISO -cIntervalStyle=postgres -cextra_float_digits=1 -cbytea_output=hex',
+    timeout_s::bigint * 1000));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_conninfo(text, integer) IS
+  'Internal: a peer''s conninfo for a comparison: _conninfo''s pins, the given statement timeout, and fixed TimeZone, DateStyle, IntervalStyle, extra_float_digits and bytea_output.';
+
+-- A comparison needs row_hash on the peer too.
+CREATE FUNCTION steep_repl._compare_check_peer(peer text, conn text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v boolean;
+BEGIN
+  IF peer = steep_repl._local_node() THEN
+    RAISE EXCEPTION 'node % is this node: compare it with another one', peer USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  EXECUTE pg_catalog.format('SELECT ok FROM %I.dblink($1, $2) AS t(ok boolean)', steep_repl._dblink_schema()) INTO v
+    USING conn, 'SELECT pg_catalog.to_regprocedure(''steep_repl.row_hash(record)'') IS NOT NULL';
+  IF NOT v THEN
+    RAISE EXCEPTION 'node % has no steep_repl.row_hash (its steep_repl is older than 1.1)', peer
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('ALTER EXTENSION steep_repl UPDATE on node %s.', peer);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_check_peer(text, text) IS 'Internal: 22023 for this node itself, 55000 unless the peer has row_hash.';
+
+-- key text -> row_hash of a table's rows on the peer (only those of keys when given), and the
+-- peer's WAL position read in the same statement: every commit the read saw is before it.
+CREATE FUNCTION steep_repl._compare_peer_read(conn text, t steep_repl.compare_table, keys jsonb,
+  OUT hashes jsonb, OUT lsn pg_lsn)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h) FILTER (WHERE k IS NOT NULL), ''{}''),
+            ''0/0''::pg_catalog.pg_lsn + pg_catalog.max(h) FILTER (WHERE k IS NULL)
+     FROM %I.dblink($1, $2) AS t(k text, h bigint)', steep_repl._dblink_schema())
+    INTO hashes, lsn
+    USING conn, 'SELECT NULL::pg_catalog.text, (pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) ''0/0''::pg_catalog.pg_lsn)::pg_catalog.int8 UNION ALL '
+                || steep_repl._compare_sql(t, keys);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_peer_read(text, steep_repl.compare_table, jsonb) IS
+  'Internal: key -> row_hash of a table''s rows on the peer (of keys only when given), with the peer''s WAL position after the read''s snapshot.';
+
+CREATE FUNCTION steep_repl._compare_local_read(t steep_repl.compare_table, keys jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+BEGIN
+  EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h), ''{}'') FROM (' || steep_repl._compare_sql(t, keys) || ') x(k, h)' INTO v;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_local_read(steep_repl.compare_table, jsonb) IS 'Internal: key -> row_hash of a table''s rows here (of keys only when given).';
+
+-- Every row of a table here and on the peer in one pass: the peer's rows stream through dblink
+-- into a hash join with the local ones (k, lh, ph; a hash is NULL where its side lacks the row).
+-- $1 is the peer's conninfo, $2 the same query for the peer.
+CREATE FUNCTION steep_repl._compare_join_sql(t steep_repl.compare_table) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+    'SELECT coalesce(l.k, p.k) AS k, l.h AS lh, p.h AS ph FROM (%s) l(k, h) FULL JOIN %I.dblink($1, $2) AS p(k text, h bigint) ON l.k = p.k',
+    steep_repl._compare_sql(t), steep_repl._dblink_schema());
+$$;
+COMMENT ON FUNCTION steep_repl._compare_join_sql(steep_repl.compare_table) IS
+  'Internal: the full join of a table''s keys and row hashes here and on the peer (through dblink: $1 conninfo, $2 the peer''s query).';
+
+-- The rows of a table whose hash differs between here and the peer.
+CREATE FUNCTION steep_repl._compare_pass(conn text, t steep_repl.compare_table,
+  OUT key text, OUT local_hash bigint, OUT peer_hash bigint) RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE 'SELECT j.k, j.lh, j.ph FROM (' || steep_repl._compare_join_sql(t) || ') j WHERE j.lh IS DISTINCT FROM j.ph'
+    USING conn, steep_repl._compare_sql(t);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_pass(text, steep_repl.compare_table) IS
+  'Internal: the rows of a table whose row_hash differs between here and the peer (NULL: the side lacks the row).';
+
+-- verify(): this node equals the peer it replicates from, row by row; analyze_overlap(): how two
+-- populated nodes' rows overlap (sql/71_compare.sql reads the hashes).
+
+-- Whether this node has applied everything the peer committed up to lsn: its subscription's
+-- origin has reached it, or (the peer being idle since) the peer's slot says the subscriber
+-- confirmed it (an idle subscriber confirms all it received once it has applied it). Polled
+-- until timeout; true at once when this node does not subscribe from the peer.
+CREATE FUNCTION steep_repl._verify_caught_up(peer text, conn text, lsn pg_lsn, timeout interval) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_sub record;
+  v_deadline timestamptz := pg_catalog.clock_timestamp() + timeout;
+  v_flush pg_lsn;
+BEGIN
+  SELECT s.oid, s.subslotname INTO v_sub FROM pg_catalog.pg_subscription s
+  WHERE s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+    AND s.subname = (steep_repl._init_names(steep_repl._local_node(), peer)).subscription;
+  IF NOT FOUND THEN
+    RETURN true;
+  END IF;
+  LOOP
+    IF pg_catalog.pg_replication_origin_progress('pg_' || v_sub.oid, true) >= lsn THEN
+      RETURN true;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT f FROM %I.dblink($1, $2) AS t(f pg_lsn)', steep_repl._dblink_schema()) INTO v_flush
+      USING conn, pg_catalog.format('SELECT s.confirmed_flush_lsn FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) %L',
+                                    v_sub.subslotname);
+    IF v_flush >= lsn THEN
+      RETURN true;
+    END IF;
+    IF pg_catalog.clock_timestamp() > v_deadline THEN
+      RETURN false;
+    END IF;
+    PERFORM pg_catalog.pg_sleep(0.2);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._verify_caught_up(text, text, pg_lsn, interval) IS
+  'Internal: whether this node applied the peer''s WAL up to lsn within timeout (true when it does not subscribe from the peer).';
+
+-- Settles the rows of one table seen differing in a first pass. Each round reads the peer (S1,
+-- with its WAL position), waits until this node has applied past it, reads here (T), reads the
+-- peer again (S2). T equal to S1 or S2: replication was only behind or ahead. S1 = S2 <> T: the
+-- peer's row did not change while this node, past S1's position, held another: a real
+-- difference. Otherwise the peer's row changed meanwhile: another round, from S2.
+CREATE FUNCTION steep_repl._verify_settle(peer text, conn text, t steep_repl.compare_table, candidates text[],
+  rounds integer, catch_up interval, OUT key text, OUT kind text) RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_keys text[] := candidates;
+  v_s1 jsonb;
+  v_s2 jsonb;
+  v_t jsonb;
+  v_lsn pg_lsn;
+  v_lsn2 pg_lsn;
+  v_round integer := 0;
+  v_arg jsonb;
+BEGIN
+  WHILE pg_catalog.cardinality(v_keys) > 0 LOOP
+    v_arg := (SELECT pg_catalog.jsonb_agg(k::jsonb) FROM pg_catalog.unnest(v_keys) k);
+    IF v_s2 IS NULL THEN
+      SELECT r.hashes, r.lsn INTO v_s1, v_lsn FROM steep_repl._compare_peer_read(conn, t, v_arg) r;
+    ELSE
+      v_s1 := v_s2;
+      v_lsn := v_lsn2;
+    END IF;
+    IF v_round >= rounds THEN
+      RETURN QUERY SELECT k, 'unsettled'::text FROM pg_catalog.unnest(v_keys) k;
+      RETURN;
+    END IF;
+    v_round := v_round + 1;
+    IF NOT steep_repl._verify_caught_up(peer, conn, v_lsn, catch_up) THEN
+      RAISE EXCEPTION 'this node did not apply node %''s changes up to % within %', peer, v_lsn, catch_up
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Replication is behind or stopped: see pg_stat_subscription; or give more time with {"catch_up_timeout": seconds}.';
+    END IF;
+    v_t := steep_repl._compare_local_read(t, v_arg);
+    SELECT r.hashes, r.lsn INTO v_s2, v_lsn2 FROM steep_repl._compare_peer_read(conn, t, v_arg) r;
+    RETURN QUERY
+      SELECT k, CASE WHEN v_s2->k IS NULL THEN 'extra' WHEN v_t->k IS NULL THEN 'missing' ELSE 'differs' END
+      FROM pg_catalog.unnest(v_keys) k
+      WHERE v_s1->k IS NOT DISTINCT FROM v_s2->k
+        AND v_t->k IS DISTINCT FROM v_s1->k;
+    v_keys := ARRAY(SELECT k FROM pg_catalog.unnest(v_keys) k
+                    WHERE v_s1->k IS DISTINCT FROM v_s2->k
+                      AND v_t->k IS DISTINCT FROM v_s1->k AND v_t->k IS DISTINCT FROM v_s2->k);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._verify_settle(text, text, steep_repl.compare_table, text[], integer, interval) IS
+  'Internal: which of a table''s rows seen differing really differ, re-read until the peer''s row held still while this node caught up past it.';
+
+CREATE FUNCTION steep_repl.verify(peer text, tables text[] DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (schema_name text, table_name text, key jsonb, kind text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_rounds integer;
+  v_catch_up integer;
+  v_timeout integer;
+  v_conn text;
+  v_t steep_repl.compare_table;
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_cand text[];
+  v_found bigint := 0;
+  v_unsettled bigint := 0;
+  v_tables integer := 0;
+  v_bad text;
+  r record;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  options := coalesce(options, '{}');
+  IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT pg_catalog.string_agg(k, ', ') INTO v_bad FROM pg_catalog.jsonb_object_keys(options) k
+  WHERE k <> ALL (ARRAY['rounds', 'catch_up_timeout', 'statement_timeout']);
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'unknown verify option: %', v_bad USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Options: rounds, catch_up_timeout, statement_timeout.';
+  END IF;
+  v_rounds := steep_repl._int_option(options, 'rounds', 10, 1, 100,
+    'rounds is how many times a row seen differing is read again while the peer keeps changing it (1 to 100, default 10).');
+  v_catch_up := steep_repl._int_option(options, 'catch_up_timeout', 60, 1, 3600,
+    'catch_up_timeout is the number of seconds to wait for this node to apply the peer''s changes before a re-read (1 to 3600, default 60).');
+  v_timeout := steep_repl._int_option(options, 'statement_timeout', 3600, 1, 86400,
+    'statement_timeout is the number of seconds one read of a table on the peer may take (1 to 86400, default 3600).');
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'verify needs a new snapshot for each re-read' USING ERRCODE = 'invalid_transaction_state',
+      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
+  END IF;
+  v_conn := steep_repl._compare_conninfo(peer, v_timeout);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+
+  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables) LOOP
+    v_tables := v_tables + 1;
+    v_cand := ARRAY(SELECT p.key FROM steep_repl._compare_pass(v_conn, v_t) p);
+    CONTINUE WHEN pg_catalog.cardinality(v_cand) = 0;
+    FOR r IN SELECT * FROM steep_repl._verify_settle(peer, v_conn, v_t, v_cand, v_rounds,
+                                                     pg_catalog.make_interval(secs => v_catch_up)) LOOP
+      IF r.kind = 'unsettled' THEN
+        v_unsettled := v_unsettled + 1;
+      ELSE
+        v_found := v_found + 1;
+      END IF;
+      schema_name := v_t.schema_name;
+      table_name := v_t.table_name;
+      key := r.key::jsonb;
+      kind := r.kind;
+      RETURN NEXT;
+    END LOOP;
+  END LOOP;
+  IF v_unsettled > 0 THEN
+    RAISE WARNING '% row(s) kept changing on node % through % re-reads and were not settled', v_unsettled, peer, v_rounds
+      USING HINT = 'They are listed with kind ''unsettled''; verify them again, or with more {"rounds": n}.';
+  END IF;
+  INSERT INTO steep_repl.events (node, event, detail)
+  VALUES (steep_repl._local_node(), 'verify.done', pg_catalog.jsonb_build_object('peer', peer, 'tables', v_tables,
+          'differences', v_found, 'unsettled', v_unsettled, 'requested_by', steep_repl._caller()::text,
+          'seconds', pg_catalog.round(extract(epoch FROM pg_catalog.clock_timestamp() - v_started)::numeric, 3)));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.verify(text, text[], jsonb) IS
+  'Whether this node holds the same rows as peer (the node it replicates from), by primary key and row_hash: one row per real difference (missing here, extra here, differs), none when equal. Rows seen differing under a write load are read again until settled.';
+
+-- The rows of the last analyze_overlap of each peer and table that are not identical.
+CREATE TABLE steep_repl.overlap_rows (
+  peer        text NOT NULL,
+  schema_name text NOT NULL,
+  table_name  text NOT NULL,
+  key         jsonb NOT NULL,
+  category    text NOT NULL CHECK (category IN ('conflicting', 'local_only', 'peer_only')),
+  local_hash  bigint,
+  peer_hash   bigint,
+  analyzed_at timestamptz NOT NULL,
+  PRIMARY KEY (peer, schema_name, table_name, key)
+);
+COMMENT ON TABLE steep_repl.overlap_rows IS
+  'The keys of the last steep_repl.analyze_overlap() of each peer and table whose rows are not identical on both nodes.';
+
+CREATE FUNCTION steep_repl.analyze_overlap(peer text, tables text[] DEFAULT NULL)
+RETURNS TABLE (schema_name text, table_name text, identical bigint, conflicting bigint, local_only bigint, peer_only bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_conn text;
+  v_t steep_repl.compare_table;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_kept bigint;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  v_conn := steep_repl._compare_conninfo(peer, 3600);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables) LOOP
+    DELETE FROM steep_repl.overlap_rows o
+    WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
+    -- One pass: the counts and the keys of what is not identical come from the same join.
+    EXECUTE 'WITH j AS (' || steep_repl._compare_join_sql(v_t) || '),
+      kept AS (INSERT INTO steep_repl.overlap_rows (peer, schema_name, table_name, key, category, local_hash, peer_hash, analyzed_at)
+               SELECT $3, $4, $5, j.k::pg_catalog.jsonb,
+                      CASE WHEN j.lh IS NULL THEN ''peer_only'' WHEN j.ph IS NULL THEN ''local_only'' ELSE ''conflicting'' END,
+                      j.lh, j.ph, $6
+               FROM j WHERE j.lh IS DISTINCT FROM j.ph RETURNING 1)
+      SELECT count(*) FILTER (WHERE j.lh = j.ph), count(*) FILTER (WHERE j.lh <> j.ph),
+             count(*) FILTER (WHERE j.ph IS NULL), count(*) FILTER (WHERE j.lh IS NULL), (SELECT count(*) FROM kept)
+      FROM j'
+      INTO identical, conflicting, local_only, peer_only, v_kept
+      USING v_conn, steep_repl._compare_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
+    schema_name := v_t.schema_name;
+    table_name := v_t.table_name;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.analyze_overlap(text, text[]) IS
+  'How the rows of this node and peer overlap, per table: identical, conflicting (same key, other row), local_only, peer_only; the keys of all but identical rows are in steep_repl.overlap_rows. Only keys and row hashes cross the network.';
+
+GRANT EXECUTE ON FUNCTION steep_repl.verify(text, text[], jsonb), steep_repl.analyze_overlap(text, text[]) TO steep_repl_admin;
+GRANT SELECT ON steep_repl.overlap_rows TO steep_repl_admin;
+
+REVOKE ALL ON FUNCTION steep_repl._conninfo_with(text, text), steep_repl._compare_scope(text[]),
+  steep_repl._compare_sql(steep_repl.compare_table, jsonb), steep_repl._compare_conninfo(text, integer),
+  steep_repl._compare_check_peer(text, text), steep_repl._compare_peer_read(text, steep_repl.compare_table, jsonb),
+  steep_repl._compare_local_read(steep_repl.compare_table, jsonb), steep_repl._compare_join_sql(steep_repl.compare_table),
+  steep_repl._compare_pass(text, steep_repl.compare_table), steep_repl._verify_caught_up(text, text, pg_lsn, interval),
+  steep_repl._verify_settle(text, text, steep_repl.compare_table, text[], integer, interval),
+  steep_repl.verify(text, text[], jsonb), steep_repl.analyze_overlap(text, text[]) FROM PUBLIC;
+REVOKE ALL ON steep_repl.overlap_rows FROM PUBLIC;

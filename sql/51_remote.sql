@@ -21,13 +21,16 @@ COMMENT ON FUNCTION steep_repl._dblink_schema() IS 'Internal: schema holding dbl
 -- keyword, so the settings appended here win over the registered ones: search_path = pg_catalog
 -- (no object of the peer's users is picked by name), a statement timeout, TCP keepalives, and a
 -- connect timeout unless the DBA set one (a dead peer costs seconds, not minutes).
-CREATE FUNCTION steep_repl._conninfo(node text) RETURNS text
+CREATE FUNCTION steep_repl._conninfo_with(node text, server_options text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v text;
-  v_pin text[] := ARRAY['options=-csearch_path=pg_catalog -cstatement_timeout=60000',
+  v_pin text[] := ARRAY['options=' || server_options,
                         'keepalives=1', 'keepalives_idle=10', 'keepalives_interval=5', 'keepalives_count=3'];
 BEGIN
+  IF server_options !~ '(^| )-csearch_path=pg_catalog( |$)' THEN
+    RAISE EXCEPTION 'a peer session must pin search_path = pg_catalog' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   SELECT n.conninfo INTO v FROM steep_repl.nodes n WHERE n.name = node;
   IF NOT FOUND THEN
     PERFORM steep_repl._unknown_node(node);
@@ -46,6 +49,14 @@ BEGIN
     SELECT pg_catalog.split_part(x, '=', 1) || '=''' || pg_catalog.substr(x, pg_catalog.strpos(x, '=') + 1) || ''''
     FROM pg_catalog.unnest(v_pin) x), ' ');
 END
+$$;
+COMMENT ON FUNCTION steep_repl._conninfo_with(text, text) IS
+  'Internal: a node''s conninfo for dblink with the given server options (-c settings, search_path = pg_catalog required), keepalives and (when absent) connect_timeout=5 forced.';
+
+-- The pins of every peer session but a comparison's: search_path and a 60 s statement timeout.
+CREATE FUNCTION steep_repl._conninfo(node text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._conninfo_with(node, '-csearch_path=pg_catalog -cstatement_timeout=60000');
 $$;
 COMMENT ON FUNCTION steep_repl._conninfo(text) IS
   'Internal: a node''s conninfo for dblink, with search_path = pg_catalog, statement_timeout 60 s, keepalives and (when absent) connect_timeout=5 forced.';

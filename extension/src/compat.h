@@ -12,4 +12,11 @@
 #error "steep_repl requires PostgreSQL 16 or later"
 #endif
 
+/*
+ * A composite argument, detoasted. Not PG_GETARG_HEAPTUPLEHEADER: 17.12's headers made
+ * DatumGetHeapTupleHeader an exported function that a 17.10 server lacks, and a module built
+ * against newer minor headers must still load into an older minor server.
+ */
+#define SR_GETARG_HEAPTUPLEHEADER(n) ((HeapTupleHeader) PG_DETOAST_DATUM(PG_GETARG_DATUM(n)))
+
 #endif							/* STEEP_REPL_COMPAT_H */

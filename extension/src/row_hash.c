@@ -234,7 +234,7 @@ hash_row(RowHasher *rh, Datum *values, bool *nulls)
 Datum
 steep_repl_row_hash(PG_FUNCTION_ARGS)
 {
-	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	HeapTupleHeader rec = SR_GETARG_HEAPTUPLEHEADER(0);
 	Oid			tupType = HeapTupleHeaderGetTypeId(rec);
 	int32		tupTypmod = HeapTupleHeaderGetTypMod(rec);
 	RowHasher  *rh = (RowHasher *) fcinfo->flinfo->fn_extra;

@@ -1,0 +1,172 @@
+-- Comparing two nodes by primary key and row_hash: only keys and 8-byte hashes cross the
+-- network. analyze_overlap() counts how two populated nodes' rows overlap; verify() proves a
+-- replicating node equal to its source, reading again a row seen differing while a write load
+-- replicates until it settles.
+
+-- A table compared between nodes, with its primary key columns and their types.
+CREATE TYPE steep_repl.compare_table AS (
+  relid regclass, schema_name text, table_name text, key_cols text[], key_types text[]);
+COMMENT ON TYPE steep_repl.compare_table IS 'Internal: a table in the scope of a comparison, with its primary key.';
+
+-- The tables in scope (all user tables, or the named ones), each with a primary key and
+-- readable by the caller in full; anything else is refused, naming every table at fault.
+CREATE FUNCTION steep_repl._compare_scope(tables text[]) RETURNS SETOF steep_repl.compare_table
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v_caller regrole := steep_repl._caller();
+  v_scope steep_repl.compare_table[];
+  v_bad text;
+BEGIN
+  IF tables IS NOT NULL THEN
+    SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO v_bad FROM pg_catalog.unnest(tables) x
+    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._local_tables() l
+                      WHERE x = l.schema_name || '.' || l.table_name OR (l.schema_name = 'public' AND x = l.table_name));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'no such table on this node: %', v_bad USING ERRCODE = 'undefined_table',
+        HINT = 'Names as stored, without quotes: "public.orders", "My Schema.Odd Table"; a bare name means schema public.';
+    END IF;
+  END IF;
+  v_scope := ARRAY(
+    SELECT ROW(l.relid::oid::regclass, l.schema_name, l.table_name,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord),
+               ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord))::steep_repl.compare_table
+    FROM steep_repl._local_tables() l
+    WHERE tables IS NULL OR l.schema_name || '.' || l.table_name = ANY (tables)
+       OR (l.schema_name = 'public' AND l.table_name = ANY (tables))
+    ORDER BY l.schema_name, l.table_name);
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s WHERE pg_catalog.cardinality(s.key_cols) = 0;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key cannot be compared row by row: %', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add a primary key to each, or leave them out with the tables argument.';
+  END IF;
+  -- The hashes are read as the extension's owner: the caller must be able to read every row
+  -- of every table itself, or the keys returned would tell it what it may not see.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid
+  WHERE NOT pg_catalog.has_table_privilege(v_caller, s.relid, 'SELECT')
+     OR (c.relrowsecurity AND c.relowner <> v_caller
+         AND NOT (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = v_caller));
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'permission denied to compare %', v_bad USING ERRCODE = 'insufficient_privilege',
+      HINT = pg_catalog.format('Role %s needs SELECT on every row of each (row-level security included).', v_caller);
+  END IF;
+  RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_scope(text[]) IS
+  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones the caller cannot read in full (42501).';
+
+-- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
+-- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:
+-- on the peer it runs with search_path = pg_catalog.
+CREATE FUNCTION steep_repl._compare_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)::pg_catalog.text, steep_repl.row_hash(r.*) FROM %I.%I r',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o)
+            FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           t.schema_name, t.table_name)
+      || CASE WHEN keys IS NULL THEN '' ELSE pg_catalog.format(
+           ' WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           keys::text,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+            FROM ROWS FROM (pg_catalog.unnest(t.key_cols), pg_catalog.unnest(t.key_types)) WITH ORDINALITY x(c, ty, o))) END;
+$$;
+COMMENT ON FUNCTION steep_repl._compare_sql(steep_repl.compare_table, jsonb) IS
+  'Internal: SELECT key, row_hash of a table''s rows (or of the given keys), for both nodes of a comparison.';
+
+-- A peer's conninfo for reading hashes: the pins of _conninfo with a statement timeout of the
+-- caller's choosing (hashing a large table takes longer than 60 s) and the settings the keys
+-- are printed under.
+CREATE FUNCTION steep_repl._compare_conninfo(peer text, timeout_s integer) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._conninfo_with(peer, pg_catalog.format(
+    '-csearch_path=pg_catalog -cstatement_timeout=%s -cTimeZone=UTC -cDateStyle=ISO -cIntervalStyle=postgres -cextra_float_digits=1 -cbytea_output=hex',
+    timeout_s::bigint * 1000));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_conninfo(text, integer) IS
+  'Internal: a peer''s conninfo for a comparison: _conninfo''s pins, the given statement timeout, and fixed TimeZone, DateStyle, IntervalStyle, extra_float_digits and bytea_output.';
+
+-- A comparison needs row_hash on the peer too.
+CREATE FUNCTION steep_repl._compare_check_peer(peer text, conn text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v boolean;
+BEGIN
+  IF peer = steep_repl._local_node() THEN
+    RAISE EXCEPTION 'node % is this node: compare it with another one', peer USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  EXECUTE pg_catalog.format('SELECT ok FROM %I.dblink($1, $2) AS t(ok boolean)', steep_repl._dblink_schema()) INTO v
+    USING conn, 'SELECT pg_catalog.to_regprocedure(''steep_repl.row_hash(record)'') IS NOT NULL';
+  IF NOT v THEN
+    RAISE EXCEPTION 'node % has no steep_repl.row_hash (its steep_repl is older than 1.1)', peer
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('ALTER EXTENSION steep_repl UPDATE on node %s.', peer);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_check_peer(text, text) IS 'Internal: 22023 for this node itself, 55000 unless the peer has row_hash.';
+
+-- key text -> row_hash of a table's rows on the peer (only those of keys when given), and the
+-- peer's WAL position read in the same statement: every commit the read saw is before it.
+CREATE FUNCTION steep_repl._compare_peer_read(conn text, t steep_repl.compare_table, keys jsonb,
+  OUT hashes jsonb, OUT lsn pg_lsn)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h) FILTER (WHERE k IS NOT NULL), ''{}''),
+            ''0/0''::pg_catalog.pg_lsn + pg_catalog.max(h) FILTER (WHERE k IS NULL)
+     FROM %I.dblink($1, $2) AS t(k text, h bigint)', steep_repl._dblink_schema())
+    INTO hashes, lsn
+    USING conn, 'SELECT NULL::pg_catalog.text, (pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) ''0/0''::pg_catalog.pg_lsn)::pg_catalog.int8 UNION ALL '
+                || steep_repl._compare_sql(t, keys);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_peer_read(text, steep_repl.compare_table, jsonb) IS
+  'Internal: key -> row_hash of a table''s rows on the peer (of keys only when given), with the peer''s WAL position after the read''s snapshot.';
+
+CREATE FUNCTION steep_repl._compare_local_read(t steep_repl.compare_table, keys jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+BEGIN
+  EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h), ''{}'') FROM (' || steep_repl._compare_sql(t, keys) || ') x(k, h)' INTO v;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_local_read(steep_repl.compare_table, jsonb) IS 'Internal: key -> row_hash of a table''s rows here (of keys only when given).';
+
+-- Every row of a table here and on the peer in one pass: the peer's rows stream through dblink
+-- into a hash join with the local ones (k, lh, ph; a hash is NULL where its side lacks the row).
+-- $1 is the peer's conninfo, $2 the same query for the peer.
+CREATE FUNCTION steep_repl._compare_join_sql(t steep_repl.compare_table) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+    'SELECT coalesce(l.k, p.k) AS k, l.h AS lh, p.h AS ph FROM (%s) l(k, h) FULL JOIN %I.dblink($1, $2) AS p(k text, h bigint) ON l.k = p.k',
+    steep_repl._compare_sql(t), steep_repl._dblink_schema());
+$$;
+COMMENT ON FUNCTION steep_repl._compare_join_sql(steep_repl.compare_table) IS
+  'Internal: the full join of a table''s keys and row hashes here and on the peer (through dblink: $1 conninfo, $2 the peer''s query).';
+
+-- The rows of a table whose hash differs between here and the peer.
+CREATE FUNCTION steep_repl._compare_pass(conn text, t steep_repl.compare_table,
+  OUT key text, OUT local_hash bigint, OUT peer_hash bigint) RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE 'SELECT j.k, j.lh, j.ph FROM (' || steep_repl._compare_join_sql(t) || ') j WHERE j.lh IS DISTINCT FROM j.ph'
+    USING conn, steep_repl._compare_sql(t);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_pass(text, steep_repl.compare_table) IS
+  'Internal: the rows of a table whose row_hash differs between here and the peer (NULL: the side lacks the row).';
