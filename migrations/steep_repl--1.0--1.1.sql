@@ -4754,3 +4754,78 @@ REVOKE ALL ON FUNCTION steep_repl._conninfo_with(text, text), steep_repl._compar
   steep_repl._verify_settle(text, text, steep_repl.compare_table, text[], integer, interval),
   steep_repl.verify(text, text[], jsonb), steep_repl.analyze_overlap(text, text[]) FROM PUBLIC;
 REVOKE ALL ON steep_repl.overlap_rows FROM PUBLIC;
+
+-- ---- Snapshot apply restores the schema as the role that asked for it (pg_restore --role), the
+-- owners and grants of the snapshot with keep_owner (superuser only).
+ALTER TABLE steep_repl.snapshot_applies ADD COLUMN requested_by regrole;
+COMMENT ON COLUMN steep_repl.snapshot_applies.requested_by IS
+  'The role that called apply_snapshot (or start_init two_phase): pg_restore restores the schema as it (--role). NULL for an apply queued before 1.1: restored as the sidecar''s role.';
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_apply_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tol bigint;
+BEGIN
+  PERFORM steep_repl._snapshot_check_options(options,
+    ARRAY['parallel', 'subscribe', 'error_tolerance', 'truncate', 'lag_threshold', 'max_rate', 'keep_owner'], 'apply');
+  v_tol := steep_repl._snapshot_int_option(options, 'error_tolerance', 0, 0, 9223372036854775807,
+             'error_tolerance is how many malformed rows per table may be skipped (0: fail on the first).');
+  IF v_tol > 0 AND pg_catalog.current_setting('server_version_num')::int < 170000 THEN
+    RAISE EXCEPTION 'error_tolerance needs PostgreSQL 17 or later (COPY ON_ERROR); this server is %',
+        pg_catalog.current_setting('server_version')
+      USING ERRCODE = 'feature_not_supported', HINT = 'Apply without error_tolerance, or on a newer server.';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object(
+    'parallel', steep_repl._snapshot_int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables loaded at once.'),
+    'subscribe', steep_repl._snapshot_bool_option(options, 'subscribe'),
+    'error_tolerance', v_tol,
+    'truncate', steep_repl._snapshot_bool_option(options, 'truncate'),
+    'lag_threshold', steep_repl._snapshot_int_option(options, 'lag_threshold', 1048576, 0, 9223372036854775807, 'bytes'),
+    'max_rate', steep_repl._max_rate_option(options),
+    'keep_owner', steep_repl._snapshot_bool_option(options, 'keep_owner'));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._snapshot_queue_apply(path text, opts jsonb, kind text, args jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_node text;
+  v_state text;
+  v_apply bigint;
+  v_job bigint;
+BEGIN
+  -- keep_owner restores the snapshot's owners and grants: pg_restore then creates objects owned
+  -- by any role, which only a superuser may ask for (the restore runs as the caller, --role).
+  IF (opts->>'keep_owner')::boolean
+     AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = steep_repl._caller()) THEN
+    RAISE EXCEPTION 'permission denied to apply a snapshot with keep_owner'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'keep_owner restores the original owner and grants of every object, which only a superuser may do.',
+            HINT = 'Apply without keep_owner (the restored objects are then owned by the role that asks for the apply), or ask a superuser to apply it.';
+  END IF;
+  SELECT n.name, n.init_state INTO v_node, v_state FROM steep_repl.nodes n WHERE n.is_local FOR UPDATE;
+  -- An apply whose job ended without recording it (a sidecar killed on its last attempt) is not active.
+  IF EXISTS (SELECT 1 FROM steep_repl.snapshot_applies a JOIN steep_repl.jobs j ON j.id = a.job_id
+             WHERE a.state IN ('queued', 'applying') AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'a snapshot apply is already queued or running on this node'
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.list_snapshots()) or cancel its job.';
+  END IF;
+  IF (opts->>'subscribe')::boolean THEN
+    v_node := steep_repl._local_node();
+    IF v_state NOT IN ('uninitialized', 'failed') THEN
+      RAISE EXCEPTION 'node "%" already has an init in state %', v_node, pg_catalog.upper(v_state)
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = pg_catalog.format('A subscribing apply initializes the node: cancel the current init first (SELECT steep_repl.cancel_init(%L)).', v_node);
+    END IF;
+    DELETE FROM steep_repl.init_progress p WHERE p.node = v_node;
+    PERFORM steep_repl.transition(v_node, 'preparing', pg_catalog.format('apply_snapshot %s', path));
+  END IF;
+  -- The caller, recorded here by the API itself (operators cannot write the table): the sidecar
+  -- restores the schema as this role, never one the caller could not act as.
+  INSERT INTO steep_repl.snapshot_applies (path, options, requested_by) VALUES (path, opts, steep_repl._caller())
+  RETURNING id INTO v_apply;
+  v_job := steep_repl.enqueue_job(kind, args || pg_catalog.jsonb_build_object('apply_id', v_apply), v_node, 3);
+  UPDATE steep_repl.snapshot_applies a SET job_id = v_job WHERE a.id = v_apply;
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.apply_snapshot(text, jsonb) IS
+  'Queues loading the snapshot in directory path (on this node''s host) into this node and returns the job id (the snapshot id is in the manifest, which only the sidecar reads). Options: parallel (1-16), subscribe, error_tolerance (rows per table, PostgreSQL 17+), truncate, lag_threshold, max_rate (bytes/s per worker), keep_owner (superuser: restore the original owners and grants). The schema is restored as the calling role. Watch steep_repl.snapshot_progress.';

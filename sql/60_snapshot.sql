@@ -75,10 +75,13 @@ CREATE TABLE steep_repl.snapshot_applies (
   created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
   completed_at    timestamptz,
   error           text,
+  requested_by    regrole,
   CONSTRAINT failed_has_error CHECK (state <> 'failed' OR error IS NOT NULL)
 );
 COMMENT ON TABLE steep_repl.snapshot_applies IS
   'Snapshots applied to this node (apply_snapshot); snapshot_id, source_node and lsn come from the manifest once the sidecar validated it.';
+COMMENT ON COLUMN steep_repl.snapshot_applies.requested_by IS
+  'The role that called apply_snapshot (or start_init two_phase): pg_restore restores the schema as it (--role). NULL for an apply queued before 1.1: restored as the sidecar''s role.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshot_applies', '');
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.snapshot_applies_id_seq', '');
 

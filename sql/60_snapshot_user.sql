@@ -100,7 +100,7 @@ DECLARE
   v_tol bigint;
 BEGIN
   PERFORM steep_repl._snapshot_check_options(options,
-    ARRAY['parallel', 'subscribe', 'error_tolerance', 'truncate', 'lag_threshold', 'max_rate'], 'apply');
+    ARRAY['parallel', 'subscribe', 'error_tolerance', 'truncate', 'lag_threshold', 'max_rate', 'keep_owner'], 'apply');
   v_tol := steep_repl._snapshot_int_option(options, 'error_tolerance', 0, 0, 9223372036854775807,
              'error_tolerance is how many malformed rows per table may be skipped (0: fail on the first).');
   IF v_tol > 0 AND pg_catalog.current_setting('server_version_num')::int < 170000 THEN
@@ -114,7 +114,8 @@ BEGIN
     'error_tolerance', v_tol,
     'truncate', steep_repl._snapshot_bool_option(options, 'truncate'),
     'lag_threshold', steep_repl._snapshot_int_option(options, 'lag_threshold', 1048576, 0, 9223372036854775807, 'bytes'),
-    'max_rate', steep_repl._max_rate_option(options));
+    'max_rate', steep_repl._max_rate_option(options),
+    'keep_owner', steep_repl._snapshot_bool_option(options, 'keep_owner'));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._snapshot_apply_options(jsonb) IS 'Internal: validates apply_snapshot options and fills in the defaults.';
@@ -128,6 +129,15 @@ DECLARE
   v_apply bigint;
   v_job bigint;
 BEGIN
+  -- keep_owner restores the snapshot's owners and grants: pg_restore then creates objects owned
+  -- by any role, which only a superuser may ask for (the restore runs as the caller, --role).
+  IF (opts->>'keep_owner')::boolean
+     AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = steep_repl._caller()) THEN
+    RAISE EXCEPTION 'permission denied to apply a snapshot with keep_owner'
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'keep_owner restores the original owner and grants of every object, which only a superuser may do.',
+            HINT = 'Apply without keep_owner (the restored objects are then owned by the role that asks for the apply), or ask a superuser to apply it.';
+  END IF;
   SELECT n.name, n.init_state INTO v_node, v_state FROM steep_repl.nodes n WHERE n.is_local FOR UPDATE;
   -- An apply whose job ended without recording it (a sidecar killed on its last attempt) is not active.
   IF EXISTS (SELECT 1 FROM steep_repl.snapshot_applies a JOIN steep_repl.jobs j ON j.id = a.job_id
@@ -145,7 +155,10 @@ BEGIN
     DELETE FROM steep_repl.init_progress p WHERE p.node = v_node;
     PERFORM steep_repl.transition(v_node, 'preparing', pg_catalog.format('apply_snapshot %s', path));
   END IF;
-  INSERT INTO steep_repl.snapshot_applies (path, options) VALUES (path, opts) RETURNING id INTO v_apply;
+  -- The caller, recorded here by the API itself (operators cannot write the table): the sidecar
+  -- restores the schema as this role, never one the caller could not act as.
+  INSERT INTO steep_repl.snapshot_applies (path, options, requested_by) VALUES (path, opts, steep_repl._caller())
+  RETURNING id INTO v_apply;
   v_job := steep_repl.enqueue_job(kind, args || pg_catalog.jsonb_build_object('apply_id', v_apply), v_node, 3);
   UPDATE steep_repl.snapshot_applies a SET job_id = v_job WHERE a.id = v_apply;
   RETURN v_job;
@@ -163,7 +176,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl.apply_snapshot(text, jsonb) IS
-  'Queues loading the snapshot in directory path (on this node''s host) into this node and returns the job id (the snapshot id is in the manifest, which only the sidecar reads). Options: parallel (1-16), subscribe, error_tolerance (rows per table, PostgreSQL 17+), truncate, lag_threshold, max_rate (bytes/s per worker). Watch steep_repl.snapshot_progress.';
+  'Queues loading the snapshot in directory path (on this node''s host) into this node and returns the job id (the snapshot id is in the manifest, which only the sidecar reads). Options: parallel (1-16), subscribe, error_tolerance (rows per table, PostgreSQL 17+), truncate, lag_threshold, max_rate (bytes/s per worker), keep_owner (superuser: restore the original owners and grants). The schema is restored as the calling role. Watch steep_repl.snapshot_progress.';
 
 CREATE FUNCTION steep_repl.list_snapshots()
 RETURNS TABLE (id text, role text, state text, path text, source_node text, lsn pg_lsn, slot_name text,

@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,12 +117,22 @@ func TestCLIControlCharactersNeverReachTheTerminal(t *testing.T) {
 	cliClean(t, "schema", "diff", "--peer", "node_a", "--schema", evilName, "--table", c1Name, "--db", dbB)
 
 	// Exported DDL prints safely and still creates the same tables (checked in a scratch database).
-	script, errOut, code := cliClean(t, "schema", "export", "--peer", "node_a", "--output", "-", "--db", dbB)
+	// (pg_dump of node_a itself as its superuser: --peer reads a conninfo, which needs one,
+	// and pg_dump locks every table it dumps.)
+	bindir, err := harness.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, errOut, code := cliClean(t, "schema", "export", "--output", "-", "--pg-bindir", bindir, "--db", a.ConnString(""))
 	if code != 0 || !strings.Contains(script, `U&"`) {
 		t.Fatalf("schema export: exit %d\n%s%s", code, script, errOut)
 	}
+	scriptFile := filepath.Join(t.TempDir(), "schema.sql")
+	if err := os.WriteFile(scriptFile, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b.CreateDatabase(t, "ddlcheck")
-	b.Exec(t, "ddlcheck", script)
+	b.RunClient(t, "ddlcheck", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", scriptFile)
 	columns := `SELECT string_agg(format('%I.%I.%I %s %s', table_schema, table_name, column_name, data_type, column_default), ', '
 		ORDER BY table_schema, table_name, ordinal_position) FROM information_schema.columns
 		WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'steep_repl')`

@@ -161,12 +161,19 @@ func TestSnapshotSecurityOperatorFlowUnderTheRootWithPrivateModes(t *testing.T) 
 	if len(entries) != harness.ChinookTables+2 {
 		t.Fatalf("%d entries in the snapshot directory, want the tables, the schema archive and the manifest", len(entries))
 	}
+	// The apply restores the schema as alice (pg_restore --role): she needs to be able to
+	// create the tables, and owns them.
+	b.Exec(t, "", `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'alice') THEN
+		CREATE ROLE alice LOGIN IN ROLE steep_repl_admin; END IF; END $$; GRANT CREATE ON SCHEMA public TO alice`)
 	if code, msg, _ = asAlice(t, b, "SELECT steep_repl.apply_snapshot($1)", dir); code != "" {
 		t.Fatalf("apply as alice: %s %s", code, msg)
 	}
 	job = harness.QueryOne[int64](t, b, "", "SELECT max(job_id) FROM steep_repl.snapshot_applies")
 	waitJobDone(t, b, job, "succeeded", 120*time.Second)
 	harness.AssertEqual(t, a, b, "")
+	if others := harness.QueryOne[string](t, b, "", "SELECT coalesce(string_agg(tablename || '=' || tableowner, ', '), '') FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'alice'"); others != "" {
+		t.Fatalf("tables alice's apply restored that are not hers: %s", others)
+	}
 }
 
 func TestSnapshotSecuritySymlinkPlantedDuringGenerateIsNotFollowed(t *testing.T) {

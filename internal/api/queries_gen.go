@@ -16,6 +16,7 @@ const (
 	qApplyHalfRestored                     // snapshot.sql
 	qApplyLoadedTables                     // snapshot.sql
 	qApplyLoading                          // snapshot.sql
+	qApplyRequester                        // snapshot_requester.sql
 	qApplySnapshot                         // snapshot.sql
 	qApplySnapshotID                       // snapshot.sql
 	qCancelInit                            // queries.sql
@@ -85,6 +86,8 @@ const (
 	qReloadConf                            // queries.sql
 	qSchemaDDL                             // schema.sql
 	qSchemaDiff                            // schema.sql
+	qSchemaExportSchemas                   // schema_export.sql
+	qSchemaExportTables                    // schema_export.sql
 	qSchemaSync                            // schema.sql
 	qSetSequence                           // snapshot.sql
 	qSetSnapshotProgress                   // snapshot.sql
@@ -132,6 +135,7 @@ var queryNames = [...]string{
 	qApplyHalfRestored:        "ApplyHalfRestored",
 	qApplyLoadedTables:        "ApplyLoadedTables",
 	qApplyLoading:             "ApplyLoading",
+	qApplyRequester:           "ApplyRequester",
 	qApplySnapshot:            "ApplySnapshot",
 	qApplySnapshotID:          "ApplySnapshotID",
 	qCancelInit:               "CancelInit",
@@ -201,6 +205,8 @@ var queryNames = [...]string{
 	qReloadConf:               "ReloadConf",
 	qSchemaDDL:                "SchemaDDL",
 	qSchemaDiff:               "SchemaDiff",
+	qSchemaExportSchemas:      "SchemaExportSchemas",
+	qSchemaExportTables:       "SchemaExportTables",
 	qSchemaSync:               "SchemaSync",
 	qSetSequence:              "SetSequence",
 	qSetSnapshotProgress:      "SetSnapshotProgress",

@@ -150,46 +150,6 @@ func schemaDiffCommand() command {
 	}
 }
 
-func schemaExportCommand() command {
-	var peer, output, tables, schemas string
-	return command{
-		name: "schema export", summary: "write the DDL of the chosen tables (of the --db node, or of --peer) to a file",
-		example: "steep-repl schema export --peer node_a --tables public.orders,public.items --output orders.sql",
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&output, "output", "", "file to write, - for stdout (required)")
-			fs.StringVar(&peer, "peer", "", "export a registered node's tables instead of the --db node's")
-			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: all)")
-			fs.StringVar(&schemas, "schemas", "", "only tables of these schemas, comma-separated (default: all)")
-		},
-		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
-			if len(args) != 0 || output == "" {
-				return usageError{"need --output FILE (or - for stdout)"}
-			}
-			scope := api.SchemaScope{Tables: splitList(tables), Schemas: splitList(schemas)}
-			return withConn(ctx, env, func(db api.DB) error {
-				stmts, err := api.SchemaDDL(ctx, db, peer, scope)
-				if err != nil {
-					return err
-				}
-				from := "the local node"
-				if peer != "" {
-					from = "node " + peer
-				}
-				text := schemaDDLFile(stmts, from, time.Now())
-				if output == "-" {
-					_, err := io.WriteString(env.Stdout, text)
-					return err
-				}
-				if err := writeSchemaFile(output, text); err != nil {
-					return fmt.Errorf("export to %s: %w", output, err)
-				}
-				fmt.Fprintf(env.Stdout, "wrote %d statement(s) for %d table(s) of %s to %s\n", len(stmts), schemaDDLTables(stmts), from, output)
-				return nil
-			})
-		},
-	}
-}
-
 func schemaSyncCommand() command {
 	var peer, mode, tables, schemas string
 	var confirm, asJSON bool
@@ -320,31 +280,6 @@ func writeSchemaJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// schemaDDLFile renders the statements as a SQL script with a header saying where and when
-// they come from; names and constants holding control characters are written with Unicode
-// escapes (sqlSafe), so the script prints safely and still creates the same tables.
-func schemaDDLFile(stmts []api.DDLStatement, from string, at time.Time) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "-- DDL of %d table(s) of %s, exported by steep-repl %s at %s\n", schemaDDLTables(stmts), from,
-		Version, at.UTC().Format(time.RFC3339))
-	fmt.Fprintln(&b, "-- Column order is physical; logical replication maps columns by name.")
-	for _, s := range stmts {
-		fmt.Fprintf(&b, "\n%s;\n", sqlSafe(s.SQL))
-	}
-	return b.String()
-}
-
-// schemaDDLTables counts the CREATE TABLE statements.
-func schemaDDLTables(stmts []api.DDLStatement) int {
-	n := 0
-	for _, s := range stmts {
-		if strings.HasPrefix(s.SQL, "CREATE TABLE ") {
-			n++
-		}
-	}
-	return n
 }
 
 // writeSchemaFile writes text to path through a temporary file in the same directory, so a

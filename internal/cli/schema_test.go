@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
 )
@@ -45,20 +44,8 @@ func TestPrintSchemaCompare(t *testing.T) {
 	}
 }
 
-func TestSchemaDDLFile(t *testing.T) {
-	orders := "orders"
-	stmts := []api.DDLStatement{
-		{Schema: "sales", SQL: "CREATE SCHEMA IF NOT EXISTS sales"},
-		{Schema: "sales", Table: &orders, SQL: "CREATE TABLE sales.orders (id integer NOT NULL, PRIMARY KEY (id))"},
-	}
-	text := schemaDDLFile(stmts, "node node_a", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	want := "-- DDL of 1 table(s) of node node_a, exported by steep-repl " + Version + " at 2026-01-02T03:04:05Z\n" +
-		"-- Column order is physical; logical replication maps columns by name.\n" +
-		"\nCREATE SCHEMA IF NOT EXISTS sales;\n" +
-		"\nCREATE TABLE sales.orders (id integer NOT NULL, PRIMARY KEY (id));\n"
-	if text != want {
-		t.Fatalf("got:\n%s\nwant:\n%s", text, want)
-	}
+func TestWriteSchemaFileNeverLeavesHalfAFile(t *testing.T) {
+	text := "CREATE TABLE sales.orders (id integer NOT NULL);\n"
 	path := filepath.Join(t.TempDir(), "out.sql")
 	if err := writeSchemaFile(path, text); err != nil {
 		t.Fatal(err)
@@ -73,6 +60,22 @@ func TestSchemaDDLFile(t *testing.T) {
 	}
 	if err := writeSchemaFile(filepath.Join(t.TempDir(), "missing", "out.sql"), text); err == nil {
 		t.Fatal("writing into a missing directory succeeded")
+	}
+}
+
+func TestExportSelectionNamesEveryTableOrRefusesAMissingOne(t *testing.T) {
+	found := []api.TableName{{Schema: "public", Table: "Order Items"}, {Schema: "sales", Table: "orders"}}
+	scope := api.SchemaScope{Tables: []string{"Order Items", "sales.orders"}}
+	args, err := exportSelection(t.Context(), nil, scope, found, "node a")
+	if err != nil || strings.Join(args, " ") != `--table="public"."Order Items" --table="sales"."orders"` {
+		t.Fatalf("selection: %q, %v", args, err)
+	}
+	if got := tableSchemas(scope, found); got != "CREATE SCHEMA IF NOT EXISTS \"sales\";\n" {
+		t.Fatalf("schemas: %q", got)
+	}
+	scope.Tables = append(scope.Tables, "nope\x1b")
+	if _, err := exportSelection(t.Context(), nil, scope, found, "node a"); err == nil || !strings.Contains(err.Error(), `nope\x1b`) {
+		t.Fatalf("a missing table: %v", err)
 	}
 }
 

@@ -31,6 +31,7 @@ type application struct {
 	progs   Programs // where pg_restore is
 	restore bool     // the target had none of the tables: this apply restores the schema
 	schema  []byte   // the schema archive, verified (read once, when restore needs it)
+	owner   []string // pg_restore's --role and ownership options (ownerArgs, read once)
 	// finishes is an earlier apply of the snapshot that restored pre-data and failed before
 	// post-data: this one restores post-data in its stead.
 	finishes int64

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/pgtools"
 	"github.com/steepdb/steep_repl/internal/snapshot"
 )
 
@@ -16,7 +17,7 @@ import (
 // returns its manifest entry. conn is inside the exported snapshot; it lists what to leave out.
 func (g *generation) dumpSchema(ctx context.Context, conn *pgx.Conn, info api.SnapshotServer, schemas []string) (*snapshot.Schema, error) {
 	major := info.VersionNum / 10000
-	path, version, err := g.progs.program(ctx, "pg_dump", major, "the source server "+info.Version)
+	path, version, err := g.progs.Program(ctx, "pg_dump", major, "the source server "+info.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -30,18 +31,18 @@ func (g *generation) dumpSchema(ctx context.Context, conn *pgx.Conn, info api.Sn
 	}
 	cfg := &g.pool.Config().ConnConfig.Config
 	args := []string{"--schema-only", "--format=custom", "--snapshot=" + g.name, "--no-publications", "--no-subscriptions",
-		"-d", dbnameArg(cfg.Database)}
+		"-d", pgtools.DBNameArg(cfg.Database)}
 	for _, s := range schemas {
-		args = append(args, "--schema="+namePattern(s, ""))
+		args = append(args, "--schema="+pgtools.NamePattern(s, ""))
 	}
 	for _, t := range exclude {
-		args = append(args, "--exclude-table="+namePattern(t.Schema, t.Table))
+		args = append(args, "--exclude-table="+pgtools.NamePattern(t.Schema, t.Table))
 	}
 	fw, err := g.dir.CreateFile(snapshot.SchemaFileName, "none")
 	if err != nil {
 		return nil, err
 	}
-	if err := runProgram(ctx, cfg, path, args, libpqEnv(cfg, "steep-repl snapshot pg_dump"), nil, fw); err != nil {
+	if err := pgtools.Run(ctx, cfg, path, args, pgtools.LibpqEnv(cfg, "steep-repl snapshot pg_dump"), nil, fw); err != nil {
 		fw.Abort()
 		return nil, fmt.Errorf("dump the schema (pg_dump %s): %w", version, err)
 	}

@@ -1,4 +1,4 @@
-package job
+package pgtools
 
 import (
 	"strings"
@@ -13,24 +13,13 @@ func TestParseProgramVersion(t *testing.T) {
 		"pg_restore (PostgreSQL) 17.2 (Debian 17.2-1)": 17,
 		"pg_dump (PostgreSQL) 19devel":                 19,
 	} {
-		_, major, err := parseProgramVersion(out)
+		_, major, err := ParseVersion(out)
 		if err != nil || major != want {
 			t.Errorf("%q: %d, %v (want %d)", out, major, err, want)
 		}
 	}
-	if _, _, err := parseProgramVersion("something else 18"); err == nil {
+	if _, _, err := ParseVersion("something else 18"); err == nil {
 		t.Error("unexpected output accepted")
-	}
-}
-
-func TestWithoutSchemaEntriesCommentsOutOnlyThoseSchemas(t *testing.T) {
-	toc := "; Archive created at ...\n5; 2615 16385 SCHEMA - shop postgres\n6; 2615 16386 SCHEMA - shop2 postgres\n" +
-		"4000; 0 0 COMMENT - SCHEMA shop postgres\n215; 1259 16390 TABLE shop film postgres\n"
-	got := withoutSchemaEntries(toc, []string{"shop"})
-	want := "; Archive created at ...\n;5; 2615 16385 SCHEMA - shop postgres\n6; 2615 16386 SCHEMA - shop2 postgres\n" +
-		"4000; 0 0 COMMENT - SCHEMA shop postgres\n215; 1259 16390 TABLE shop film postgres\n"
-	if got != want {
-		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -39,28 +28,28 @@ func TestLibpqEnvCarriesThePasswordOnlyInPGPASSWORD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := strings.Join(libpqEnv(cfg, "x"), "\n")
+	env := strings.Join(LibpqEnv(cfg, "x"), "\n")
 	for _, want := range []string{"PGHOST=db.example", "PGPORT=5433", "PGUSER=alice", "PGDATABASE=app", "PGSSLMODE=disable", "PGPASSWORD=s3cret"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("env lacks %s", want)
 		}
 	}
-	if dbnameArg(cfg.Database) != "dbname='app'" || dbnameArg(`a'b\c`) != `dbname='a\'b\\c'` {
-		t.Errorf("dbnameArg: %s", dbnameArg(`a'b\c`))
+	if DBNameArg(cfg.Database) != "dbname='app'" || DBNameArg(`a'b\c`) != `dbname='a\'b\\c'` {
+		t.Errorf("dbnameArg: %s", DBNameArg(`a'b\c`))
 	}
 	for mode, want := range map[string]string{"prefer": "prefer", "require": "require", "verify-full": "verify-full", "disable": "disable"} {
 		c, err := pgconn.ParseConfig("postgres://h/db?sslmode=" + mode)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := sslMode(c); got != want {
+		if got := SSLMode(c); got != want {
 			t.Errorf("sslmode %s: %s", mode, got)
 		}
 	}
 }
 
 func TestNamePatternMatchesExactly(t *testing.T) {
-	if got := namePattern(`we"ird`, "a*b.c"); got != `"we""ird"."a*b.c"` {
+	if got := NamePattern(`we"ird`, "a*b.c"); got != `"we""ird"."a*b.c"` {
 		t.Fatal(got)
 	}
 }
