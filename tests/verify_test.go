@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -294,5 +295,45 @@ func TestAnalyzeOverlapCountsEachCategoryAndKeepsTheKeys(t *testing.T) {
 	dbaExec(t, b, "SELECT * FROM steep_repl.analyze_overlap('node_a', ARRAY['acct'])")
 	if n := dbaQuery[int64](t, b, "SELECT count(*) FROM steep_repl.overlap_rows WHERE table_name = 'acct'"); n != 6 {
 		t.Errorf("overlap_rows of acct after a second analysis: %d, want the same 6", n)
+	}
+}
+
+// steep-repl verify and analyze-overlap as a DBA runs them: a table, exit 0 when equal, the
+// differing rows and exit 1 otherwise, JSON on request, and the server's refusal with its SQLSTATE.
+func TestCLIVerifyAndAnalyzeOverlap(t *testing.T) {
+	t.Parallel()
+	a, b := setupEmptyPair(t)
+	for _, n := range []*harness.Node{a, b} {
+		ensureDBA(t, n)
+		n.Exec(t, "", `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 20) g;
+			GRANT SELECT ON items TO dba`)
+	}
+	db := dbaURL(t, b)
+	out, errOut, code := runCLI(t, "verify", "--peer", "node_a", "--db", db)
+	if code != 0 || !strings.Contains(out, "every row equals node node_a's") {
+		t.Fatalf("verify of equal nodes: exit %d\n%s%s", code, out, errOut)
+	}
+	b.Exec(t, "", "UPDATE items SET v = 'other' WHERE id = 5; DELETE FROM items WHERE id = 6")
+	out, errOut, code = runCLI(t, "verify", "--peer", "node_a", "--db", db, "--tables", "items")
+	if code != 1 || !strings.Contains(out, `public.items  {"id": 5}  differs`) || !strings.Contains(out, `{"id": 6}  missing`) ||
+		!strings.Contains(errOut, "2 row(s) differ from node node_a") {
+		t.Fatalf("verify with two differences: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	out, _, code = runCLI(t, "verify", "--peer", "node_a", "--db", db, "--json")
+	var diffs []map[string]any
+	if err := json.Unmarshal([]byte(out), &diffs); code != 1 || err != nil || len(diffs) != 2 || diffs[0]["kind"] == nil {
+		t.Fatalf("verify --json: exit %d, %v\n%s", code, err, out)
+	}
+	out, errOut, code = runCLI(t, "analyze-overlap", "--peer", "node_a", "--db", db)
+	if code != 0 || !strings.Contains(out, "public.items  18         1            0           1") {
+		t.Fatalf("analyze-overlap: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	_, errOut, code = runCLI(t, "verify", "--peer", "node_x", "--db", db)
+	if code != 1 || !strings.Contains(errOut, "42704") {
+		t.Fatalf("verify of an unknown peer: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code = runCLI(t, "verify", "--db", db)
+	if code != 2 || !strings.Contains(errOut, "need --peer NODE") {
+		t.Fatalf("verify without --peer: exit %d\n%s", code, errOut)
 	}
 }

@@ -9,6 +9,7 @@ type query int
 // The queries, one per block (named q + the block's name).
 const (
 	qActiveInitStartJobs      query = iota // queries.sql
+	qAnalyzeOverlap                        // compare.sql
 	qApplyCancelled                        // snapshot.sql
 	qApplyComplete                         // snapshot.sql
 	qApplyEventRecorded                    // snapshot.sql
@@ -16,7 +17,6 @@ const (
 	qApplyHalfRestored                     // snapshot.sql
 	qApplyLoadedTables                     // snapshot.sql
 	qApplyLoading                          // snapshot.sql
-	qApplyRequester                        // snapshot_requester.sql
 	qApplySnapshot                         // snapshot.sql
 	qApplySnapshotID                       // snapshot.sql
 	qCancelInit                            // queries.sql
@@ -86,8 +86,6 @@ const (
 	qReloadConf                            // queries.sql
 	qSchemaDDL                             // schema.sql
 	qSchemaDiff                            // schema.sql
-	qSchemaExportSchemas                   // schema_export.sql
-	qSchemaExportTables                    // schema_export.sql
 	qSchemaSync                            // schema.sql
 	qSetSequence                           // snapshot.sql
 	qSetSnapshotProgress                   // snapshot.sql
@@ -122,12 +120,14 @@ const (
 	qTick                                  // queries.sql
 	qTransition                            // queries.sql
 	qUnregisterNode                        // queries.sql
+	qVerify                                // compare.sql
 	qWakeSupervisor                        // queries.sql
 )
 
 // queryNames are the blocks' names, by query.
 var queryNames = [...]string{
 	qActiveInitStartJobs:      "ActiveInitStartJobs",
+	qAnalyzeOverlap:           "AnalyzeOverlap",
 	qApplyCancelled:           "ApplyCancelled",
 	qApplyComplete:            "ApplyComplete",
 	qApplyEventRecorded:       "ApplyEventRecorded",
@@ -135,7 +135,6 @@ var queryNames = [...]string{
 	qApplyHalfRestored:        "ApplyHalfRestored",
 	qApplyLoadedTables:        "ApplyLoadedTables",
 	qApplyLoading:             "ApplyLoading",
-	qApplyRequester:           "ApplyRequester",
 	qApplySnapshot:            "ApplySnapshot",
 	qApplySnapshotID:          "ApplySnapshotID",
 	qCancelInit:               "CancelInit",
@@ -205,8 +204,6 @@ var queryNames = [...]string{
 	qReloadConf:               "ReloadConf",
 	qSchemaDDL:                "SchemaDDL",
 	qSchemaDiff:               "SchemaDiff",
-	qSchemaExportSchemas:      "SchemaExportSchemas",
-	qSchemaExportTables:       "SchemaExportTables",
 	qSchemaSync:               "SchemaSync",
 	qSetSequence:              "SetSequence",
 	qSetSnapshotProgress:      "SetSnapshotProgress",
@@ -241,5 +238,6 @@ var queryNames = [...]string{
 	qTick:                     "Tick",
 	qTransition:               "Transition",
 	qUnregisterNode:           "UnregisterNode",
+	qVerify:                   "Verify",
 	qWakeSupervisor:           "WakeSupervisor",
 }

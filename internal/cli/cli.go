@@ -51,6 +51,7 @@ func commands() []command {
 	cmds = append(cmds, manualInitCommands()...)
 	cmds = append(cmds, snapshotCommands()...)
 	cmds = append(cmds, schemaCommands()...)
+	cmds = append(cmds, compareCommands()...)
 	return cmds
 }
 

@@ -1,0 +1,5 @@
+-- name: Verify
+SELECT schema_name, table_name, key::text, kind FROM steep_repl.verify($1, $2, $3);
+
+-- name: AnalyzeOverlap
+SELECT schema_name, table_name, identical, conflicting, local_only, peer_only FROM steep_repl.analyze_overlap($1, $2);

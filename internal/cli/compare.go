@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/progress"
+)
+
+// errNodesDiffer ends verify with exit status 1 when rows differ, as diff(1) does.
+type errNodesDiffer struct {
+	n    int
+	peer string
+}
+
+func (e errNodesDiffer) Error() string {
+	return fmt.Sprintf("%d row(s) differ from node %s", e.n, e.peer)
+}
+
+func compareCommands() []command {
+	return []command{verifyCommand(), analyzeOverlapCommand()}
+}
+
+func verifyCommand() command {
+	var peer, tables string
+	var asJSON bool
+	var opts api.VerifyOptions
+	return command{
+		name: "verify", summary: "prove the --db node holds the same rows as --peer (the node it replicates from), by primary key and row hash (exit 1 when any differs)",
+		example: "steep-repl verify --peer node_a --tables public.orders,public.order_lines --db postgres://10.0.0.2/postgres",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&peer, "peer", "", "registered node to compare with (required)")
+			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: every table)")
+			fs.IntVar(&opts.Rounds, "rounds", 0, "re-reads of a row the peer keeps changing before it is reported unsettled, 1-100 (default 10)")
+			fs.IntVar(&opts.CatchUpTimeout, "catch-up-timeout", 0, "seconds to wait for this node to apply the peer's changes before a re-read (default 60)")
+			fs.IntVar(&opts.StatementTimeout, "statement-timeout", 0, "seconds one read of a table on the peer may take (default 3600)")
+			fs.BoolVar(&asJSON, "json", false, "print the differences as a JSON array")
+		},
+		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+			if len(args) != 0 || peer == "" {
+				return usageError{"need --peer NODE"}
+			}
+			return withConn(ctx, env, func(db api.DB) error {
+				diffs, err := api.Verify(ctx, db, peer, splitList(tables), opts)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					if err := writeSchemaJSON(env.Stdout, diffs); err != nil {
+						return err
+					}
+				} else if len(diffs) == 0 {
+					fmt.Fprintf(env.Stdout, "every row equals node %s's\n", peer)
+				} else {
+					tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "TABLE\tKEY\tKIND")
+					for _, d := range diffs {
+						fmt.Fprintf(tw, "%s.%s\t%s\t%s\n", progress.Escape(d.Schema), progress.Escape(d.Table), progress.Escape(string(d.Key)), d.Kind)
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+				}
+				if len(diffs) > 0 {
+					return errNodesDiffer{len(diffs), peer}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func analyzeOverlapCommand() command {
+	var peer, tables string
+	var asJSON bool
+	return command{
+		name: "analyze-overlap", summary: "count, per table, the rows the --db node and --peer hold identically, with other values, or alone (only keys and row hashes cross the network)",
+		example: "steep-repl analyze-overlap --peer node_a --tables public.customers --json",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&peer, "peer", "", "registered node to compare with (required)")
+			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: every table)")
+			fs.BoolVar(&asJSON, "json", false, "print the counts as a JSON array")
+		},
+		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+			if len(args) != 0 || peer == "" {
+				return usageError{"need --peer NODE"}
+			}
+			return withConn(ctx, env, func(db api.DB) error {
+				overlaps, err := api.AnalyzeOverlap(ctx, db, peer, splitList(tables))
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeSchemaJSON(env.Stdout, overlaps)
+				}
+				tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TABLE\tIDENTICAL\tCONFLICTING\tLOCAL ONLY\tPEER ONLY")
+				for _, o := range overlaps {
+					fmt.Fprintf(tw, "%s.%s\t%d\t%d\t%d\t%d\n", progress.Escape(o.Schema), progress.Escape(o.Table),
+						o.Identical, o.Conflicting, o.LocalOnly, o.PeerOnly)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintln(env.Stdout, "keys of the rows that are not identical: SELECT * FROM steep_repl.overlap_rows WHERE peer = '"+progress.Escape(peer)+"'")
+				return nil
+			})
+		},
+	}
+}
