@@ -17,6 +17,7 @@ const (
 	qApplyHalfRestored                     // snapshot.sql
 	qApplyLoadedTables                     // snapshot.sql
 	qApplyLoading                          // snapshot.sql
+	qApplyRequester                        // snapshot_requester.sql
 	qApplySnapshot                         // snapshot.sql
 	qApplySnapshotID                       // snapshot.sql
 	qCancelInit                            // queries.sql
@@ -86,6 +87,8 @@ const (
 	qReloadConf                            // queries.sql
 	qSchemaDDL                             // schema.sql
 	qSchemaDiff                            // schema.sql
+	qSchemaExportSchemas                   // schema_export.sql
+	qSchemaExportTables                    // schema_export.sql
 	qSchemaSync                            // schema.sql
 	qSetSequence                           // snapshot.sql
 	qSetSnapshotProgress                   // snapshot.sql
@@ -135,6 +138,7 @@ var queryNames = [...]string{
 	qApplyHalfRestored:        "ApplyHalfRestored",
 	qApplyLoadedTables:        "ApplyLoadedTables",
 	qApplyLoading:             "ApplyLoading",
+	qApplyRequester:           "ApplyRequester",
 	qApplySnapshot:            "ApplySnapshot",
 	qApplySnapshotID:          "ApplySnapshotID",
 	qCancelInit:               "CancelInit",
@@ -204,6 +208,8 @@ var queryNames = [...]string{
 	qReloadConf:               "ReloadConf",
 	qSchemaDDL:                "SchemaDDL",
 	qSchemaDiff:               "SchemaDiff",
+	qSchemaExportSchemas:      "SchemaExportSchemas",
+	qSchemaExportTables:       "SchemaExportTables",
 	qSchemaSync:               "SchemaSync",
 	qSetSequence:              "SetSequence",
 	qSetSnapshotProgress:      "SetSnapshotProgress",
