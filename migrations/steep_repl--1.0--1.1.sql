@@ -4829,3 +4829,67 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.apply_snapshot(text, jsonb) IS
   'Queues loading the snapshot in directory path (on this node''s host) into this node and returns the job id (the snapshot id is in the manifest, which only the sidecar reads). Options: parallel (1-16), subscribe, error_tolerance (rows per table, PostgreSQL 17+), truncate, lag_threshold, max_rate (bytes/s per worker), keep_owner (superuser: restore the original owners and grants). The schema is restored as the calling role. Watch steep_repl.snapshot_progress.';
+
+-- _tick_source_read: an unreachable source is read again after as long as it had been unreachable
+-- at the last read (5 s to 30 s), not after now - unreachable_since, which always exceeded the time
+-- since the read and so read it only every 30 s: a source back after a short outage was seen late.
+CREATE OR REPLACE FUNCTION steep_repl._tick_source_read(p steep_repl.init_progress, now timestamptz,
+  OUT fresh boolean, OUT reachable boolean, OUT lag_bytes bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c steep_repl.init_source_reads;
+  v_received pg_lsn;
+  v_read record;
+  v_gap interval := steep_repl._source_read_interval();
+  v_started timestamptz;
+BEGIN
+  SELECT s.received_lsn INTO v_received FROM pg_catalog.pg_stat_subscription s
+  WHERE s.subid = p.subscription_oid AND s.relid IS NULL AND s.leader_pid IS NULL;
+  SELECT * INTO c FROM steep_repl.init_source_reads r WHERE r.node = p.node;
+  -- A source that does not answer is read less and less often (each try may cost the whole
+  -- bound): after as long as it had been unreachable at the last read, 30 s at most (measured
+  -- to now, the gap would always exceed the time since the read: one read every 30 s).
+  IF c.error IS NOT NULL AND p.source_unreachable_since IS NOT NULL THEN
+    v_gap := least(interval '30 seconds', greatest(v_gap, c.read_at - p.source_unreachable_since));
+  END IF;
+  IF FOUND AND c.read_at <= now AND now - c.read_at < v_gap THEN
+    fresh := false;
+    reachable := p.source_unreachable_since IS NULL;
+    -- greatest() skips NULLs: no lag read (no slot, no answer) stays NULL.
+    lag_bytes := CASE WHEN c.source_lsn IS NOT NULL AND c.confirmed_flush_lsn IS NOT NULL THEN
+                   greatest(0, pg_catalog.pg_wal_lsn_diff(c.source_lsn, c.confirmed_flush_lsn)
+                               - greatest(0, coalesce(pg_catalog.pg_wal_lsn_diff(v_received, c.received_lsn), 0)))::bigint END;
+    RETURN;
+  END IF;
+
+  v_started := pg_catalog.clock_timestamp();
+  SELECT * INTO v_read FROM steep_repl._source_read_remote(p.source_node, p.slot_name);
+  -- read_at is when the read ended, on the tick's clock: the next one is due a gap after it.
+  INSERT INTO steep_repl.init_source_reads AS r (node, read_at, source_lsn, confirmed_flush_lsn, received_lsn, error)
+  VALUES (p.node, now + (pg_catalog.clock_timestamp() - v_started), v_read.source_lsn, v_read.confirmed_flush_lsn,
+          v_received, v_read.error)
+  ON CONFLICT ON CONSTRAINT init_source_reads_pkey DO UPDATE SET read_at = excluded.read_at,
+    source_lsn = excluded.source_lsn, confirmed_flush_lsn = excluded.confirmed_flush_lsn,
+    received_lsn = excluded.received_lsn, error = excluded.error;
+  fresh := true;
+  IF v_read.error IS NULL THEN
+    IF p.source_unreachable_since IS NOT NULL THEN
+      UPDATE steep_repl.init_progress ip SET source_unreachable_since = NULL WHERE ip.node = p.node;
+    END IF;
+    reachable := true;
+    lag_bytes := pg_catalog.pg_wal_lsn_diff(v_read.source_lsn, v_read.confirmed_flush_lsn)::bigint;
+    RETURN;
+  END IF;
+  reachable := false;
+  IF p.source_unreachable_since IS NULL THEN
+    UPDATE steep_repl.init_progress ip SET source_unreachable_since = now,
+      message = pg_catalog.format('source node %s unreachable: %s', p.source_node, v_read.error)
+    WHERE ip.node = p.node;
+  ELSIF now - p.source_unreachable_since > p.source_timeout THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
+                                                            p.source_node, p.source_timeout, v_read.error));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._tick_source_read(steep_repl.init_progress, timestamptz) IS
+  'Internal: is the source of an init reachable, and its slot''s lag in bytes: read from the source _source_read_interval() after the previous read ended (fresh; up to 30 s apart while it does not answer), estimated locally in between; an unreachable source fails the init after source_timeout.';

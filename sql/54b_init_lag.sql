@@ -88,9 +88,10 @@ BEGIN
   WHERE s.subid = p.subscription_oid AND s.relid IS NULL AND s.leader_pid IS NULL;
   SELECT * INTO c FROM steep_repl.init_source_reads r WHERE r.node = p.node;
   -- A source that does not answer is read less and less often (each try may cost the whole
-  -- bound): after as long as it has been unreachable, 30 s at most.
+  -- bound): after as long as it had been unreachable at the last read, 30 s at most (measured
+  -- to now, the gap would always exceed the time since the read: one read every 30 s).
   IF c.error IS NOT NULL AND p.source_unreachable_since IS NOT NULL THEN
-    v_gap := least(interval '30 seconds', greatest(v_gap, now - p.source_unreachable_since));
+    v_gap := least(interval '30 seconds', greatest(v_gap, c.read_at - p.source_unreachable_since));
   END IF;
   IF FOUND AND c.read_at <= now AND now - c.read_at < v_gap THEN
     fresh := false;
