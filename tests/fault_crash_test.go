@@ -40,7 +40,11 @@ func TestSidecarKilledDuringAnAutomaticInitsCopyEndsEqual(t *testing.T) {
 func TestSourceCrashDuringCatchingUpReachesSynchronizedAndEqual(t *testing.T) {
 	t.Parallel()
 	p := loadPair(t)
+	// The apply worker tries its source again after 1 s instead of 5 (wal_retrieve_retry_interval).
+	p.b.Exec(t, "", "ALTER SYSTEM SET wal_retrieve_retry_interval = '1s'")
+	p.b.Exec(t, "", "SELECT pg_reload_conf()")
 	writes, stop := p.catchingUpUnderLoad(t)
+	crashed := time.Now()
 	p.a.Crash(t)
 	p.b.WaitFor(t, 30*time.Second, "the source seen unreachable", func() bool {
 		return harness.QueryOne[bool](t, p.b, "", `SELECT source_unreachable_since IS NOT NULL
@@ -54,10 +58,13 @@ func TestSourceCrashDuringCatchingUpReachesSynchronizedAndEqual(t *testing.T) {
 		t.Fatalf("node_b is %s while its source is down (within source_timeout), want catching_up", st)
 	}
 	p.a.Restart(t)
-	waitWrites(t, p.a, writes, 50, "after the source's restart")
+	t.Logf("source down for %s", time.Since(crashed).Round(100*time.Millisecond))
+	waitWrites(t, p.a, writes, 20, "after the source's restart")
 	p.fastApply(t)
 	stop()
+	restarted := time.Now()
 	p.waitState(t, "synchronized", 90*time.Second)
+	t.Logf("SYNCHRONIZED %s after the source's restart and the load's end", time.Since(restarted).Round(100*time.Millisecond))
 	p.waitEqual(t, 60*time.Second)
 	p.assertStatePath(t, "preparing copying catching_up synchronized")
 	// The apply worker counted the dropped connection as an error: the source's outage, not the init's.
@@ -87,17 +94,19 @@ func TestTargetCrashDuringCopyingEndsEqual(t *testing.T) {
 
 // The target stops without a checkpoint while catching up under a write load: after the restart
 // the apply worker resumes from its replication origin (nothing lost, nothing applied twice).
+// A soak test (about 50 s with the suite's parallelism, its copy-phase twin stays in make test).
 func TestTargetCrashDuringCatchingUpEndsEqual(t *testing.T) {
+	requireSoak(t)
 	t.Parallel()
 	p := loadPair(t)
 	writes, stop := p.catchingUpUnderLoad(t)
 	p.b.Crash(t)
-	waitWrites(t, p.a, writes, 50, "while the target is down")
+	waitWrites(t, p.a, writes, 20, "while the target is down")
 	p.b.Restart(t)
 	if st := p.state(t); st != "catching_up" {
 		t.Fatalf("node_b is %s after its restart, want catching_up", st)
 	}
-	waitWrites(t, p.a, writes, 50, "after the target's restart")
+	waitWrites(t, p.a, writes, 20, "after the target's restart")
 	p.fastApply(t)
 	stop()
 	p.waitState(t, "synchronized", 90*time.Second)

@@ -3,6 +3,8 @@ package tests
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -38,15 +40,54 @@ func (p *pair) catchingUpUnderLoad(t *testing.T) (*atomic.Int64, func()) {
 		p.b.Exec(t, "", fmt.Sprintf("CREATE TRIGGER slow_apply BEFORE UPDATE ON load_%d FOR EACH ROW EXECUTE FUNCTION slow_apply()", i))
 		p.b.Exec(t, "", fmt.Sprintf("ALTER TABLE load_%d ENABLE ALWAYS TRIGGER slow_apply", i))
 	}
-	writes, stop := writeLoad(t, p.a.Pool(t, ""), 3)
-	waitWrites(t, p.a, writes, 50, "before the init")
-	p.startInit(t, `{"parallel": 2}`)
+	writes, stop := steadyLoad(t, p.a)
+	waitWrites(t, p.a, writes, 20, "before the init")
+	p.startInit(t, `{"parallel": 2, "lag_threshold": 10000}`)
 	p.waitState(t, "catching_up", 90*time.Second)
-	waitWrites(t, p.a, writes, 50, "while catching up")
+	waitWrites(t, p.a, writes, 20, "while catching up")
 	if st := p.state(t); st != "catching_up" {
 		t.Fatalf("node_b is %s under a write load it applies slowly, want catching_up", st)
 	}
 	return writes, stop
+}
+
+// steadyLoad updates (and now and then inserts or deletes) rows of load_1..load_3 on n from one
+// connection, about 100 transactions a second, until the returned stop (at the latest when the
+// test ends): enough for a slowed apply to fall behind, little enough to catch up in seconds once
+// it is fast again. The counter holds the committed transactions.
+func steadyLoad(t *testing.T, n *harness.Node) (*atomic.Int64, func()) {
+	t.Helper()
+	pool := n.Pool(t, "")
+	var done atomic.Int64
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	var once sync.Once
+	stop := func() { once.Do(func() { close(quit) }); wg.Wait() }
+	wg.Go(func() {
+		rng := rand.New(rand.NewPCG(7, 42))
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			tbl, id := fmt.Sprintf("load_%d", 1+rng.IntN(3)), 1+rng.IntN(20000)
+			sql := fmt.Sprintf("UPDATE %s SET v = md5(v), n = n + 1 WHERE id BETWEEN %d AND %d", tbl, id, id+20)
+			switch rng.IntN(10) {
+			case 0:
+				sql = fmt.Sprintf("INSERT INTO %s (id, v, n) VALUES (%d, md5(random()::text), 1) ON CONFLICT (id) DO UPDATE SET n = %s.n + 1", tbl, 20000+id, tbl)
+			case 1:
+				sql = fmt.Sprintf("DELETE FROM %s WHERE id = %d", tbl, id)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := pool.Exec(ctx, sql); err == nil {
+				done.Add(1)
+			}
+			cancel()
+		}
+	})
+	t.Cleanup(stop)
+	return &done, stop
 }
 
 // fastApply drops the slow_apply triggers of catchingUpUnderLoad.
