@@ -4313,8 +4313,8 @@ $$;
 COMMENT ON FUNCTION steep_repl.init_plan(text) IS
   'For the sidecar (superuser): what the init of node must create: source conninfo, publication, subscription, slot, and the tables to publish as [{schema, table}] (for a reinit: its tables, and reinit {truncated}), and source_timeout in seconds (how long it retries an unreachable source).';
 
--- ---- Comparing nodes (sql/71_compare.sql, sql/72_verify.sql): verify() and analyze_overlap(); _conninfo gains
--- _conninfo_with for sessions with other server options.
+-- ---- Comparing nodes (sql/71_compare.sql, sql/72_verify.sql): verify(), analyze_overlap() and the
+-- "verify" option of start_init; _conninfo gains _conninfo_with for sessions with other server options.
 CREATE FUNCTION steep_repl._conninfo_with(node text, server_options text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -4362,12 +4362,12 @@ CREATE TYPE steep_repl.compare_table AS (
 COMMENT ON TYPE steep_repl.compare_table IS 'Internal: a table in the scope of a comparison, with its primary key.';
 
 -- The tables in scope (all user tables, or the named ones), each with a primary key and
--- readable by the caller in full; anything else is refused, naming every table at fault.
-CREATE FUNCTION steep_repl._compare_scope(tables text[]) RETURNS SETOF steep_repl.compare_table
+-- readable in full by as_role (who asked); anything else is refused, naming every table at fault.
+CREATE FUNCTION steep_repl._compare_scope(tables text[], as_role regrole) RETURNS SETOF steep_repl.compare_table
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-  v_caller regrole := steep_repl._caller();
+  v_caller regrole := as_role;
   v_scope steep_repl.compare_table[];
   v_bad text;
 BEGIN
@@ -4416,8 +4416,8 @@ BEGIN
   RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
 END
 $$;
-COMMENT ON FUNCTION steep_repl._compare_scope(text[]) IS
-  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones the caller cannot read in full (42501).';
+COMMENT ON FUNCTION steep_repl._compare_scope(text[], regrole) IS
+  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones as_role cannot read in full (42501).';
 
 -- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
 -- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:
@@ -4616,9 +4616,10 @@ $$;
 COMMENT ON FUNCTION steep_repl._verify_settle(text, text, steep_repl.compare_table, text[], integer, interval) IS
   'Internal: which of a table''s rows seen differing really differ, re-read until the peer''s row held still while this node caught up past it.';
 
-CREATE FUNCTION steep_repl.verify(peer text, tables text[] DEFAULT NULL, options jsonb DEFAULT '{}')
+-- verify() for as_role: the tables are read as the extension's owner, as_role must be able to read them.
+CREATE FUNCTION steep_repl._verify(peer text, tables text[], options jsonb, as_role regrole)
 RETURNS TABLE (schema_name text, table_name text, key jsonb, kind text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
   SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
 #variable_conflict use_column
 DECLARE
@@ -4659,7 +4660,7 @@ BEGIN
   v_conn := steep_repl._compare_conninfo(peer, v_timeout);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
 
-  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables) LOOP
+  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, as_role) LOOP
     v_tables := v_tables + 1;
     v_cand := ARRAY(SELECT p.key FROM steep_repl._compare_pass(v_conn, v_t) p);
     CONTINUE WHEN pg_catalog.cardinality(v_cand) = 0;
@@ -4683,9 +4684,17 @@ BEGIN
   END IF;
   INSERT INTO steep_repl.events (node, event, detail)
   VALUES (steep_repl._local_node(), 'verify.done', pg_catalog.jsonb_build_object('peer', peer, 'tables', v_tables,
-          'differences', v_found, 'unsettled', v_unsettled, 'requested_by', steep_repl._caller()::text,
+          'differences', v_found, 'unsettled', v_unsettled, 'requested_by', as_role::text,
           'seconds', pg_catalog.round(extract(epoch FROM pg_catalog.clock_timestamp() - v_started)::numeric, 3)));
 END
+$$;
+COMMENT ON FUNCTION steep_repl._verify(text, text[], jsonb, regrole) IS
+  'Internal: verify() on behalf of as_role.';
+
+CREATE FUNCTION steep_repl.verify(peer text, tables text[] DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (schema_name text, table_name text, key jsonb, kind text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM steep_repl._verify(peer, tables, options, steep_repl._caller());
 $$;
 COMMENT ON FUNCTION steep_repl.verify(text, text[], jsonb) IS
   'Whether this node holds the same rows as peer (the node it replicates from), by primary key and row_hash: one row per real difference (missing here, extra here, differs), none when equal. Rows seen differing under a write load are read again until settled.';
@@ -4719,7 +4728,7 @@ BEGIN
   PERFORM steep_repl._require('peer', peer);
   v_conn := steep_repl._compare_conninfo(peer, 3600);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
-  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables) LOOP
+  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, steep_repl._caller()) LOOP
     DELETE FROM steep_repl.overlap_rows o
     WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
     -- One pass: the counts and the keys of what is not identical come from the same join.
@@ -4743,16 +4752,245 @@ $$;
 COMMENT ON FUNCTION steep_repl.analyze_overlap(text, text[]) IS
   'How the rows of this node and peer overlap, per table: identical, conflicting (same key, other row), local_only, peer_only; the keys of all but identical rows are in steep_repl.overlap_rows. Only keys and row hashes cross the network.';
 
+-- The verification an init asked for ("verify": true), run by the sidecar's init.verify job once
+-- the node is SYNCHRONIZED: its tables against its source, as the role that started it; the
+-- outcome is the event init.verified (the first 100 differences in its detail).
+CREATE FUNCTION steep_repl.init_verify(node text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_state text;
+  v_detail jsonb;
+BEGIN
+  SELECT ip.* INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_verify.node;
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_verify.node;
+  IF NOT FOUND OR p.node IS NULL OR v_state <> 'synchronized' OR p.options->>'verify_as' IS NULL THEN
+    RETURN pg_catalog.jsonb_build_object('skipped', pg_catalog.format('node %s has no synchronized init to verify (%s)', node, coalesce(v_state, 'unknown')));
+  END IF;
+  WITH d AS (
+    SELECT * FROM steep_repl._verify(p.source_node,
+      ARRAY(SELECT t.schema_name || '.' || t.table_name FROM steep_repl.init_tables t WHERE t.node = p.node),
+      '{}', (p.options->>'verify_as')::regrole))
+  SELECT pg_catalog.jsonb_build_object('source', p.source_node,
+           'differences', count(*) FILTER (WHERE d.kind <> 'unsettled'), 'unsettled', count(*) FILTER (WHERE d.kind = 'unsettled'),
+           'rows', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)) FROM (SELECT * FROM d LIMIT 100) x), '[]'))
+    INTO v_detail FROM d;
+  INSERT INTO steep_repl.events (node, event, detail) VALUES (node, 'init.verified', v_detail);
+  RETURN v_detail;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_verify(text) IS
+  'Sidecar: the verification a SYNCHRONIZED init asked for with "verify": true, recorded as the event init.verified.';
+GRANT EXECUTE ON FUNCTION steep_repl.init_verify(text) TO steep_repl_sidecar;
+
 GRANT EXECUTE ON FUNCTION steep_repl.verify(text, text[], jsonb), steep_repl.analyze_overlap(text, text[]) TO steep_repl_admin;
 GRANT SELECT ON steep_repl.overlap_rows TO steep_repl_admin;
 
-REVOKE ALL ON FUNCTION steep_repl._conninfo_with(text, text), steep_repl._compare_scope(text[]),
-  steep_repl._compare_sql(steep_repl.compare_table, jsonb), steep_repl._compare_conninfo(text, integer),
-  steep_repl._compare_check_peer(text, text), steep_repl._compare_peer_read(text, steep_repl.compare_table, jsonb),
-  steep_repl._compare_local_read(steep_repl.compare_table, jsonb), steep_repl._compare_join_sql(steep_repl.compare_table),
-  steep_repl._compare_pass(text, steep_repl.compare_table), steep_repl._verify_caught_up(text, text, pg_lsn, interval),
-  steep_repl._verify_settle(text, text, steep_repl.compare_table, text[], integer, interval),
-  steep_repl.verify(text, text[], jsonb), steep_repl.analyze_overlap(text, text[]) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION steep_repl._init_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  k text;
+  v_parallel int;
+  v_known text[] := ARRAY['parallel', 'schema_sync', 'confirm', 'tables', 'schemas', 'force', 'lag_threshold',
+                          'stall_timeout', 'source_timeout', 'large_table_threshold', 'verify'];
+BEGIN
+  IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR k IN SELECT pg_catalog.jsonb_object_keys(options) LOOP
+    IF NOT k = ANY (v_known) THEN
+      RAISE EXCEPTION 'unknown init option "%"', k
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Options: ' || pg_catalog.array_to_string(v_known, ', ') || '.';
+    END IF;
+  END LOOP;
+  v_parallel := steep_repl._int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables copied at once (default 4).');
+  IF options ? 'confirm' AND pg_catalog.jsonb_typeof(options->'confirm') <> 'boolean' THEN
+    RAISE EXCEPTION 'confirm must be true or false' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'confirm => true lets schema_sync manual go on despite schema differences.';
+  END IF;
+  PERFORM steep_repl._check_scope_options(options);
+  IF options ? 'force' AND pg_catalog.jsonb_typeof(options->'force') <> 'boolean' THEN
+    RAISE EXCEPTION 'force must be true or false' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF options ? 'verify' AND pg_catalog.jsonb_typeof(options->'verify') <> 'boolean' THEN
+    RAISE EXCEPTION 'verify must be true or false' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'verify => true compares every row with the source (steep_repl.verify) once the node is SYNCHRONIZED.';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object(
+    -- The verification at the end reads the tables as the role that asked for the init.
+    'verify', coalesce((options->>'verify')::boolean, false),
+    'verify_as', CASE WHEN (options->>'verify')::boolean THEN steep_repl._caller()::text END,
+    'parallel', v_parallel,
+    'schema_sync', steep_repl._sync_mode(options->>'schema_sync'),  -- 22023 unless strict | auto | manual
+    'confirm', coalesce((options->>'confirm')::boolean, false),
+    'tables', coalesce(options->'tables', 'null'::jsonb),
+    'schemas', coalesce(options->'schemas', 'null'::jsonb),
+    'force', coalesce((options->>'force')::boolean, false),
+    -- A negative threshold could never be met: the init would stay CATCHING_UP forever.
+    'lag_threshold', steep_repl._int_option(options, 'lag_threshold', 1048576, 0, 1099511627776,
+      'lag_threshold is the apply lag in bytes under which the node is SYNCHRONIZED (default 1048576, at most 1 TiB).'),
+    'stall_timeout', steep_repl._num_option(options, 'stall_timeout', 60, 1, 604800,
+      'stall_timeout is the number of seconds without copy progress before init.stalled is raised (default 60, at most a week).'),
+    'source_timeout', steep_repl._num_option(options, 'source_timeout', 60, 1, 604800,
+      'source_timeout is the number of seconds the source may be unreachable before the init fails (default 60, at most a week).'),
+    'large_table_threshold', steep_repl._int_option(options, 'large_table_threshold', 10737418240, 0, 9223372036854775807,
+      'large_table_threshold is the size in bytes above which a table is listed as large (default 10 GiB).'));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_errors bigint;
+  v_raw_errors bigint;
+  v_probe text;
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_percent numeric;
+  v_then record;
+  v_rps numeric;
+  v_bps numeric;
+  v_eta numeric;
+  v_progressed boolean;
+  v_read record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
+    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
+    RETURN;
+  END IF;
+
+  -- A sync or apply error fails the init, unless it is the source's outage: a worker whose
+  -- connection the source dropped (a crash, a restart) or could not open counts an error too, and
+  -- an unreachable source has source_timeout to come back. Such errors are forgiven while the
+  -- source does not answer, and until a read of it sees it back (source_unreachable_since).
+  -- (A reinit counts only the errors since it started: the subscription may have had some before.)
+  SELECT s.apply_error_count + s.sync_error_count INTO v_raw_errors
+  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
+  -- Counts below the forgiven one were reset (a crash of this node clears the statistics):
+  -- nothing of them is forgiven any more.
+  v_errors := coalesce(v_raw_errors, 0) - greatest(coalesce((p.options->'reinit'->>'error_base')::bigint, 0),
+                                                   CASE WHEN coalesce(v_raw_errors, 0) < p.errors_forgiven THEN 0 ELSE p.errors_forgiven END);
+  IF v_errors > 0 THEN
+    v_probe := steep_repl._probe(p.source_node);
+    IF v_probe IS NOT NULL OR p.source_unreachable_since IS NOT NULL THEN
+      UPDATE steep_repl.init_progress ip SET errors_forgiven = v_raw_errors,
+        source_unreachable_since = coalesce(ip.source_unreachable_since, CASE WHEN v_probe IS NOT NULL THEN now END),
+        message = CASE WHEN ip.source_unreachable_since IS NULL
+                       THEN pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe) ELSE ip.message END,
+        updated_at = now
+      WHERE ip.node = p.node
+      RETURNING * INTO p;
+      IF v_probe IS NOT NULL THEN
+        IF now - p.source_unreachable_since > p.source_timeout THEN
+          PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
+                                                                  p.source_node, p.source_timeout, v_probe));
+        END IF;
+        RETURN;
+      END IF;
+    ELSE
+      PERFORM steep_repl._init_fail(p.node, pg_catalog.format(
+        'subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
+        p.subscription, v_errors, p.node));
+      RETURN;
+    END IF;
+  END IF;
+
+  UPDATE steep_repl.init_tables t SET
+    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
+                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
+    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
+                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
+    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
+    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
+    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
+  FROM pg_catalog.pg_subscription_rel sr
+  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
+  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
+  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
+  -- against its size; below 1 until the table is synchronized.
+  UPDATE steep_repl.init_tables t SET fraction = CASE
+      WHEN t.sync_state IN ('synced', 'ready') THEN 1
+      WHEN t.sync_state = 'pending' THEN t.fraction
+      ELSE greatest(t.fraction, least(0.99, coalesce(
+             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
+             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
+  WHERE t.node = p.node;
+
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
+         coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
+    INTO v_done, v_rows, v_bytes
+  FROM steep_repl.init_tables t WHERE t.node = p.node;
+  v_percent := CASE WHEN v_done = p.tables_total THEN 100
+                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
+                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
+  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
+
+  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
+  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
+  ON CONFLICT DO NOTHING;
+  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
+  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
+  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
+  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
+  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
+  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
+
+  UPDATE steep_repl.init_progress ip SET
+    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
+    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
+    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
+    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
+    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
+    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
+    updated_at = now
+  WHERE ip.node = p.node
+  RETURNING * INTO p;
+
+  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
+  IF p.phase IN ('copying', 'reinitializing') AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
+    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
+    INSERT INTO steep_repl.events (node, event, detail)
+    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
+            'current_tables', p.current_tables));
+    p.stalled_since := now;
+  END IF;
+  -- The source is read (one dblink session: reachable? its WAL position and the slot's) at most
+  -- every _source_read_interval(); between two reads the lag follows the subscription locally.
+  -- A source seen unreachable is read too, even mid-copy: the read sees it back (or fails the
+  -- init after source_timeout).
+  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' OR p.source_unreachable_since IS NOT NULL THEN
+    SELECT * INTO v_read FROM steep_repl._tick_source_read(p, now);
+    IF NOT v_read.reachable THEN
+      RETURN;
+    END IF;
+  END IF;
+
+  IF p.phase IN ('copying', 'reinitializing') AND v_done = p.tables_total THEN
+    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
+    WHERE ip.node = p.node;
+    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
+  ELSIF p.phase = 'catching_up' THEN
+    UPDATE steep_repl.init_progress ip SET lag_bytes = v_read.lag_bytes
+    WHERE ip.node = p.node AND ip.lag_bytes IS DISTINCT FROM v_read.lag_bytes;
+    -- SYNCHRONIZED on a lag just read from the source, never on the estimate between reads.
+    IF v_read.fresh AND v_read.lag_bytes IS NOT NULL AND v_read.lag_bytes <= p.lag_threshold_bytes
+       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
+      WHERE ip.node = p.node;
+      PERFORM steep_repl.transition(p.node, 'synchronized',
+        pg_catalog.format('apply lag %s bytes <= %s', v_read.lag_bytes, p.lag_threshold_bytes));
+      IF (p.options->>'verify')::boolean THEN
+        PERFORM steep_repl.enqueue_job('init.verify', pg_catalog.jsonb_build_object('target', p.node), p.node);
+      END IF;
+    END IF;
+  END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION steep_repl._conninfo_with(text, text), steep_repl._compare_scope(text[],  regrole), steep_repl._compare_sql(steep_repl.compare_table,  jsonb), steep_repl._compare_conninfo(text,  integer), steep_repl._compare_check_peer(text,  text), steep_repl._compare_peer_read(text,  steep_repl.compare_table,  jsonb), steep_repl._compare_local_read(steep_repl.compare_table,  jsonb), steep_repl._compare_join_sql(steep_repl.compare_table), steep_repl._compare_pass(text,  steep_repl.compare_table), steep_repl._verify_caught_up(text,  text,  pg_lsn,  interval), steep_repl._verify_settle(text,  text,  steep_repl.compare_table,  text[],  integer,  interval), steep_repl._verify(text,  text[],  jsonb,  regrole), steep_repl.verify(text,  text[],  jsonb), steep_repl.analyze_overlap(text,  text[]), steep_repl.init_verify(text) FROM PUBLIC;
 REVOKE ALL ON steep_repl.overlap_rows FROM PUBLIC;
 
 -- ---- Snapshot apply restores the schema as the role that asked for it (pg_restore --role), the

@@ -26,7 +26,7 @@ DECLARE
   k text;
   v_parallel int;
   v_known text[] := ARRAY['parallel', 'schema_sync', 'confirm', 'tables', 'schemas', 'force', 'lag_threshold',
-                          'stall_timeout', 'source_timeout', 'large_table_threshold'];
+                          'stall_timeout', 'source_timeout', 'large_table_threshold', 'verify'];
 BEGIN
   IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
     RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
@@ -46,7 +46,14 @@ BEGIN
   IF options ? 'force' AND pg_catalog.jsonb_typeof(options->'force') <> 'boolean' THEN
     RAISE EXCEPTION 'force must be true or false' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF options ? 'verify' AND pg_catalog.jsonb_typeof(options->'verify') <> 'boolean' THEN
+    RAISE EXCEPTION 'verify must be true or false' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'verify => true compares every row with the source (steep_repl.verify) once the node is SYNCHRONIZED.';
+  END IF;
   RETURN pg_catalog.jsonb_build_object(
+    -- The verification at the end reads the tables as the role that asked for the init.
+    'verify', coalesce((options->>'verify')::boolean, false),
+    'verify_as', CASE WHEN (options->>'verify')::boolean THEN steep_repl._caller()::text END,
     'parallel', v_parallel,
     'schema_sync', steep_repl._sync_mode(options->>'schema_sync'),  -- 22023 unless strict | auto | manual
     'confirm', coalesce((options->>'confirm')::boolean, false),

@@ -147,6 +147,9 @@ BEGIN
       WHERE ip.node = p.node;
       PERFORM steep_repl.transition(p.node, 'synchronized',
         pg_catalog.format('apply lag %s bytes <= %s', v_read.lag_bytes, p.lag_threshold_bytes));
+      IF (p.options->>'verify')::boolean THEN
+        PERFORM steep_repl.enqueue_job('init.verify', pg_catalog.jsonb_build_object('target', p.node), p.node);
+      END IF;
     END IF;
   END IF;
 END

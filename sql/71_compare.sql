@@ -9,12 +9,12 @@ CREATE TYPE steep_repl.compare_table AS (
 COMMENT ON TYPE steep_repl.compare_table IS 'Internal: a table in the scope of a comparison, with its primary key.';
 
 -- The tables in scope (all user tables, or the named ones), each with a primary key and
--- readable by the caller in full; anything else is refused, naming every table at fault.
-CREATE FUNCTION steep_repl._compare_scope(tables text[]) RETURNS SETOF steep_repl.compare_table
+-- readable in full by as_role (who asked); anything else is refused, naming every table at fault.
+CREATE FUNCTION steep_repl._compare_scope(tables text[], as_role regrole) RETURNS SETOF steep_repl.compare_table
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-  v_caller regrole := steep_repl._caller();
+  v_caller regrole := as_role;
   v_scope steep_repl.compare_table[];
   v_bad text;
 BEGIN
@@ -63,8 +63,8 @@ BEGIN
   RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
 END
 $$;
-COMMENT ON FUNCTION steep_repl._compare_scope(text[]) IS
-  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones the caller cannot read in full (42501).';
+COMMENT ON FUNCTION steep_repl._compare_scope(text[], regrole) IS
+  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones as_role cannot read in full (42501).';
 
 -- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
 -- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:

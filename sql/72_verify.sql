@@ -90,9 +90,10 @@ $$;
 COMMENT ON FUNCTION steep_repl._verify_settle(text, text, steep_repl.compare_table, text[], integer, interval) IS
   'Internal: which of a table''s rows seen differing really differ, re-read until the peer''s row held still while this node caught up past it.';
 
-CREATE FUNCTION steep_repl.verify(peer text, tables text[] DEFAULT NULL, options jsonb DEFAULT '{}')
+-- verify() for as_role: the tables are read as the extension's owner, as_role must be able to read them.
+CREATE FUNCTION steep_repl._verify(peer text, tables text[], options jsonb, as_role regrole)
 RETURNS TABLE (schema_name text, table_name text, key jsonb, kind text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
   SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
 #variable_conflict use_column
 DECLARE
@@ -133,7 +134,7 @@ BEGIN
   v_conn := steep_repl._compare_conninfo(peer, v_timeout);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
 
-  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables) LOOP
+  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, as_role) LOOP
     v_tables := v_tables + 1;
     v_cand := ARRAY(SELECT p.key FROM steep_repl._compare_pass(v_conn, v_t) p);
     CONTINUE WHEN pg_catalog.cardinality(v_cand) = 0;
@@ -157,9 +158,17 @@ BEGIN
   END IF;
   INSERT INTO steep_repl.events (node, event, detail)
   VALUES (steep_repl._local_node(), 'verify.done', pg_catalog.jsonb_build_object('peer', peer, 'tables', v_tables,
-          'differences', v_found, 'unsettled', v_unsettled, 'requested_by', steep_repl._caller()::text,
+          'differences', v_found, 'unsettled', v_unsettled, 'requested_by', as_role::text,
           'seconds', pg_catalog.round(extract(epoch FROM pg_catalog.clock_timestamp() - v_started)::numeric, 3)));
 END
+$$;
+COMMENT ON FUNCTION steep_repl._verify(text, text[], jsonb, regrole) IS
+  'Internal: verify() on behalf of as_role.';
+
+CREATE FUNCTION steep_repl.verify(peer text, tables text[] DEFAULT NULL, options jsonb DEFAULT '{}')
+RETURNS TABLE (schema_name text, table_name text, key jsonb, kind text)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM steep_repl._verify(peer, tables, options, steep_repl._caller());
 $$;
 COMMENT ON FUNCTION steep_repl.verify(text, text[], jsonb) IS
   'Whether this node holds the same rows as peer (the node it replicates from), by primary key and row_hash: one row per real difference (missing here, extra here, differs), none when equal. Rows seen differing under a write load are read again until settled.';
@@ -193,7 +202,7 @@ BEGIN
   PERFORM steep_repl._require('peer', peer);
   v_conn := steep_repl._compare_conninfo(peer, 3600);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
-  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables) LOOP
+  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, steep_repl._caller()) LOOP
     DELETE FROM steep_repl.overlap_rows o
     WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
     -- One pass: the counts and the keys of what is not identical come from the same join.
@@ -216,6 +225,37 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.analyze_overlap(text, text[]) IS
   'How the rows of this node and peer overlap, per table: identical, conflicting (same key, other row), local_only, peer_only; the keys of all but identical rows are in steep_repl.overlap_rows. Only keys and row hashes cross the network.';
+
+-- The verification an init asked for ("verify": true), run by the sidecar's init.verify job once
+-- the node is SYNCHRONIZED: its tables against its source, as the role that started it; the
+-- outcome is the event init.verified (the first 100 differences in its detail).
+CREATE FUNCTION steep_repl.init_verify(node text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  v_state text;
+  v_detail jsonb;
+BEGIN
+  SELECT ip.* INTO p FROM steep_repl.init_progress ip WHERE ip.node = init_verify.node;
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_verify.node;
+  IF NOT FOUND OR p.node IS NULL OR v_state <> 'synchronized' OR p.options->>'verify_as' IS NULL THEN
+    RETURN pg_catalog.jsonb_build_object('skipped', pg_catalog.format('node %s has no synchronized init to verify (%s)', node, coalesce(v_state, 'unknown')));
+  END IF;
+  WITH d AS (
+    SELECT * FROM steep_repl._verify(p.source_node,
+      ARRAY(SELECT t.schema_name || '.' || t.table_name FROM steep_repl.init_tables t WHERE t.node = p.node),
+      '{}', (p.options->>'verify_as')::regrole))
+  SELECT pg_catalog.jsonb_build_object('source', p.source_node,
+           'differences', count(*) FILTER (WHERE d.kind <> 'unsettled'), 'unsettled', count(*) FILTER (WHERE d.kind = 'unsettled'),
+           'rows', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)) FROM (SELECT * FROM d LIMIT 100) x), '[]'))
+    INTO v_detail FROM d;
+  INSERT INTO steep_repl.events (node, event, detail) VALUES (node, 'init.verified', v_detail);
+  RETURN v_detail;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_verify(text) IS
+  'Sidecar: the verification a SYNCHRONIZED init asked for with "verify": true, recorded as the event init.verified.';
+GRANT EXECUTE ON FUNCTION steep_repl.init_verify(text) TO steep_repl_sidecar;
 
 GRANT EXECUTE ON FUNCTION steep_repl.verify(text, text[], jsonb), steep_repl.analyze_overlap(text, text[]) TO steep_repl_admin;
 GRANT SELECT ON steep_repl.overlap_rows TO steep_repl_admin;

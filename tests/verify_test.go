@@ -337,3 +337,35 @@ func TestCLIVerifyAndAnalyzeOverlap(t *testing.T) {
 		t.Fatalf("verify without --peer: exit %d\n%s", code, errOut)
 	}
 }
+
+// An init started with "verify": true compares every row with the source once SYNCHRONIZED, as
+// the role that started it, and records the outcome as init.verified; a value that is not a
+// boolean is refused before anything is created.
+func TestInitWithVerifyRecordsTheVerificationAsAnEvent(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	ensureDBA(t, p.b)
+	p.b.Exec(t, "", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO dba")
+	if state, pgErr := dbaState(t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'snapshot', '{"verify": "yes"}')`); state != "22023" {
+		t.Fatalf(`start_init with "verify": "yes": %s %v, want 22023`, state, pgErr)
+	}
+	p.startInit(t, `{"verify": true}`)
+	p.waitState(t, "synchronized", 90*time.Second)
+	var detail string
+	p.b.WaitFor(t, 60*time.Second, "init.verified", func() bool {
+		detail = harness.QueryOne[string](t, p.b, "", `SELECT coalesce((SELECT detail::text FROM steep_repl.events
+			WHERE node = 'node_b' AND event = 'init.verified' ORDER BY id DESC LIMIT 1), '')`)
+		return detail != ""
+	})
+	if !strings.Contains(detail, `"differences": 0`) || !strings.Contains(detail, `"unsettled": 0`) || !strings.Contains(detail, `"source": "node_a"`) {
+		t.Errorf("init.verified detail: %s, want 0 differences against node_a", detail)
+	}
+	ev := dbaQuery[string](t, p.b, `SELECT (detail->>'tables') || ' ' || (detail->>'requested_by') FROM steep_repl.events
+		WHERE node = 'node_b' AND event = 'verify.done' ORDER BY id DESC LIMIT 1`)
+	if ev != "11 dba" {
+		t.Errorf("the init's verification: %q, want 11 tables read on behalf of dba", ev)
+	}
+	if st := dbaQuery[string](t, p.b, "SELECT state FROM steep_repl.jobs WHERE kind = 'init.verify' AND node = 'node_b'"); st != "succeeded" {
+		t.Errorf("init.verify job: %s, want succeeded", st)
+	}
+}

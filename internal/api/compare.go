@@ -72,3 +72,17 @@ func AnalyzeOverlap(ctx context.Context, db DB, peer string, tables []string) ([
 	}
 	return out, nil
 }
+
+// InitVerify runs the verification a SYNCHRONIZED init asked for ("verify": true) and returns
+// the detail of the init.verified event it recorded (or why it was skipped).
+func InitVerify(ctx context.Context, db DB, node string) (map[string]any, error) {
+	var s string
+	if err := db.QueryRow(ctx, q(qInitVerify), node).Scan(&s); err != nil {
+		return nil, fmt.Errorf("verify the init of %s: %w", node, err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("verify the init of %s: decode result: %w", node, err)
+	}
+	return out, nil
+}

@@ -63,6 +63,7 @@ const (
 	qInitSnapshotReleased                  // manual.sql
 	qInitSubscribed                        // queries.sql
 	qInitTables                            // queries.sql
+	qInitVerify                            // compare.sql
 	qListFingerprints                      // schema.sql
 	qListJobs                              // queries.sql
 	qListNodes                             // queries.sql
@@ -184,6 +185,7 @@ var queryNames = [...]string{
 	qInitSnapshotReleased:     "InitSnapshotReleased",
 	qInitSubscribed:           "InitSubscribed",
 	qInitTables:               "InitTables",
+	qInitVerify:               "InitVerify",
 	qListFingerprints:         "ListFingerprints",
 	qListJobs:                 "ListJobs",
 	qListNodes:                "ListNodes",
