@@ -40,6 +40,9 @@ CREATE TABLE steep_repl.init_progress (
   updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
   message              text,
   errors_forgiven      bigint NOT NULL DEFAULT 0,
+  errors_seen_at       timestamptz,
+  errors_seen          bigint,
+  errors_grown_at      timestamptz,
   CONSTRAINT done_within_total CHECK (tables_done <= tables_total)
 );
 COMMENT ON TABLE steep_repl.init_progress IS
@@ -52,6 +55,10 @@ COMMENT ON COLUMN steep_repl.init_progress.phase IS
   'The node''s init state while this init runs; written only by steep_repl.transition().';
 COMMENT ON COLUMN steep_repl.init_progress.errors_forgiven IS
   'The subscription''s sync + apply error count (pg_stat_subscription_stats) up to which errors were its source''s outage (a worker lost or could not open its connection while the source was unreachable): they fail the init only through source_timeout.';
+COMMENT ON COLUMN steep_repl.init_progress.errors_seen_at IS
+  'When the subscription last started counting sync/apply errors while its source answered (NULL: none pending): errors that stop within _init_error_grace() were a blip and are forgiven; errors still growing after it fail the init.';
+COMMENT ON COLUMN steep_repl.init_progress.errors_seen IS 'The sync + apply error count when it last grew while pending.';
+COMMENT ON COLUMN steep_repl.init_progress.errors_grown_at IS 'When the pending error count last grew.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_progress', '');
 
 CREATE TABLE steep_repl.init_tables (

@@ -1,6 +1,20 @@
 -- tick()'s init duties: sample the subscription's progress from the target's catalogs into
 -- init_progress and move COPYING -> CATCHING_UP -> SYNCHRONIZED, or to FAILED with a reason.
 
+-- How long sync/apply errors of an init whose source answers are watched before they fail it:
+-- a failing worker is restarted every wal_retrieve_retry_interval, so a real error recurs within
+-- two of them (quiet), and one that keeps recurring for twice that (grace) is no blip.
+CREATE FUNCTION steep_repl._init_error_grace(OUT quiet interval, OUT grace interval)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- Shown with its unit (5s, 500ms): the text casts to an interval.
+  quiet := 2 * pg_catalog.current_setting('wal_retrieve_retry_interval')::interval + interval '2 seconds';
+  grace := 2 * quiet;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._init_error_grace() IS
+  'Internal: quiet (2 x wal_retrieve_retry_interval + 2 s: no new error for that long forgives them) and grace (twice quiet: errors recurring for that long fail the init).';
+
 CREATE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -17,6 +31,7 @@ DECLARE
   v_eta numeric;
   v_progressed boolean;
   v_read record;
+  v_grace record;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
     PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
@@ -52,10 +67,33 @@ BEGIN
         RETURN;
       END IF;
     ELSE
-      PERFORM steep_repl._init_fail(p.node, pg_catalog.format(
-        'subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
-        p.subscription, v_errors, p.node));
-      RETURN;
+      -- The source answers. A worker that lost its connection in a blip of the network counts one
+      -- error and goes on; a real error (a constraint, a missing column) comes back each time the
+      -- worker is restarted. Errors that stop growing for the quiet period are forgiven; errors
+      -- still growing past the grace fail the init.
+      SELECT * INTO v_grace FROM steep_repl._init_error_grace();
+      IF p.errors_seen_at IS NULL THEN
+        UPDATE steep_repl.init_progress ip SET errors_seen_at = now, errors_seen = v_raw_errors, errors_grown_at = now,
+          message = pg_catalog.format('subscription %s reported %s sync/apply error(s); watching whether they recur',
+                                      p.subscription, v_errors), updated_at = now
+        WHERE ip.node = p.node RETURNING * INTO p;
+      ELSIF v_raw_errors > p.errors_seen THEN
+        UPDATE steep_repl.init_progress ip SET errors_seen = v_raw_errors, errors_grown_at = now
+        WHERE ip.node = p.node RETURNING * INTO p;
+      END IF;
+      IF now - p.errors_seen_at > v_grace.grace AND now - p.errors_grown_at <= v_grace.quiet THEN
+        PERFORM steep_repl._init_fail(p.node, pg_catalog.format(
+          'subscription %s reported %s sync/apply error(s), still recurring after %s; the error text is in the server log of node %s',
+          p.subscription, v_errors, v_grace.grace, p.node));
+        RETURN;
+      ELSIF now - p.errors_grown_at > v_grace.quiet THEN
+        UPDATE steep_repl.init_progress ip SET errors_forgiven = v_raw_errors, errors_seen_at = NULL, errors_seen = NULL,
+          errors_grown_at = NULL, message = NULL, updated_at = now
+        WHERE ip.node = p.node RETURNING * INTO p;
+        INSERT INTO steep_repl.events (node, event, detail)
+        VALUES (p.node, 'init.errors_forgiven', pg_catalog.jsonb_build_object('errors', v_errors,
+                'reason', pg_catalog.format('no new sync/apply error for %s while the source answered', v_grace.quiet)));
+      END IF;
     END IF;
   END IF;
 
@@ -141,8 +179,9 @@ BEGIN
     UPDATE steep_repl.init_progress ip SET lag_bytes = v_read.lag_bytes
     WHERE ip.node = p.node AND ip.lag_bytes IS DISTINCT FROM v_read.lag_bytes;
     -- SYNCHRONIZED on a lag just read from the source, never on the estimate between reads.
+    -- Not while sync/apply errors are watched: SYNCHRONIZED ends the watch.
     IF v_read.fresh AND v_read.lag_bytes IS NOT NULL AND v_read.lag_bytes <= p.lag_threshold_bytes
-       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
+       AND p.errors_seen_at IS NULL AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
       UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
       WHERE ip.node = p.node;
       PERFORM steep_repl.transition(p.node, 'synchronized',

@@ -126,3 +126,32 @@ func TestNetworkBlackholeDuringCatchingUpKeepsTickRhythmAndRecovers(t *testing.T
 	}
 	p.waitEqual(t, 20*time.Second)
 }
+
+// A blip: every connection between the nodes is reset once, and the network is back before
+// tick() sees the source unreachable. The subscription's workers count errors while the source
+// answers; they do not recur, so after the quiet period they are forgiven (init.errors_forgiven)
+// and the init ends SYNCHRONIZED and equal instead of FAILED.
+func TestNetworkBlipDuringCopyingIsForgivenAndEndsEqual(t *testing.T) {
+	t.Parallel()
+	p, proxy := setupProxiedPair(t, nil)
+	p.addSlowTable(t, 300, 10*time.Millisecond) // a copy of about 3 s
+	p.car = startSidecar(t, p.b, "sidecar_b")
+	p.startInit(t, `{"source_timeout": 60}`)
+	p.b.WaitFor(t, 30*time.Second, "the slow table being copied", func() bool {
+		return harness.QueryOne[bool](t, p.b, "", "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_copy WHERE relid = 'slow'::regclass)")
+	})
+	// Every open connection is reset; new ones (tick's probe, the workers' reconnects) go through.
+	proxy.Set(t, harness.ProxyReset)
+	proxy.Set(t, harness.ProxyForward)
+	p.b.WaitFor(t, 30*time.Second, "the workers' errors from the reset", func() bool { return subscriptionErrors(t, p) > 0 })
+	p.waitState(t, "synchronized", 60*time.Second)
+	p.waitEqual(t, 20*time.Second)
+	p.b.WaitFor(t, 30*time.Second, "init.errors_forgiven", func() bool {
+		return dbaQuery[bool](t, p.b, `SELECT EXISTS (SELECT 1 FROM steep_repl.events
+			WHERE node = 'node_b' AND event = 'init.errors_forgiven' AND detail->>'reason' LIKE '%while the source answered')`)
+	})
+	if st := p.state(t); st != "synchronized" {
+		t.Fatalf("node_b is %s after the blip was forgiven, want synchronized", st)
+	}
+	t.Logf("%d sync/apply errors from the blip, forgiven", subscriptionErrors(t, p))
+}
