@@ -8,7 +8,7 @@ import (
 	"github.com/steepdb/steep_repl/tests/harness"
 )
 
-// The fault matrix, crashes (docs/faults.md): a process of the init dies at the worst moment and
+// The fault matrix, crashes (README, "Fault matrix"): a process of the init dies at the worst moment and
 // the init still ends with every row equal.
 
 // COPYING needs no sidecar: the subscription copies and tick() moves the states, so an init
