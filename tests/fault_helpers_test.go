@@ -40,7 +40,7 @@ func (p *pair) catchingUpUnderLoad(t *testing.T) (*atomic.Int64, func()) {
 		p.b.Exec(t, "", fmt.Sprintf("CREATE TRIGGER slow_apply BEFORE UPDATE ON load_%d FOR EACH ROW EXECUTE FUNCTION slow_apply()", i))
 		p.b.Exec(t, "", fmt.Sprintf("ALTER TABLE load_%d ENABLE ALWAYS TRIGGER slow_apply", i))
 	}
-	writes, stop := steadyLoad(t, p.a)
+	writes, stop := steadyLoad(t, p.a, 3, 10*time.Millisecond)
 	waitWrites(t, p.a, writes, 20, "before the init")
 	p.startInit(t, `{"parallel": 2, "lag_threshold": 10000}`)
 	p.waitState(t, "catching_up", 90*time.Second)
@@ -51,11 +51,11 @@ func (p *pair) catchingUpUnderLoad(t *testing.T) (*atomic.Int64, func()) {
 	return writes, stop
 }
 
-// steadyLoad updates (and now and then inserts or deletes) rows of load_1..load_3 on n from one
-// connection, about 100 transactions a second, until the returned stop (at the latest when the
+// steadyLoad updates (and now and then inserts or deletes) rows of load_1..load_<tables> on n from
+// one connection, a transaction every pause (10 ms: about 100 a second), until the returned stop (at the latest when the
 // test ends): enough for a slowed apply to fall behind, little enough to catch up in seconds once
 // it is fast again. The counter holds the committed transactions.
-func steadyLoad(t *testing.T, n *harness.Node) (*atomic.Int64, func()) {
+func steadyLoad(t *testing.T, n *harness.Node, tables int, pause time.Duration) (*atomic.Int64, func()) {
 	t.Helper()
 	pool := n.Pool(t, "")
 	var done atomic.Int64
@@ -69,9 +69,9 @@ func steadyLoad(t *testing.T, n *harness.Node) (*atomic.Int64, func()) {
 			select {
 			case <-quit:
 				return
-			case <-time.After(10 * time.Millisecond):
+			case <-time.After(pause):
 			}
-			tbl, id := fmt.Sprintf("load_%d", 1+rng.IntN(3)), 1+rng.IntN(20000)
+			tbl, id := fmt.Sprintf("load_%d", 1+rng.IntN(tables)), 1+rng.IntN(20000)
 			sql := fmt.Sprintf("UPDATE %s SET v = md5(v), n = n + 1 WHERE id BETWEEN %d AND %d", tbl, id, id+20)
 			switch rng.IntN(10) {
 			case 0:

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,7 +114,7 @@ func TestVerifyUnderAWriteLoadReportsNoFalseDifferenceAndFindsARealOne(t *testin
 	p.startInit(t, `{}`)
 	p.waitState(t, "synchronized", 90*time.Second)
 
-	writes, stop := steadyWriteLoad(t, p.a, 2, 5*time.Millisecond)
+	writes, stop := steadyLoad(t, p.a, 2, 5*time.Millisecond)
 	defer stop()
 	for run := 1; run <= 3; run++ {
 		before := writes.Load()
@@ -128,7 +125,7 @@ func TestVerifyUnderAWriteLoadReportsNoFalseDifferenceAndFindsARealOne(t *testin
 			t.Fatalf("run %d: no write committed on the source while verify ran", run)
 		}
 	}
-	// A row the load never touches (its ids stop at 60000+20), changed on the target only.
+	// A row the load never touches (its ids stop at 40000), changed on the target only.
 	p.a.Exec(t, "", "INSERT INTO load_2 VALUES (900000, 'real', 0)")
 	p.b.WaitFor(t, 30*time.Second, "row 900000 replicated", func() bool {
 		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM load_2 WHERE id = 900000") == 1
@@ -189,48 +186,6 @@ func TestVerifyAndAnalyzeOverlapRefuseBadInputAndChangeNothing(t *testing.T) {
 	if n := harness.QueryOne[int64](t, b, "", "SELECT count(*) FROM steep_repl.overlap_rows"); n != 0 {
 		t.Errorf("%d overlap rows after refused calls, want none", n)
 	}
-}
-
-// steadyWriteLoad is writeLoad's mix from one connection with a pause between transactions: a
-// rate the target's single apply worker keeps up with on this 2-core machine, so that what is
-// measured is verify under writes, not a lag that grows without bound.
-func steadyWriteLoad(t *testing.T, n *harness.Node, tables int, pause time.Duration) (*atomic.Int64, func()) {
-	t.Helper()
-	var done atomic.Int64
-	stop := make(chan struct{})
-	finished := make(chan struct{})
-	pool := n.Pool(t, "")
-	go func() {
-		defer close(finished)
-		rng := rand.New(rand.NewPCG(7, 42))
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(pause):
-			}
-			tbl := fmt.Sprintf("load_%d", 1+rng.IntN(tables))
-			id := 1 + rng.IntN(60000)
-			var sql string
-			switch rng.IntN(3) {
-			case 0:
-				sql = fmt.Sprintf("INSERT INTO %s (id, v, n) VALUES (%d, md5(random()::text), 1) ON CONFLICT (id) DO UPDATE SET n = %s.n + 1", tbl, id, tbl)
-			case 1:
-				sql = fmt.Sprintf("UPDATE %s SET v = md5(v), n = n + 1 WHERE id BETWEEN %d AND %d", tbl, id, id+20)
-			default:
-				sql = fmt.Sprintf("DELETE FROM %s WHERE id = %d", tbl, id)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if _, err := pool.Exec(ctx, sql); err == nil {
-				done.Add(1)
-			}
-			cancel()
-		}
-	}()
-	var once sync.Once
-	stopFn := func() { once.Do(func() { close(stop) }); <-finished }
-	t.Cleanup(stopFn)
-	return &done, stopFn
 }
 
 // analyze_overlap counts, per table, the rows both nodes hold identically, the keys both hold
