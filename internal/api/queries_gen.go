@@ -93,6 +93,7 @@ const (
 	qSchemaSync                            // schema.sql
 	qSetSequence                           // snapshot.sql
 	qSetSnapshotProgress                   // snapshot.sql
+	qSlotCopies                            // slot_copies.sql
 	qSlotInfo                              // snapshot.sql
 	qSlotsWithPrefix                       // snapshot.sql
 	qSnapshotBegin                         // snapshot.sql
@@ -120,6 +121,7 @@ const (
 	qStartReinit                           // queries.sql
 	qSubscriptionExists                    // queries.sql
 	qSubscriptionState                     // snapshot.sql
+	qSubscriptionUsesSlot                  // slot_copies.sql
 	qSyncWorkerSettings                    // queries.sql
 	qTick                                  // queries.sql
 	qTransition                            // queries.sql
@@ -215,6 +217,7 @@ var queryNames = [...]string{
 	qSchemaSync:               "SchemaSync",
 	qSetSequence:              "SetSequence",
 	qSetSnapshotProgress:      "SetSnapshotProgress",
+	qSlotCopies:               "SlotCopies",
 	qSlotInfo:                 "SlotInfo",
 	qSlotsWithPrefix:          "SlotsWithPrefix",
 	qSnapshotBegin:            "SnapshotBegin",
@@ -242,6 +245,7 @@ var queryNames = [...]string{
 	qStartReinit:              "StartReinit",
 	qSubscriptionExists:       "SubscriptionExists",
 	qSubscriptionState:        "SubscriptionState",
+	qSubscriptionUsesSlot:     "SubscriptionUsesSlot",
 	qSyncWorkerSettings:       "SyncWorkerSettings",
 	qTick:                     "Tick",
 	qTransition:               "Transition",

@@ -85,8 +85,9 @@ func expireSlot(ctx context.Context, job *runner.Job, log *slog.Logger) (map[str
 	return res, nil
 }
 
-// dropSnapshotSlot drops the snapshot's slot when unused and its publication when no copy
-// of the slot (a subscriber's) is left; it notes what it did in res.
+// dropSnapshotSlot drops the snapshot's slot when unused, the copies no target subscribed
+// from, and its publication when no copy of the slot (a subscriber's) is left; it notes what it
+// did in res.
 func dropSnapshotSlot(ctx context.Context, job *runner.Job, s *api.SnapshotRow, res map[string]any, log *slog.Logger) (bool, error) {
 	info, err := api.GetSlot(ctx, job.DB, s.SlotName)
 	if err != nil {
@@ -106,6 +107,9 @@ func dropSnapshotSlot(ctx context.Context, job *runner.Job, s *api.SnapshotRow, 
 	}
 	if !s.Subscribable() {
 		return dropped, nil
+	}
+	if err := dropOrphanCopies(ctx, job, s, res, log); err != nil {
+		return dropped, err
 	}
 	copies, err := api.CountSlotsWithPrefix(ctx, job.DB, s.SlotName+"_")
 	if err != nil {
