@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -56,6 +57,8 @@ type Proxy struct {
 	conns    map[*proxyConn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
+
+	fromTarget atomic.Int64 // bytes forwarded from the target to its clients
 }
 
 // proxyConn is one accepted connection and, once dialled, its connection to the target.
@@ -96,6 +99,10 @@ func (p *Proxy) Mode() ProxyMode {
 	defer p.mu.Unlock()
 	return p.mode
 }
+
+// BytesFromTarget is how many bytes the proxy forwarded from its target to the peer so far:
+// what a node sent its peer through it.
+func (p *Proxy) BytesFromTarget() int64 { return p.fromTarget.Load() }
 
 // Conns is how many connections the proxy holds open now.
 func (p *Proxy) Conns() int {
@@ -231,8 +238,8 @@ func (p *Proxy) run(c *proxyConn) {
 	c.server = server
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(c, c.server, c.client); done <- struct{}{} }()
-	go func() { p.pipe(c, c.client, c.server); done <- struct{}{} }()
+	go func() { p.pipe(c, c.server, c.client, nil); done <- struct{}{} }()
+	go func() { p.pipe(c, c.client, c.server, &p.fromTarget); done <- struct{}{} }()
 	<-done
 	// One side ended: end the other (unless a reset already did).
 	p.mu.Lock()
@@ -244,8 +251,9 @@ func (p *Proxy) run(c *proxyConn) {
 	<-done
 }
 
-// pipe copies from src to dst, holding each chunk while the proxy blackholes.
-func (p *Proxy) pipe(c *proxyConn, dst, src net.Conn) {
+// pipe copies from src to dst, holding each chunk while the proxy blackholes; counted (when
+// not nil) adds the bytes forwarded.
+func (p *Proxy) pipe(c *proxyConn, dst, src net.Conn, counted *atomic.Int64) {
 	buf := make([]byte, 32*1024)
 	for {
 		n, err := src.Read(buf)
@@ -255,6 +263,9 @@ func (p *Proxy) pipe(c *proxyConn, dst, src net.Conn) {
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
+			}
+			if counted != nil {
+				counted.Add(int64(n))
 			}
 		}
 		if err != nil {

@@ -1,0 +1,91 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/steepdb/steep_repl/tests/harness"
+)
+
+// BenchmarkAnalyzeOverlap: analyze_overlap of a bench-data-like table held by two nodes with 1%
+// of its rows differing (0.5% changed, 0.25% only on each side), against in the same run the
+// server's own hash floor: COPY (SELECT id, row_hash(t) FROM t) TO '/dev/null' on both nodes at
+// once. The peer is reached through a TCP proxy that counts the bytes it sends, so bytes/row is
+// measured, not estimated. STEEP_BENCH_ROWS sets the rows (default 2,000,000; the issue's figure
+// is 10,000,000).
+func BenchmarkAnalyzeOverlap(b *testing.B) {
+	rows := 2_000_000
+	if v, err := strconv.Atoi(os.Getenv("STEEP_BENCH_ROWS")); err == nil && v > 0 {
+		rows = v
+	}
+	opts := harness.DefaultOptions()
+	opts.Settings = fastSupervisor
+	nodes := harness.StartN(b, 2, opts)
+	a, t := nodes[0], nodes[1]
+	proxy := harness.StartProxy(b, fmt.Sprintf("127.0.0.1:%d", a.Port), harness.ProxyForward)
+	for _, n := range nodes {
+		n.Exec(b, "", "CREATE EXTENSION steep_repl CASCADE")
+		peer := libpqConninfo(a)
+		if n == t {
+			peer = fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres user=postgres", proxy.Port())
+		}
+		n.Exec(b, "", "SELECT steep_repl.register_node('node_a', $1, $2)", peer, n == a)
+		n.Exec(b, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(t), n == t)
+		n.Exec(b, "", `CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text NOT NULL, at timestamptz NOT NULL)`)
+		n.Exec(b, "", `INSERT INTO big SELECT g, g % 100000, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text),
+			'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, $1) g`, rows)
+	}
+	// 1% differs: every 200th row changed, every 400th (offset) only on node_a, and as many new ones only on node_b.
+	t.Exec(b, "", "UPDATE big SET note = note || '!' WHERE id % 200 = 0")
+	t.Exec(b, "", "DELETE FROM big WHERE id % 400 = 7")
+	t.Exec(b, "", "INSERT INTO big SELECT $1::bigint + g, 0, 'b only', now() FROM generate_series(1, $1::bigint / 400) g", rows)
+	for _, n := range nodes {
+		n.Exec(b, "", "VACUUM ANALYZE big")
+	}
+
+	floor := func() time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for _, n := range nodes {
+			wg.Add(1)
+			go func(n *harness.Node) {
+				defer wg.Done()
+				n.Exec(b, "", "COPY (SELECT id, steep_repl.row_hash(t) FROM big t) TO '/dev/null'")
+			}(n)
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	before := floor()
+	sent := proxy.BytesFromTarget()
+	start := time.Now()
+	var identical, conflicting, localOnly, peerOnly int64
+	err := t.Pool(b, "").QueryRow(context.Background(), `SELECT identical, conflicting, local_only, peer_only
+		FROM steep_repl.analyze_overlap('node_a', ARRAY['big'])`).Scan(&identical, &conflicting, &localOnly, &peerOnly)
+	if err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	bytes := proxy.BytesFromTarget() - sent
+	after := floor()
+	base := (before + after) / 2
+
+	// Ids 7 mod 400 are never multiples of 200: the changed and the deleted rows are distinct.
+	changed, gone, added := int64(rows/200), int64((rows+393)/400), int64(rows/400)
+	if conflicting != changed || peerOnly != gone || localOnly != added || identical != int64(rows)-changed-gone {
+		b.Fatalf("analyze_overlap: %d identical, %d conflicting, %d local only, %d peer only; want %d, %d, %d, %d",
+			identical, conflicting, localOnly, peerOnly, int64(rows)-changed-gone, changed, added, gone)
+	}
+	b.ReportMetric(took.Seconds(), "overlap_s")
+	b.ReportMetric(base.Seconds(), "hash_floor_s")
+	b.ReportMetric(took.Seconds()/base.Seconds(), "overlap_vs_floor_x")
+	b.ReportMetric(float64(bytes)/float64(rows), "peer_bytes/row")
+	b.Logf("%d rows, 1%% differing: analyze_overlap %s, hash floor on both nodes at once %s then %s (ratio to their mean %.2f); the peer sent %d bytes (%.1f per row)",
+		rows, took.Round(time.Millisecond), before.Round(time.Millisecond), after.Round(time.Millisecond),
+		took.Seconds()/base.Seconds(), bytes, float64(bytes)/float64(rows))
+}
