@@ -5328,3 +5328,533 @@ BEGIN
   END IF;
 END
 $$;
+
+-- ---- Fast init (start_init method fast, sql/53b_fast_init.sql): the sidecar copies the tables in
+-- parallel block ranges inside the slot's exported snapshot, with the secondary indexes and
+-- constraints dropped (recorded in init_fast_objects) and re-created after the load; then it
+-- subscribes from the slot. init_tables counts the chunks.
+ALTER TABLE steep_repl.init_tables ADD COLUMN chunks_total integer NOT NULL DEFAULT 0;
+ALTER TABLE steep_repl.init_tables ADD COLUMN chunks_done integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN steep_repl.init_tables.chunks_total IS 'A fast init: the block ranges the table is copied in (0 for the other methods).';
+COMMENT ON COLUMN steep_repl.init_tables.chunks_done IS 'A fast init: the block ranges copied and committed.';
+CREATE TABLE steep_repl.init_fast_objects (
+  id          bigserial PRIMARY KEY,
+  node        text NOT NULL REFERENCES steep_repl.nodes (name) ON DELETE CASCADE,
+  relid       oid NOT NULL,
+  kind        text NOT NULL CONSTRAINT kind_known CHECK (kind IN ('index', 'constraint', 'foreign_key')),
+  name        text NOT NULL,
+  ddl         text NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE steep_repl.init_fast_objects IS
+  'Indexes and constraints a fast init dropped from the target''s tables before loading them, with the DDL (pg_get_indexdef / pg_get_constraintdef of this node''s own catalog) that re-creates them as the table''s owner: after the load, on cancel_init, and before a new start_init.';
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_fast_objects', '');
+SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_fast_objects_id_seq', '');
+
+-- The fast init's own option: tables larger than split_threshold bytes are copied in block
+-- ranges of about that size, so one large table uses every worker.
+CREATE FUNCTION steep_repl._fast_options(method text, options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF method <> 'fast' OR pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RETURN '{}';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object('split_threshold', steep_repl._int_option(options, 'split_threshold', 67108864, 8192,
+    1099511627776, 'split_threshold is the size in bytes above which a table is copied in block ranges of that size (default 64 MiB, at least 8192).'));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._fast_options(text, jsonb) IS
+  'Internal: the options only method fast has (split_threshold, 22023 out of 8192..1 TiB), validated; {} for the other methods.';
+
+-- PREPARING -> COPYING (a retried job finds it COPYING already). The tables are emptied (as each
+-- owner), their progress reset: a new attempt has a new snapshot, so it starts over.
+CREATE FUNCTION steep_repl.init_fast_copying(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  r record;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_fast_copying.node FOR UPDATE;
+  IF v_state NOT IN ('preparing', 'copying') THEN
+    RAISE EXCEPTION 'the fast init of node "%" is %, not preparing or copying', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+           FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+           WHERE t.node = init_fast_copying.node AND (t.rows_copied > 0 OR t.chunks_done > 0)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
+    chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
+  WHERE t.node = init_fast_copying.node;
+  UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_copying.node;
+  IF v_state = 'preparing' THEN
+    PERFORM steep_repl.transition(node, 'copying', 'fast init: copying in parallel from the slot''s snapshot');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_copying(text) IS
+  'Sidecar step of init.fast: empties what an earlier attempt copied (as each table''s owner), resets the per-table progress, PREPARING -> COPYING.';
+
+-- Record, then drop, the secondary indexes and the unique, exclusion and foreign-key constraints
+-- of the init's tables (and foreign keys of other tables that reference them): the primary key,
+-- the replica identity index, CHECK and NOT NULL stay. Partitions' inherited ones are left.
+CREATE FUNCTION steep_repl.init_fast_drop_objects(node text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes nd WHERE nd.name = init_fast_drop_objects.node FOR UPDATE;
+  FOR r IN
+    WITH scope AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node)
+    SELECT c.conrelid AS relid, CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'constraint' END AS kind, c.conname::text AS name,
+           pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid)) AS ddl,
+           pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_stmt,
+           CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS ord
+    FROM pg_catalog.pg_constraint c
+    WHERE c.conparentid = 0 AND (
+          (c.contype = 'f' AND (c.conrelid IN (SELECT relid FROM scope) OR c.confrelid IN (SELECT relid FROM scope)))
+       OR (c.contype IN ('u', 'x') AND c.conrelid IN (SELECT relid FROM scope)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident)))
+    UNION ALL
+    SELECT i.indrelid, 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid),
+           pg_catalog.format('DROP INDEX %s', i.indexrelid::regclass), 2
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid IN (SELECT relid FROM scope) AND NOT i.indisprimary AND NOT i.indisreplident
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    ORDER BY ord, name
+  LOOP
+    INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl)
+    VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl);
+    PERFORM steep_repl._exec_as_owner(r.relid::regclass, r.drop_stmt);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_drop_objects(text) IS
+  'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them). Returns how many.';
+
+-- Re-create one recorded object as its table's owner, and forget it. The row lock makes two
+-- sessions restoring at once (the job and a cancel) create it once.
+CREATE FUNCTION steep_repl.init_fast_restore_object(id bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o steep_repl.init_fast_objects;
+BEGIN
+  SELECT * INTO o FROM steep_repl.init_fast_objects f WHERE f.id = init_fast_restore_object.id FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = o.relid) THEN
+    PERFORM steep_repl._exec_as_owner(o.relid::regclass, o.ddl);
+  END IF;
+  DELETE FROM steep_repl.init_fast_objects f WHERE f.id = o.id;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_restore_object(bigint) IS
+  'Sidecar step of init.fast: re-creates one index or constraint recorded in init_fast_objects as its table''s owner and deletes the record; false when another session did already.';
+
+CREATE FUNCTION steep_repl._fast_restore_all(node text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  n integer := 0;
+BEGIN
+  FOR v_id IN SELECT f.id FROM steep_repl.init_fast_objects f WHERE f.node = _fast_restore_all.node
+              ORDER BY f.kind = 'foreign_key', f.id LOOP
+    IF steep_repl.init_fast_restore_object(v_id) THEN
+      n := n + 1;
+    END IF;
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._fast_restore_all(text) IS
+  'Internal: re-creates every index and constraint a fast init of node dropped (foreign keys last); returns how many.';
+
+-- One chunk (a block range of a table, or the whole table) is in, in the transaction that
+-- copied it: the table's and the init's progress.
+CREATE FUNCTION steep_repl.init_fast_chunk_done(node text, schema_name text, table_name text, rows_copied bigint,
+                                                bytes_copied bigint, chunks_total integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_done int;
+  v_rows bigint;
+  v_bytes bigint;
+  v_total bigint;
+BEGIN
+  UPDATE steep_repl.init_tables t SET
+    rows_copied = t.rows_copied + init_fast_chunk_done.rows_copied,
+    bytes_copied = t.bytes_copied + init_fast_chunk_done.bytes_copied,
+    chunks_total = init_fast_chunk_done.chunks_total, chunks_done = t.chunks_done + 1,
+    sync_state = CASE WHEN t.chunks_done + 1 >= init_fast_chunk_done.chunks_total THEN 'synced' ELSE 'copying' END,
+    fraction = CASE WHEN t.chunks_done + 1 >= init_fast_chunk_done.chunks_total THEN 1
+                    ELSE least(0.99, (t.chunks_done + 1)::numeric / init_fast_chunk_done.chunks_total) END,
+    started_at = coalesce(t.started_at, pg_catalog.now()),
+    finished_at = CASE WHEN t.chunks_done + 1 >= init_fast_chunk_done.chunks_total THEN pg_catalog.now() END
+  WHERE t.node = init_fast_chunk_done.node AND t.schema_name = init_fast_chunk_done.schema_name
+    AND t.table_name = init_fast_chunk_done.table_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'table %.% is not in the init of node "%"', schema_name, table_name, node USING ERRCODE = 'undefined_table';
+  END IF;
+  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state = 'synced'), coalesce(pg_catalog.sum(t.rows_copied), 0),
+         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint, coalesce(pg_catalog.sum(t.source_bytes), 0)
+    INTO v_done, v_rows, v_bytes, v_total
+  FROM steep_repl.init_tables t WHERE t.node = init_fast_chunk_done.node;
+  UPDATE steep_repl.init_progress p SET tables_done = v_done, rows_done = v_rows, bytes_done = v_bytes,
+    -- 99 at most while copying: the indexes are still to be built and the subscription made.
+    percent = greatest(p.percent, least(99, pg_catalog.round(100.0 * v_bytes / NULLIF(v_total, 0), 2))),
+    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+                                      ORDER BY t.schema_name, t.table_name), '{}')
+                      FROM steep_repl.init_tables t WHERE t.node = init_fast_chunk_done.node AND t.sync_state = 'copying'),
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_chunk_done.node;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_chunk_done(text, text, text, bigint, bigint, integer) IS
+  'Sidecar step of init.fast: one chunk of schema.table is copied (rows, COPY bytes, of chunks_total): per-table and init progress.';
+
+CREATE FUNCTION steep_repl.init_fast_message(node text, message text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE steep_repl.init_progress p SET message = NULLIF(init_fast_message.message, ''), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_message.node;
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_message(text, text) IS 'Sidecar step of init.fast: what it is doing (init_progress.message).';
+REVOKE ALL ON TABLE steep_repl.init_fast_objects FROM PUBLIC;
+REVOKE ALL ON SEQUENCE steep_repl.init_fast_objects_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl._fast_options(text, jsonb), steep_repl.init_fast_copying(text),
+  steep_repl.init_fast_drop_objects(text), steep_repl.init_fast_restore_object(bigint), steep_repl._fast_restore_all(text),
+  steep_repl.init_fast_chunk_done(text, text, text, bigint, bigint, integer), steep_repl.init_fast_message(text, text) FROM PUBLIC;
+GRANT SELECT ON steep_repl.init_fast_objects TO steep_repl_admin;
+
+CREATE OR REPLACE FUNCTION steep_repl.start_init(target text, source text, method text DEFAULT 'snapshot',
+                                      options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_opts jsonb;
+  v_node steep_repl.nodes;
+  v_names record;
+  v_err text;
+  v_sync jsonb;
+  v_bad text;
+  v_tables text[];
+  v_job bigint;
+  v_workers int;
+  v_pub_exists boolean;
+  v_pub_created boolean;
+  v_fast jsonb;
+  -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
+  v_src steep_repl.table_info[];
+  v_dst steep_repl.table_info[];
+  r record;
+BEGIN
+  PERFORM steep_repl._require('target', target);
+  PERFORM steep_repl._require('source', source);
+  PERFORM steep_repl._require('method', method);
+  PERFORM steep_repl._require('options', options);
+  IF method = 'two_phase' THEN
+    -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
+    -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
+    RETURN steep_repl._start_two_phase_init(target, source, options);
+  ELSIF method NOT IN ('snapshot', 'fast') THEN
+    RAISE EXCEPTION 'unknown init method "%"', method
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "fast" copies in parallel block ranges inside the slot''s snapshot, indexes built after the load; "two_phase" generates a snapshot on the source and applies it here (option path).';
+  END IF;
+  -- fast has one option of its own (split_threshold); every other is start_init's.
+  v_fast := steep_repl._fast_options(method, options);
+  v_opts := steep_repl._init_options(CASE WHEN method = 'fast' THEN options - 'split_threshold' ELSE options END) || v_fast;
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';
+  END IF;
+
+  -- The node row lock serializes concurrent start_init/cancel_init calls for the target.
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', target
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Call start_init on the target node itself (the node registered with is_local => true).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" already has an init in state %', target, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Watch it with SELECT * FROM steep_repl.init_progress, or stop it with SELECT steep_repl.cancel_init(%L).', target);
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'init.cancel') AND j.node = target
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+
+  -- Reach the source and describe both sides.
+  v_err := steep_repl._probe(source);
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the source is up and that its registered conninfo works from this server.';
+  END IF;
+  v_src := ARRAY(SELECT t FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+
+  -- Named tables must exist on the source.
+  IF pg_catalog.jsonb_typeof(v_opts->'tables') = 'array' THEN
+    SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.jsonb_array_elements_text(v_opts->'tables') x
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_src) s
+                      WHERE x IN (s.schema_name || '.' || s.table_name, CASE WHEN s.schema_name = 'public' THEN s.table_name END));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'tables not found on source node "%": %', source, v_bad
+        USING ERRCODE = 'undefined_table', HINT = 'Name tables as "schema.table" (or "table" for public).';
+    END IF;
+  END IF;
+  IF pg_catalog.cardinality(v_src) = 0 THEN
+    RAISE EXCEPTION 'nothing to initialize: source node "%" has no user tables in scope', source
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
+  END IF;
+
+  -- Schema sync (strict | auto | manual, steep_repl._schema_sync): the target's tables must match
+  -- the source's, or be made to; auto may have created or altered tables, so describe them again.
+  v_sync := steep_repl._schema_sync(source, v_opts->>'schema_sync', v_opts);
+  IF v_sync->>'status' = 'synced' THEN
+    v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  ELSIF v_sync->>'status' = 'accepted' THEN
+    -- manual, confirmed: tables the target lacks cannot be copied, so they are left out.
+    v_src := ARRAY(SELECT s FROM pg_catalog.unnest(v_src) s WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(v_dst) t
+      WHERE t.schema_name OPERATOR(pg_catalog.=) s.schema_name AND t.table_name OPERATOR(pg_catalog.=) s.table_name));
+    IF pg_catalog.cardinality(v_src) = 0 THEN
+      RAISE EXCEPTION 'nothing to initialize: none of the source''s tables in scope is on node "%"', target
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Create the tables on the target first (steep_repl.schema_ddl).';
+    END IF;
+  END IF;
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_src) s WHERE NOT s.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on source node "%": %', source, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on the source would fail: add a primary key, ALTER TABLE ... REPLICA IDENTITY FULL, or leave them out with the tables option.';
+  END IF;
+
+  -- The target must be empty, unless force (which truncates, and says so).
+  SELECT pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name) ORDER BY t.schema_name, t.table_name)
+    INTO v_tables FROM pg_catalog.unnest(v_dst) t;
+  SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.unnest(v_tables) x
+  WHERE steep_repl._has_rows(x);
+  IF v_bad IS NOT NULL THEN
+    IF NOT (v_opts->>'force')::boolean AND v_node.init_state <> 'failed' THEN
+      RAISE EXCEPTION 'target node "%" is not empty: %', target, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
+    END IF;
+    -- As each table's owner, so no TRUNCATE trigger runs with this function's rights; one
+    -- statement per owner (tables linked by a foreign key across owners cannot be emptied).
+    FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+             FROM pg_catalog.unnest(v_dst) t JOIN pg_catalog.pg_class c ON c.oid = t.relid::oid
+             GROUP BY c.relowner ORDER BY c.relowner LOOP
+      PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+    END LOOP;
+    RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
+  END IF;
+  -- Indexes and constraints a failed fast init dropped come back first (the tables are empty now).
+  PERFORM steep_repl._fast_restore_all(target);
+
+  -- Whether the publication is this init's to drop on cancel, known before the sidecar makes it:
+  -- a job stopped between making it and subscribing never records that it did. It is, when the
+  -- source has none yet, or when the failed attempt this one retries made it.
+  EXECUTE pg_catalog.format('SELECT x FROM %I.dblink($1, $2) AS t(x boolean)', steep_repl._dblink_schema())
+    INTO v_pub_exists USING steep_repl._conninfo(source), pg_catalog.format(
+      'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) %L)', v_names.publication);
+
+  -- Everything checked: record the init and hand it to the sidecar.
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target RETURNING p.publication_created INTO v_pub_created;
+  v_pub_created := NOT v_pub_exists OR (coalesce(v_pub_created, false) AND v_node.init_state = 'failed');
+  SELECT pg_catalog.current_setting('max_logical_replication_workers')::int INTO v_workers;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription, slot_name,
+    parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, large_tables)
+  SELECT target, source, method, v_opts, v_names.publication, v_pub_created, v_names.subscription, v_names.slot_name,
+    (v_opts->>'parallel')::int, (v_opts->>'lag_threshold')::bigint,
+    pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
+    pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),
+    pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
+    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name) ORDER BY s.schema_name, s.table_name)
+             FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
+  FROM pg_catalog.unnest(v_src) s;
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
+  SELECT target, s.schema_name, s.table_name, t.relid::oid, s.bytes, s.row_estimate,
+         s.bytes > (v_opts->>'large_table_threshold')::bigint
+  FROM pg_catalog.unnest(v_src) s JOIN pg_catalog.unnest(v_dst) t USING (schema_name, table_name);
+
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));
+  v_job := steep_repl.enqueue_job(CASE method WHEN 'fast' THEN 'init.fast' ELSE 'init.start' END,
+                                  pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
+  RETURN v_job;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._init_subscribed(node text, publication_created boolean, parallel_workers integer)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_sub oid;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes n WHERE n.name = _init_subscribed.node FOR UPDATE;
+  SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s JOIN steep_repl.init_progress p ON p.subscription = s.subname
+  WHERE p.node = _init_subscribed.node AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database());
+  IF v_sub IS NULL THEN
+    RAISE EXCEPTION 'the subscription of the init of node "%" does not exist', node USING ERRCODE = 'undefined_object';
+  END IF;
+  UPDATE steep_repl.init_progress p SET
+    publication_created = p.publication_created OR _init_subscribed.publication_created,
+    parallel_workers = _init_subscribed.parallel_workers,
+    subscription_oid = v_sub, last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = _init_subscribed.node;
+  -- Rows arriving in a target table from now on are this init's (the tables were empty).
+  UPDATE steep_repl.init_tables t SET n_tup_ins_base = coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0)
+  WHERE t.node = _init_subscribed.node;
+  -- A fast init is COPYING already (it copied before subscribing); tick() sees every table ready.
+  IF (SELECT n.init_state FROM steep_repl.nodes n WHERE n.name = _init_subscribed.node) <> 'copying' THEN
+    PERFORM steep_repl.transition(node, 'copying', 'subscription created; copying tables');
+  END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.init_cancelled(node text, detail jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_list text[];
+  v_tables text;
+  v_state text;
+  r record;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
+  -- The tables this init filled: those it subscribed to, and those a cancelled two-phase init or
+  -- apply of this init had already loaded (before CATCHING_UP there is no init_tables row).
+  v_list := ARRAY(SELECT DISTINCT x.t FROM (
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) t
+    FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
+    UNION ALL
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+    FROM steep_repl.snapshot_apply_tables t
+    JOIN steep_repl.snapshot_applies a ON a.id = t.apply_id
+    JOIN steep_repl.jobs j ON j.id = a.job_id
+    JOIN steep_repl.nodes n ON n.name = j.node
+    WHERE j.node = init_cancelled.node AND j.kind IN ('snapshot.init', 'snapshot.apply')
+      AND j.cancel_requested_at IS NOT NULL AND j.created_at >= n.init_started_at) x
+  WHERE pg_catalog.to_regclass(x.t) IS NOT NULL ORDER BY x.t);
+  v_tables := NULLIF(pg_catalog.array_to_string(v_list, ', '), '');
+  -- As each table's owner (one statement per owner), so no TRUNCATE trigger runs with our rights.
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ') AS tables
+           FROM pg_catalog.unnest(v_list) x(t)
+           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  -- What a fast init dropped comes back, built on the emptied tables.
+  IF steep_repl._fast_restore_all(node) > 0 THEN
+    detail := coalesce(detail, '{}') || pg_catalog.jsonb_build_object('indexes_restored', true);
+  END IF;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = init_cancelled.node;
+  IF v_state <> 'uninitialized' THEN
+    PERFORM steep_repl.transition(node, 'uninitialized', 'init cancelled');
+  END IF;
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (node, 'init.cancelled', v_state, 'uninitialized',
+          coalesce(detail, '{}') || pg_catalog.jsonb_build_object('truncated', coalesce(v_tables, '')));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.cancel_init(node text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_job bigint;
+  r record;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = cancel_init.node FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  SELECT j.id INTO v_job FROM steep_repl.jobs j
+  WHERE j.kind = 'init.cancel' AND j.node = cancel_init.node AND j.state IN ('queued', 'running');
+  IF FOUND THEN
+    RAISE NOTICE 'cancel of the init of node "%" is already under way (job %)', node, v_job;
+    RETURN v_job;
+  END IF;
+  IF v_state = 'uninitialized' AND NOT EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node) THEN
+    RAISE NOTICE 'node "%" has no init to cancel', node;
+    RETURN NULL;
+  END IF;
+  IF v_state IN ('synchronized', 'diverged') THEN
+    RAISE EXCEPTION 'node "%" is % and has no init to cancel', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, a reinit in REINITIALIZING, or cleans up a FAILED one.';
+  END IF;
+  IF v_state = 'catching_up' AND EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node AND p.options ? 'reinit') THEN
+    RAISE EXCEPTION 'the reinit of node "%" has copied every table and is catching up', node
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Nothing is left to cancel: the node becomes SYNCHRONIZED once the apply lag is under the threshold.';
+  END IF;
+  -- The jobs that fill the node: an automatic init's start, a reinit, a two-phase init or an apply.
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
+           AND j.state IN ('queued', 'running') LOOP
+    PERFORM steep_repl.cancel_job(r.id);
+  END LOOP;
+  v_job := steep_repl.enqueue_job('init.cancel', pg_catalog.jsonb_build_object('target', node), node, 5);
+  INSERT INTO steep_repl.events (node, event, from_state, detail)
+  VALUES (node, 'init.cancel_requested', v_state, pg_catalog.jsonb_build_object('job', v_job));
+  RETURN v_job;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._tick_inits(now timestamptz) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p steep_repl.init_progress;
+  n integer := 0;
+  v_job steep_repl.jobs;
+BEGIN
+  FOR p IN SELECT ip.* FROM steep_repl.init_progress ip JOIN steep_repl.nodes nd ON nd.name = ip.node
+           WHERE ip.phase IN ('preparing', 'copying', 'catching_up', 'reinitializing') AND nd.init_state = ip.phase
+           -- Lock order everywhere: the nodes row, then init_progress (cancel and the sidecar do the same).
+           ORDER BY ip.node FOR UPDATE OF nd, ip SKIP LOCKED LOOP
+    n := n + 1;
+    -- A cancel under way removes the subscription on purpose: leave the init to it.
+    IF EXISTS (SELECT 1 FROM steep_repl.jobs j
+               WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
+      CONTINUE;
+    END IF;
+    IF p.phase = 'preparing' OR (p.phase IN ('reinitializing', 'copying') AND p.subscription_oid IS NULL) THEN
+      -- The sidecar's job owns PREPARING (a reinit until its tables are re-added, a fast init
+      -- until it subscribes); if it ended without moving on, the init failed.
+      SELECT * INTO v_job FROM steep_repl.jobs j WHERE j.id = p.job_id;
+      IF v_job.state IN ('failed', 'cancelled') THEN
+        PERFORM steep_repl._init_fail(p.node, pg_catalog.format('init job %s %s: %s', v_job.id, v_job.state,
+                                                                coalesce(v_job.error, 'no error recorded')));
+      END IF;
+      CONTINUE;
+    END IF;
+    PERFORM steep_repl._tick_init(p, now);
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.start_init(text, text, text, jsonb) IS
+  'Starts initializing the local node target from source: method snapshot (copy_data = true subscription), fast (parallel block-range COPY inside the slot''s exported snapshot, indexes after the load, then a subscription from the slot) or two_phase. Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start (init.fast) job id; watch steep_repl.init_progress.';
+COMMENT ON FUNCTION steep_repl._init_subscribed(text, boolean, integer) IS 'Sidecar step: the subscription exists; PREPARING -> COPYING (a fast init, COPYING already, stays).';
+
+COMMENT ON FUNCTION steep_repl.init_cancelled(text, jsonb) IS 'Sidecar step: replication objects are gone; truncate the init''s tables, re-create the indexes and constraints a fast init dropped, clear progress, UNINITIALIZED.';
+

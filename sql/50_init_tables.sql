@@ -77,10 +77,14 @@ CREATE TABLE steep_repl.init_tables (
   n_tup_ins_base bigint NOT NULL DEFAULT 0,
   started_at     timestamptz,
   finished_at    timestamptz,
+  chunks_total   integer NOT NULL DEFAULT 0,
+  chunks_done    integer NOT NULL DEFAULT 0,
   PRIMARY KEY (node, schema_name, table_name)
 );
 COMMENT ON TABLE steep_repl.init_tables IS
   'Per-table progress of an init: sync state (from pg_subscription_rel), rows and COPY bytes (pg_stat_progress_copy, pg_stat_user_tables), source size.';
+COMMENT ON COLUMN steep_repl.init_tables.chunks_total IS 'A fast init: the block ranges the table is copied in (0 for the other methods).';
+COMMENT ON COLUMN steep_repl.init_tables.chunks_done IS 'A fast init: the block ranges copied and committed.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_tables', '');
 
 CREATE TABLE steep_repl.init_samples (

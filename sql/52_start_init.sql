@@ -99,6 +99,7 @@ DECLARE
   v_workers int;
   v_pub_exists boolean;
   v_pub_created boolean;
+  v_fast jsonb;
   -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
   v_src steep_repl.table_info[];
   v_dst steep_repl.table_info[];
@@ -112,12 +113,14 @@ BEGIN
     -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
     -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
     RETURN steep_repl._start_two_phase_init(target, source, options);
-  ELSIF method <> 'snapshot' THEN
+  ELSIF method NOT IN ('snapshot', 'fast') THEN
     RAISE EXCEPTION 'unknown init method "%"', method
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = '"snapshot" copies through the subscription (copy_data = true); "two_phase" generates a snapshot on the source and applies it here (option path).';
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "fast" copies in parallel block ranges inside the slot''s snapshot, indexes built after the load; "two_phase" generates a snapshot on the source and applies it here (option path).';
   END IF;
-  v_opts := steep_repl._init_options(options);
+  -- fast has one option of its own (split_threshold); every other is start_init's.
+  v_fast := steep_repl._fast_options(method, options);
+  v_opts := steep_repl._init_options(CASE WHEN method = 'fast' THEN options - 'split_threshold' ELSE options END) || v_fast;
   IF target = source THEN
     RAISE EXCEPTION 'target and source are the same node "%"', target
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';
@@ -141,7 +144,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = pg_catalog.format('Watch it with SELECT * FROM steep_repl.init_progress, or stop it with SELECT steep_repl.cancel_init(%L).', target);
   END IF;
-  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.cancel') AND j.node = target
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'init.cancel') AND j.node = target
              AND j.state IN ('queued', 'running')) THEN
     RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
       USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
@@ -216,6 +219,8 @@ BEGIN
     END LOOP;
     RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
   END IF;
+  -- Indexes and constraints a failed fast init dropped come back first (the tables are empty now).
+  PERFORM steep_repl._fast_restore_all(target);
 
   -- Whether the publication is this init's to drop on cancel, known before the sidecar makes it:
   -- a job stopped between making it and subscribing never records that it did. It is, when the
@@ -245,13 +250,14 @@ BEGIN
 
   UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
   PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));
-  v_job := steep_repl.enqueue_job('init.start', pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  v_job := steep_repl.enqueue_job(CASE method WHEN 'fast' THEN 'init.fast' ELSE 'init.start' END,
+                                  pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
   UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
   RETURN v_job;
 END
 $$;
 COMMENT ON FUNCTION steep_repl.start_init(text, text, text, jsonb) IS
-  'Starts initializing the local node target from source (copy_data = true subscription). Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start job id; watch steep_repl.init_progress.';
+  'Starts initializing the local node target from source: method snapshot (copy_data = true subscription), fast (parallel block-range COPY inside the slot''s exported snapshot, indexes after the load, then a subscription from the slot) or two_phase. Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start (init.fast) job id; watch steep_repl.init_progress.';
 
 CREATE FUNCTION steep_repl._has_rows(qualified_table text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

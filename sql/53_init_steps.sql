@@ -51,10 +51,13 @@ BEGIN
   -- Rows arriving in a target table from now on are this init's (the tables were empty).
   UPDATE steep_repl.init_tables t SET n_tup_ins_base = coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0)
   WHERE t.node = _init_subscribed.node;
-  PERFORM steep_repl.transition(node, 'copying', 'subscription created; copying tables');
+  -- A fast init is COPYING already (it copied before subscribing); tick() sees every table ready.
+  IF (SELECT n.init_state FROM steep_repl.nodes n WHERE n.name = _init_subscribed.node) <> 'copying' THEN
+    PERFORM steep_repl.transition(node, 'copying', 'subscription created; copying tables');
+  END IF;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._init_subscribed(text, boolean, integer) IS 'Sidecar step: the subscription exists; PREPARING -> COPYING.';
+COMMENT ON FUNCTION steep_repl._init_subscribed(text, boolean, integer) IS 'Sidecar step: the subscription exists; PREPARING -> COPYING (a fast init, COPYING already, stays).';
 
 -- Any failure of an init: stop the subscription's retry loop, keep what is there for diagnosis
 -- (cancel_init or a new start_init cleans up), and record the reason.
@@ -125,6 +128,10 @@ BEGIN
            GROUP BY c.relowner ORDER BY c.relowner LOOP
     PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
   END LOOP;
+  -- What a fast init dropped comes back, built on the emptied tables.
+  IF steep_repl._fast_restore_all(node) > 0 THEN
+    detail := coalesce(detail, '{}') || pg_catalog.jsonb_build_object('indexes_restored', true);
+  END IF;
   DELETE FROM steep_repl.init_progress p WHERE p.node = init_cancelled.node;
   IF v_state <> 'uninitialized' THEN
     PERFORM steep_repl.transition(node, 'uninitialized', 'init cancelled');
@@ -134,7 +141,7 @@ BEGIN
           coalesce(detail, '{}') || pg_catalog.jsonb_build_object('truncated', coalesce(v_tables, '')));
 END
 $$;
-COMMENT ON FUNCTION steep_repl.init_cancelled(text, jsonb) IS 'Sidecar step: replication objects are gone; truncate the init''s tables, clear progress, UNINITIALIZED.';
+COMMENT ON FUNCTION steep_repl.init_cancelled(text, jsonb) IS 'Sidecar step: replication objects are gone; truncate the init''s tables, re-create the indexes and constraints a fast init dropped, clear progress, UNINITIALIZED.';
 
 CREATE FUNCTION steep_repl.cancel_init(node text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -169,7 +176,7 @@ BEGIN
             HINT = 'Nothing is left to cancel: the node becomes SYNCHRONIZED once the apply lag is under the threshold.';
   END IF;
   -- The jobs that fill the node: an automatic init's start, a reinit, a two-phase init or an apply.
-  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
            AND j.state IN ('queued', 'running') LOOP
     PERFORM steep_repl.cancel_job(r.id);
   END LOOP;

@@ -212,9 +212,9 @@ BEGIN
                WHERE j.kind = 'init.cancel' AND j.node = p.node AND j.state IN ('queued', 'running')) THEN
       CONTINUE;
     END IF;
-    IF p.phase = 'preparing' OR (p.phase = 'reinitializing' AND p.subscription_oid IS NULL) THEN
-      -- The sidecar's job owns PREPARING (and a reinit until its tables are re-added); if it
-      -- ended without moving on, the init failed.
+    IF p.phase = 'preparing' OR (p.phase IN ('reinitializing', 'copying') AND p.subscription_oid IS NULL) THEN
+      -- The sidecar's job owns PREPARING (a reinit until its tables are re-added, a fast init
+      -- until it subscribes); if it ended without moving on, the init failed.
       SELECT * INTO v_job FROM steep_repl.jobs j WHERE j.id = p.job_id;
       IF v_job.state IN ('failed', 'cancelled') THEN
         PERFORM steep_repl._init_fail(p.node, pg_catalog.format('init job %s %s: %s', v_job.id, v_job.state,

@@ -43,3 +43,5 @@ GRANT SELECT (name, is_local, init_state, init_source_node, init_started_at, ini
 GRANT SELECT ON steep_repl.supervisor_duties TO steep_repl_admin;
 -- What tick() last read of an init's source.
 GRANT SELECT ON steep_repl.init_source_reads TO steep_repl_admin;
+-- What a fast init dropped from the target's tables and will re-create.
+GRANT SELECT ON steep_repl.init_fast_objects TO steep_repl_admin;

@@ -47,6 +47,15 @@ const (
 	qEnqueueJobAt                          // snapshot.sql
 	qExistingSchemas                       // snapshot.sql
 	qExportedSnapshot                      // manual.sql
+	qFastChunkDone                         // fast.sql
+	qFastCopying                           // fast.sql
+	qFastDropObjects                       // fast.sql
+	qFastMessage                           // fast.sql
+	qFastObjects                           // fast.sql
+	qFastRestoreObject                     // fast.sql
+	qFastSourceBlocks                      // fast.sql
+	qFastSplitThreshold                    // fast.sql
+	qFastTargetTables                      // fast.sql
 	qFindSnapshotByPath                    // snapshot.sql
 	qFinishJob                             // queries.sql
 	qGenerateSnapshot                      // snapshot.sql
@@ -171,6 +180,15 @@ var queryNames = [...]string{
 	qEnqueueJobAt:             "EnqueueJobAt",
 	qExistingSchemas:          "ExistingSchemas",
 	qExportedSnapshot:         "ExportedSnapshot",
+	qFastChunkDone:            "FastChunkDone",
+	qFastCopying:              "FastCopying",
+	qFastDropObjects:          "FastDropObjects",
+	qFastMessage:              "FastMessage",
+	qFastObjects:              "FastObjects",
+	qFastRestoreObject:        "FastRestoreObject",
+	qFastSourceBlocks:         "FastSourceBlocks",
+	qFastSplitThreshold:       "FastSplitThreshold",
+	qFastTargetTables:         "FastTargetTables",
 	qFindSnapshotByPath:       "FindSnapshotByPath",
 	qFinishJob:                "FinishJob",
 	qGenerateSnapshot:         "GenerateSnapshot",

@@ -4,44 +4,67 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/steepdb/steep_repl/internal/api"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
-// start runs init.start. A transient failure (the source refused, reset or timed out) is
-// retried with backoff until the init's source_timeout has passed since the first one; then,
-// or at once for a permanent failure, the node goes to FAILED with the error as the reason
-// (the DBA retries with start_init). A cancel leaves the clean-up to init.cancel.
+// start runs init.start, the automatic init (runInit: retries, FAILED with the reason).
 func start(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+	return runInit(ctx, job, initMethod{phases: []string{api.StatePreparing}, step: subscribe}, log)
+}
+
+// initMethod is what a way of filling a node from a source does inside runInit.
+type initMethod struct {
+	phases  []string      // the init states the job acts in; in any other it is skipped
+	attempt time.Duration // bound of one attempt (0: policyFor's)
+	step    func(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error)
+	failed  func(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) // before FAILED is recorded; nil: nothing
+}
+
+// runInit runs an init job. A transient failure (the source refused, reset or timed out) is
+// retried with backoff until the init's source_timeout has passed since the first one; then,
+// or at once for a permanent failure, m.failed runs and the node goes to FAILED with the error
+// as the reason (the DBA retries with start_init). A cancel leaves the clean-up to init.cancel.
+func runInit(ctx context.Context, job *runner.Job, m initMethod, log *slog.Logger) (map[string]any, error) {
 	target, err := targetOf(job)
 	if err != nil {
 		return nil, err
 	}
+	skipped := map[string]any{"skipped": "the init is no longer " + strings.Join(m.phases, " or ")}
 	plan, err := api.GetInitPlan(ctx, job.DB, target)
 	if err != nil {
 		return nil, err
 	}
-	if plan == nil || plan.Phase != api.StatePreparing {
-		return map[string]any{"skipped": "the init is no longer preparing"}, nil
+	if plan == nil || !slices.Contains(m.phases, plan.Phase) {
+		return skipped, nil
 	}
 	log = log.With("node", target, "source", plan.Source, "job", job.ID)
-	res, err := withRetries(ctx, job, policyFor(plan), target, plan.Source, "init.retry", log,
+	pol := policyFor(plan)
+	if m.attempt > 0 {
+		pol.Attempt = m.attempt
+	}
+	res, err := withRetries(ctx, job, pol, target, plan.Source, "init.retry", log,
 		func(ctx context.Context) (map[string]any, error) {
 			// Read again: a retry must see a cancel, and what an earlier attempt recorded.
 			plan, err := api.GetInitPlan(ctx, job.DB, target)
 			if err != nil {
 				return nil, err
 			}
-			if plan == nil || plan.Phase != api.StatePreparing {
-				return map[string]any{"skipped": "the init is no longer preparing"}, nil
+			if plan == nil || !slices.Contains(m.phases, plan.Phase) {
+				return skipped, nil
 			}
-			return subscribe(ctx, job, plan, log)
+			return m.step(ctx, job, plan, log)
 		})
 	if err != nil && ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
+		if m.failed != nil {
+			m.failed(fctx, job, plan, log)
+		}
 		if ferr := api.InitFailed(fctx, job.DB, target, err.Error()); ferr != nil {
 			log.Error("could not record the init failure", "event", "init.fail_record_failed", "error", ferr.Error())
 		}
@@ -57,16 +80,7 @@ func subscribe(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *sl
 	}
 	defer src.Close(context.Background())
 
-	// Leftovers of a failed attempt: its subscription (DROP also drops its slots on the source).
-	if exists, err := api.SubscriptionExists(ctx, job.DB, plan.Subscription); err != nil {
-		return nil, err
-	} else if exists {
-		if err := api.DropSubscription(ctx, job.DB, plan.Subscription); err != nil {
-			return nil, fmt.Errorf("the subscription left by a previous attempt: %w", err)
-		}
-		log.Info("dropped the subscription of a previous attempt", "event", "init.leftover_dropped", "subscription", plan.Subscription)
-	}
-	if err := dropInitSlots(ctx, src, plan, log); err != nil {
+	if err := dropLeftovers(ctx, job.DB, src, plan, log); err != nil {
 		return nil, err
 	}
 

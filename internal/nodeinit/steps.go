@@ -43,6 +43,20 @@ func connectSource(ctx context.Context, source, conninfo string) (*pgx.Conn, err
 	return src, nil
 }
 
+// dropLeftovers drops what a failed attempt of an init left: its subscription (DROP also drops
+// its slots on the source) and any slot of it still on the source.
+func dropLeftovers(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.InitPlan, log *slog.Logger) error {
+	if exists, err := api.SubscriptionExists(ctx, db, plan.Subscription); err != nil {
+		return err
+	} else if exists {
+		if err := api.DropSubscription(ctx, db, plan.Subscription); err != nil {
+			return fmt.Errorf("the subscription left by a previous attempt: %w", err)
+		}
+		log.Info("dropped the subscription of a previous attempt", "event", "init.leftover_dropped", "subscription", plan.Subscription)
+	}
+	return dropInitSlots(ctx, src, plan, log)
+}
+
 // dropInitSlots drops an init's slot and its table-sync slots on the source, waiting a little
 // for walsenders of a just-dropped subscription to let go of them.
 func dropInitSlots(ctx context.Context, src *pgx.Conn, plan *api.InitPlan, log *slog.Logger) error {

@@ -39,31 +39,10 @@ func SubscribeFromSnapshot(ctx context.Context, db api.DB, s SnapshotSubscriptio
 		return "", err
 	}
 	slot := s.Slot + "_" + target
-	oid, enabled, err := api.SubscriptionState(ctx, db, sub)
+	err = subscribeAt(ctx, db, api.Subscription{Name: sub, Conninfo: conninfo, Publication: s.Publication, Slot: slot},
+		s.LSN, "snapshot", func() error { return copySnapshotSlot(ctx, s, conninfo, slot, log) }, log)
 	if err != nil {
 		return "", err
-	}
-	if oid == 0 {
-		if err := copySnapshotSlot(ctx, s, conninfo, slot, log); err != nil {
-			return "", err
-		}
-		if err := api.CreateSubscription(ctx, db, api.Subscription{Name: sub, Conninfo: conninfo,
-			Publication: s.Publication, Slot: slot, Disabled: true}); err != nil {
-			return "", err
-		}
-		if oid, enabled, err = api.SubscriptionState(ctx, db, sub); err != nil {
-			return "", err
-		}
-		log.Info("subscription created (disabled)", "event", "snapshot.subscription_created", "subscription", sub, "slot", slot)
-	}
-	if !enabled {
-		if err := api.AdvanceOrigin(ctx, db, oid, s.LSN); err != nil {
-			return "", err
-		}
-		if err := api.EnableSubscription(ctx, db, sub); err != nil {
-			return "", err
-		}
-		log.Info("subscription enabled at the snapshot's LSN", "event", "snapshot.subscribed", "subscription", sub, "lsn", s.LSN)
 	}
 	if err := api.SnapshotSubscribed(ctx, db, s.ApplyID, sub, slot, s.Publication); err != nil {
 		return "", err
@@ -138,4 +117,40 @@ func CheckSnapshotSlot(ctx context.Context, db api.DB, source, slot string) erro
 	}
 	return errors.New("the snapshot's slot " + slot + " is gone from source node " + source +
 		" (expired or deleted): subscribing from the snapshot's LSN is no longer possible; apply without subscribe, or generate a new snapshot")
+}
+
+// subscribeAt makes sub (copy_data = false, on an existing slot) a subscription that starts at
+// lsn: created disabled (after prepare, which readies its slot), its replication origin advanced
+// to lsn, then enabled. A step already done (an earlier attempt's) is skipped. Events are
+// <prefix>.subscription_created and <prefix>.subscribed.
+func subscribeAt(ctx context.Context, db api.DB, sub api.Subscription, lsn, prefix string, prepare func() error, log *slog.Logger) error {
+	oid, enabled, err := api.SubscriptionState(ctx, db, sub.Name)
+	if err != nil {
+		return err
+	}
+	if oid == 0 {
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				return err
+			}
+		}
+		sub.CopyData, sub.CreateSlot, sub.Disabled = false, false, true
+		if err := api.CreateSubscription(ctx, db, sub); err != nil {
+			return err
+		}
+		if oid, enabled, err = api.SubscriptionState(ctx, db, sub.Name); err != nil {
+			return err
+		}
+		log.Info("subscription created (disabled)", "event", prefix+".subscription_created", "subscription", sub.Name, "slot", sub.Slot)
+	}
+	if !enabled {
+		if err := api.AdvanceOrigin(ctx, db, oid, lsn); err != nil {
+			return err
+		}
+		if err := api.EnableSubscription(ctx, db, sub.Name); err != nil {
+			return err
+		}
+		log.Info("subscription enabled at the slot's LSN", "event", prefix+".subscribed", "subscription", sub.Name, "lsn", lsn)
+	}
+	return nil
 }

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/nodeinit"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -24,31 +23,11 @@ func connect(ctx context.Context, pool *pgxpool.Pool, app string) (*pgx.Conn, er
 	return conn, nil
 }
 
-// slotResult is what creating the snapshot's slot gives.
-type slotResult struct {
-	conn     *pgconn.PgConn // the replication connection that holds the exported snapshot
-	lsn      string
-	snapshot string
-}
-
-// createSlot creates a logical (pgoutput) slot over a replication connection and exports its
-// snapshot; the connection must stay open while workers import it.
-func createSlot(ctx context.Context, pool *pgxpool.Pool, slot string, temporary bool) (*slotResult, error) {
-	cfg := pool.Config().ConnConfig.Config.Copy()
-	cfg.RuntimeParams["replication"] = "database"
-	cfg.RuntimeParams["application_name"] = "steep-repl snapshot slot"
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, runner.Retryable(fmt.Errorf("open replication connection: %w", err))
-	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, api.Identifier(slot), "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Temporary: temporary, Mode: pglogrepl.LogicalReplication,
-			SnapshotAction: "(SNAPSHOT 'export')"})
-	if err != nil {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("create replication slot %s: %w", slot, err)
-	}
-	return &slotResult{conn: conn, lsn: res.ConsistentPoint, snapshot: res.SnapshotName}, nil
+// createSlot creates a logical (pgoutput) slot on the node the pool reaches over a replication
+// connection and exports its snapshot (nodeinit.CreateExportedSlot); the connection must stay
+// open while workers import it.
+func createSlot(ctx context.Context, pool *pgxpool.Pool, slot string, temporary bool) (*nodeinit.ExportedSlot, error) {
+	return nodeinit.CreateExportedSlot(ctx, &pool.Config().ConnConfig.Config, slot, "steep-repl snapshot slot", temporary)
 }
 
 // importSnapshot starts the read-only repeatable-read transaction that sees the exported snapshot.

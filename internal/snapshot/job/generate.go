@@ -24,9 +24,9 @@ type generation struct {
 	log   *slog.Logger
 	tr    *tracker
 	scope []api.ScopeTable
-	files map[string]string // table -> file name
-	slot  *slotResult       // ours when this run created the slot
-	name  string            // exported snapshot to import
+	files map[string]string      // table -> file name
+	slot  *nodeinit.ExportedSlot // ours when this run created the slot
+	name  string                 // exported snapshot to import
 	lsn   string
 	root  *snapshot.Root // the sidecar's snapshot root
 	dir   *snapshot.Dir  // the snapshot directory, created by this generation
@@ -46,7 +46,7 @@ func generate(ctx context.Context, job *runner.Job, root *snapshot.Root, progs P
 	stop := g.tr.run(ctx)
 	res, err := g.run(ctx)
 	if g.slot != nil {
-		g.slot.conn.Close(context.Background())
+		g.slot.Conn.Close(context.Background())
 	}
 	if err != nil {
 		g.tr.step("failed", err.Error())
@@ -143,7 +143,7 @@ func (g *generation) resumeOrStart(ctx context.Context) ([]api.DoneFile, error) 
 	if err != nil {
 		return nil, classify(err)
 	}
-	g.slot, g.name, g.lsn = slot, slot.snapshot, slot.lsn
+	g.slot, g.name, g.lsn = slot, slot.Snapshot, slot.LSN
 	files := make([]api.SnapshotFile, 0, len(g.scope))
 	for _, t := range g.scope {
 		files = append(files, api.SnapshotFile{Schema: t.Schema, Table: t.Table, File: g.files[tableKey(t)], EstBytes: t.Bytes})

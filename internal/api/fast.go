@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The steps of a fast init (start_init method fast, job init.fast).
+
+// FastCopying empties what an earlier attempt of node's fast init copied and moves it to COPYING.
+func FastCopying(ctx context.Context, db DB, node string) error {
+	return execStep(ctx, db, "fast init of "+node+": start copying", qFastCopying, node)
+}
+
+// FastDropObjects records and drops the secondary indexes and unique, exclusion and foreign-key
+// constraints of node's init tables; it returns how many it dropped.
+func FastDropObjects(ctx context.Context, db DB, node string) (int, error) {
+	return scalar[int](ctx, db, "fast init of "+node+": drop indexes and constraints", qFastDropObjects, node)
+}
+
+// FastObject is an index or constraint a fast init dropped and will re-create.
+type FastObject struct {
+	ID         int64
+	ForeignKey bool
+}
+
+// FastObjects lists what node's fast init dropped, in the order it was recorded.
+func FastObjects(ctx context.Context, db DB, node string) ([]FastObject, error) {
+	rows, err := db.Query(ctx, q(qFastObjects), node)
+	if err != nil {
+		return nil, fmt.Errorf("fast init of %s: list dropped objects: %w", node, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[FastObject])
+	if err != nil {
+		return nil, fmt.Errorf("fast init of %s: list dropped objects: %w", node, err)
+	}
+	return out, nil
+}
+
+// FastRestoreObject re-creates one dropped object as its table's owner; false: another
+// session did already.
+func FastRestoreObject(ctx context.Context, db DB, id int64) (bool, error) {
+	return scalar[bool](ctx, db, fmt.Sprintf("re-create dropped object %d", id), qFastRestoreObject, id)
+}
+
+// FastChunkDone records one copied chunk of schema.table (inside the chunk's transaction).
+func FastChunkDone(ctx context.Context, db DB, node, schema, table string, rows, bytes int64, chunks int) error {
+	return execStep(ctx, db, fmt.Sprintf("record a chunk of %s", Identifier(schema, table)), qFastChunkDone,
+		node, schema, table, rows, bytes, chunks)
+}
+
+// FastMessage sets init_progress.message of node's init.
+func FastMessage(ctx context.Context, db DB, node, message string) error {
+	return execStep(ctx, db, "fast init of "+node+": record message", qFastMessage, node, message)
+}
+
+// FastSplitThreshold is the size in bytes above which node's fast init splits a table.
+func FastSplitThreshold(ctx context.Context, db DB, node string) (int64, error) {
+	return scalar[int64](ctx, db, "fast init of "+node+": split_threshold", qFastSplitThreshold, node)
+}
+
+// FastTable is one table of a fast init as the target has it: its owner and the columns COPY fills.
+type FastTable struct {
+	Schema, Name, Owner string
+	Columns             []string
+}
+
+// FastTargetTables lists node's init tables with their owners and insertable columns.
+func FastTargetTables(ctx context.Context, db DB, node string) ([]FastTable, error) {
+	rows, err := db.Query(ctx, q(qFastTargetTables), node)
+	if err != nil {
+		return nil, fmt.Errorf("fast init of %s: tables: %w", node, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[FastTable])
+	if err != nil {
+		return nil, fmt.Errorf("fast init of %s: tables: %w", node, err)
+	}
+	return out, nil
+}
+
+// SourceBlocks is the size of a table's main fork on the source, in blocks of BlockSize bytes.
+type SourceBlocks struct {
+	Schema, Name      string
+	Blocks, BlockSize int64
+}
+
+// FastSourceBlocks reads the current heap size of tables on the source (pg_relation_size, not
+// a relpages that may be stale).
+func FastSourceBlocks(ctx context.Context, db DB, tables []FastTable) ([]SourceBlocks, error) {
+	schemas, names := make([]string, len(tables)), make([]string, len(tables))
+	for i, t := range tables {
+		schemas[i], names[i] = t.Schema, t.Name
+	}
+	rows, err := db.Query(ctx, q(qFastSourceBlocks), schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("table sizes on the source: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SourceBlocks])
+	if err != nil {
+		return nil, fmt.Errorf("table sizes on the source: %w", err)
+	}
+	return out, nil
+}
+
+// CopyRangeOut streams the rows of schema.table whose ctid lies in blocks [from, to) (to < 0:
+// to the end) from db, inside the snapshot its transaction imported, as COPY text into w.
+func CopyRangeOut(ctx context.Context, conn *pgx.Conn, w io.Writer, t FastTable, from, to int64) (int64, error) {
+	tag, err := conn.PgConn().CopyTo(ctx, w, copyRangeSQL(t, from, to))
+	return tag.RowsAffected(), err
+}
+
+func copyRangeSQL(t FastTable, from, to int64) string {
+	where := ""
+	if from > 0 {
+		where = fmt.Sprintf(" WHERE ctid OPERATOR(pg_catalog.>=) '(%d,0)'::pg_catalog.tid", from)
+	}
+	if to >= 0 {
+		if where == "" {
+			where = " WHERE"
+		} else {
+			where += " AND"
+		}
+		where += fmt.Sprintf(" ctid OPERATOR(pg_catalog.<) '(%d,0)'::pg_catalog.tid", to)
+	}
+	return fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT", columnList(t.Columns), Identifier(t.Schema, t.Name), where)
+}
+
+// AsTableOwner makes the rest of tx run as owner, as a subscription's apply does: its triggers,
+// defaults and CHECKs run with the owner's rights, and (session_replication_role = replica)
+// its ordinary triggers and foreign-key checks do not fire. It ends with the transaction;
+// ResetRole ends it sooner.
+func AsTableOwner(ctx context.Context, tx pgx.Tx, owner string) error {
+	if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+		return fmt.Errorf("set session_replication_role: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+Identifier(owner)); err != nil {
+		return fmt.Errorf("act as table owner %s: %w", owner, err)
+	}
+	return nil
+}
+
+// ResetRole returns tx to the session's own role.
+func ResetRole(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "RESET ROLE"); err != nil {
+		return fmt.Errorf("reset role: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+-- name: FastCopying
+SELECT steep_repl.init_fast_copying($1);
+
+-- name: FastDropObjects
+SELECT steep_repl.init_fast_drop_objects($1);
+
+-- name: FastObjects
+SELECT id, kind = 'foreign_key' FROM steep_repl.init_fast_objects WHERE node = $1 ORDER BY id;
+
+-- name: FastRestoreObject
+SELECT steep_repl.init_fast_restore_object($1);
+
+-- name: FastChunkDone
+SELECT steep_repl.init_fast_chunk_done($1, $2, $3, $4, $5, $6);
+
+-- name: FastMessage
+SELECT steep_repl.init_fast_message($1, $2);
+
+-- name: FastSplitThreshold
+SELECT coalesce((options->>'split_threshold')::bigint, 67108864) FROM steep_repl.init_progress WHERE node = $1;
+
+-- name: FastTargetTables
+SELECT t.schema_name, t.table_name, c.relowner::regrole::text,
+       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+             ORDER BY a.attnum)
+FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+WHERE t.node = $1 ORDER BY t.schema_name, t.table_name;
+
+-- name: FastSourceBlocks
+SELECT x.s, x.t, pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint,
+       pg_catalog.current_setting('block_size')::bigint
+FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS x(s, t)
+JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) x.s
+JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) x.t;

@@ -1,0 +1,210 @@
+package nodeinit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/runner"
+	"github.com/steepdb/steep_repl/internal/snapshot"
+)
+
+// chunk is a block range [From, To) of a table (To < 0: to the end), one COPY and one
+// transaction on the target.
+type chunk struct {
+	Table    api.FastTable
+	From, To int64
+	Bytes    int64 // its share of the heap, to order the work largest first
+	Of       int   // how many chunks the table is copied in
+}
+
+// planChunks splits each table whose heap is larger than threshold into block ranges of about
+// threshold bytes (the last range open-ended, so rows of pages added since the size was read
+// are never missed), and orders every chunk largest first so the tail of the copy is short.
+func planChunks(tables []api.FastTable, sizes []api.SourceBlocks, threshold int64) ([]chunk, error) {
+	bySize := map[string]api.SourceBlocks{}
+	for _, s := range sizes {
+		bySize[s.Schema+"."+s.Name] = s
+	}
+	var out []chunk
+	for _, t := range tables {
+		s, ok := bySize[t.Schema+"."+t.Name]
+		if !ok {
+			return nil, fmt.Errorf("table %s is not on the source", api.Identifier(t.Schema, t.Name))
+		}
+		bytes := s.Blocks * s.BlockSize
+		per := max(threshold/max(s.BlockSize, 1), 1)
+		if bytes <= threshold || s.Blocks <= per {
+			out = append(out, chunk{Table: t, From: 0, To: -1, Bytes: bytes, Of: 1})
+			continue
+		}
+		n := int((s.Blocks + per - 1) / per)
+		for i := 0; i < n; i++ {
+			c := chunk{Table: t, From: int64(i) * per, To: int64(i+1) * per, Bytes: per * s.BlockSize, Of: n}
+			if i == n-1 {
+				c.To, c.Bytes = -1, (s.Blocks-c.From)*s.BlockSize
+			}
+			out = append(out, c)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Bytes > out[j].Bytes })
+	return out, nil
+}
+
+// copied totals what the workers loaded.
+type copied struct {
+	rows, bytes int64
+	chunks      int
+}
+
+// copyAll copies every chunk of the plan's tables with plan.Parallel workers, each inside the
+// exported snapshot, each chunk committed with its progress row.
+func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, snap string, log *slog.Logger) (copied, error) {
+	tables, err := api.FastTargetTables(ctx, job.DB, plan.Target)
+	if err != nil {
+		return copied{}, err
+	}
+	if len(tables) == 0 {
+		return copied{}, errNoTables
+	}
+	threshold, err := api.FastSplitThreshold(ctx, job.DB, plan.Target)
+	if err != nil {
+		return copied{}, err
+	}
+	sizes, err := api.FastSourceBlocks(ctx, src, tables)
+	if err != nil {
+		return copied{}, fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	chunks, err := planChunks(tables, sizes, threshold)
+	if err != nil {
+		return copied{}, fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	log.Info("copy planned", "event", "init.fast_planned", "tables", len(tables), "chunks", len(chunks), "split_threshold", threshold)
+	work := make(chan chunk)
+	var total copied
+	var mu sync.Mutex
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error {
+		defer close(work)
+		for _, c := range chunks {
+			select {
+			case work <- c:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	for w := 0; w < min(max(plan.Parallel, 1), len(chunks)); w++ {
+		grp.Go(func() error {
+			return copyWorker(gctx, job, plan, snap, work, log, func(rows, bytes int64) {
+				mu.Lock()
+				total.rows, total.bytes, total.chunks = total.rows+rows, total.bytes+bytes, total.chunks+1
+				mu.Unlock()
+			})
+		})
+	}
+	if err := grp.Wait(); err != nil {
+		return copied{}, err
+	}
+	return total, context.Cause(ctx)
+}
+
+// copyWorker imports the snapshot on its own source session and copies chunks until there are none.
+func copyWorker(ctx context.Context, job *runner.Job, plan *api.InitPlan, snap string, work <-chan chunk,
+	log *slog.Logger, done func(rows, bytes int64)) error {
+	src, err := connectSource(ctx, plan.Source, plan.SourceConninfo)
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	if err := api.ImportSnapshot(ctx, src, snap); err != nil {
+		return fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	dst, err := job.DB.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to the target: %w", err)
+	}
+	defer dst.Release()
+	for c := range work {
+		started := time.Now()
+		rows, bytes, err := copyChunk(ctx, src, dst.Conn(), plan.Target, c)
+		if err != nil {
+			return fmt.Errorf("copy %s blocks %d..%d: %w", api.Identifier(c.Table.Schema, c.Table.Name), c.From, c.To, err)
+		}
+		done(rows, bytes)
+		log.Info("chunk copied", "event", "init.fast_chunk_done", "table", api.Identifier(c.Table.Schema, c.Table.Name),
+			"from_block", c.From, "to_block", c.To, "of", c.Of, "rows", rows, "bytes", bytes,
+			"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+	}
+	return nil
+}
+
+// copyChunk streams one block range from the source's COPY TO into the target's COPY FROM, run
+// as the table's owner, and records it in the same transaction.
+func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk) (rows, bytes int64, err error) {
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback(context.Background())
+		}
+	}()
+	if err := api.AsTableOwner(ctx, tx, c.Table.Owner); err != nil {
+		return 0, 0, err
+	}
+	pr, pw := io.Pipe()
+	var n atomic.Int64
+	outErr := make(chan error, 1)
+	go func() {
+		// Buffered, so the source keeps streaming while the target writes the previous chunk.
+		aw := snapshot.NewAsyncWriter(counter{w: pw, n: &n}, 1<<20, 4)
+		_, err := api.CopyRangeOut(ctx, src, aw, c.Table, c.From, c.To)
+		if cerr := aw.Close(); err == nil {
+			err = cerr
+		}
+		pw.CloseWithError(err)
+		outErr <- err
+	}()
+	rows, inErr := api.CopyIn(ctx, tx.Conn(), pr, c.Table.Schema, c.Table.Name, c.Table.Columns, 0, 0)
+	pr.CloseWithError(fmt.Errorf("the target stopped reading"))
+	if oErr := <-outErr; oErr != nil {
+		return 0, 0, fmt.Errorf("read from the source: %w", oErr)
+	}
+	if inErr != nil {
+		return 0, 0, fmt.Errorf("write into the target: %w", inErr)
+	}
+	if err := api.ResetRole(ctx, tx); err != nil {
+		return 0, 0, err
+	}
+	if err := api.FastChunkDone(ctx, tx, node, c.Table.Schema, c.Table.Name, rows, n.Load(), c.Of); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("commit: %w", err)
+	}
+	return rows, n.Load(), nil
+}
+
+// counter counts the bytes written through it.
+type counter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
+}

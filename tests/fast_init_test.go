@@ -1,0 +1,155 @@
+package tests
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steepdb/steep_repl/tests/harness"
+)
+
+// startFastInit calls start_init(..., 'fast', options) on node_b as the dba operator.
+func (p *pair) startFastInit(t testing.TB, options string) int64 {
+	t.Helper()
+	return dbaQuery[int64](t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a', 'fast', $1)", options)
+}
+
+// targetCatalog lists every index and constraint of the target's public tables with its
+// definition: a fast init drops some and must leave exactly this behind.
+func targetCatalog(t testing.TB, p *pair) string {
+	t.Helper()
+	return harness.QueryOne[string](t, p.b, "", `SELECT coalesce(string_agg(x, E'\n' ORDER BY x), '') FROM (
+		SELECT format('index %s.%s: %s', tablename, indexname, indexdef) x FROM pg_indexes WHERE schemaname = 'public'
+		UNION ALL
+		SELECT format('constraint %s.%s: %s %s %s', conrelid::regclass, conname, contype, pg_get_constraintdef(oid), convalidated)
+		FROM pg_constraint WHERE connamespace = 'public'::regnamespace) s`)
+}
+
+// addToastTable creates blobs on both nodes, with rows on the source whose payload (about
+// 6.4 kB of distinct hex, which pglz does not shrink under 2 kB) is stored out of line in TOAST.
+func (p *pair) addToastTable(t testing.TB, rows int) {
+	t.Helper()
+	for _, n := range []*harness.Node{p.a, p.b} {
+		n.Exec(t, "", "CREATE TABLE blobs (id int PRIMARY KEY, tag text NOT NULL UNIQUE, payload text NOT NULL)")
+		n.Exec(t, "", "CREATE INDEX blobs_payload_len ON blobs ((length(payload)))")
+	}
+	p.a.Exec(t, "", `INSERT INTO blobs SELECT g, 'tag-' || g,
+		(SELECT string_agg(md5(g::text || '-' || i), '') FROM generate_series(1, 200) i) FROM generate_series(1, $1) g`, rows)
+	if toast := harness.QueryOne[int64](t, p.a, "", `SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE relname = 'blobs'`); toast == 0 {
+		t.Fatal("blobs has nothing in TOAST on the source")
+	}
+}
+
+func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	const tables = 3
+	for i := 1; i <= tables; i++ {
+		for _, n := range []*harness.Node{p.a, p.b} {
+			n.Exec(t, "", fmt.Sprintf("CREATE TABLE load_%d (id int PRIMARY KEY, v text NOT NULL, n int NOT NULL)", i))
+			n.Exec(t, "", fmt.Sprintf("CREATE INDEX load_%d_v ON load_%d (v)", i, i))
+		}
+		p.a.Exec(t, "", fmt.Sprintf("INSERT INTO load_%d SELECT g, md5(g::text), 0 FROM generate_series(1, 40000) g", i))
+	}
+	p.addToastTable(t, 2000)
+	catalog := targetCatalog(t, p)
+	writes, stop := writeLoad(t, p.a.Pool(t, ""), tables)
+	before := waitWrites(t, p.a, writes, 50, "before the init starts")
+	// 16 kB: every table above two blocks is copied in many block ranges.
+	p.startFastInit(t, `{"parallel": 3, "split_threshold": 16384}`)
+	p.waitState(t, "synchronized", 120*time.Second)
+	synced := writes.Load()
+	after := waitWrites(t, p.a, writes, 100, "after the init") - synced
+	stop()
+	assertWritesInEveryPhase(t, before, synced-before, after)
+	p.waitEqual(t, 60*time.Second)
+	assertNoSubscriptionErrors(t, p.b)
+
+	if got := targetCatalog(t, p); got != catalog {
+		t.Fatalf("the target's indexes and constraints differ from before the init:\nbefore:\n%s\nafter:\n%s", catalog, got)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
+		t.Fatalf("%d dropped objects still recorded", n)
+	}
+	chunks := harness.QueryOne[string](t, p.b, "", `SELECT string_agg(format('%s:%s/%s', table_name, chunks_done, chunks_total), ' ' ORDER BY table_name)
+		FROM steep_repl.init_tables WHERE node = 'node_b' AND table_name IN ('blobs', 'load_1', 'load_2', 'load_3')`)
+	for _, tbl := range []string{"blobs", "load_1", "load_2", "load_3"} {
+		var done, total int
+		for _, f := range strings.Fields(chunks) {
+			if strings.HasPrefix(f, tbl+":") {
+				fmt.Sscanf(strings.TrimPrefix(f, tbl+":"), "%d/%d", &done, &total)
+			}
+		}
+		if total < 5 || done != total {
+			t.Fatalf("%s was copied in %d of %d chunks, want every one of at least 5 (%s)", tbl, done, total, chunks)
+		}
+	}
+	// init status shows what the copy did: every row counted, by bytes 100%.
+	rows := harness.QueryOne[int64](t, p.b, "", "SELECT rows_copied FROM steep_repl.init_tables WHERE node = 'node_b' AND table_name = 'blobs'")
+	if rows != 2000 {
+		t.Fatalf("blobs: %d rows copied recorded, want 2000", rows)
+	}
+	if pct := harness.QueryOne[float64](t, p.b, "", "SELECT percent::float8 FROM steep_repl.init_progress WHERE node = 'node_b'"); pct != 100 {
+		t.Fatalf("percent %v once synchronized, want 100", pct)
+	}
+	method := harness.QueryOne[string](t, p.b, "", "SELECT string_agg(DISTINCT kind, ',') FROM steep_repl.jobs WHERE kind LIKE 'init.%'")
+	if method != "init.fast" {
+		t.Fatalf("jobs %q, want only init.fast", method)
+	}
+}
+
+func TestFastInitCancelMidLoadRestoresIndexesAndLeavesNothing(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	p.addSlowTable(t, 4000, 5*time.Millisecond) // its ENABLE ALWAYS trigger fires in the fast COPY too
+	p.b.Exec(t, "", "CREATE INDEX slow_payload ON slow (payload)")
+	catalog := targetCatalog(t, p)
+	p.startFastInit(t, `{"parallel": 2}`)
+	p.b.WaitFor(t, 60*time.Second, "the fast init loading with the indexes dropped", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects") > 0 &&
+			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_stat_progress_copy WHERE relid = 'slow'::regclass") > 0
+	})
+	if got := targetCatalog(t, p); got == catalog {
+		t.Fatal("nothing was dropped for the load")
+	}
+	dbaExec(t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	p.waitState(t, "uninitialized", 60*time.Second)
+	p.b.WaitFor(t, 30*time.Second, "the cancel job done", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.jobs WHERE state IN ('queued', 'running')") == 0
+	})
+	if got := targetCatalog(t, p); got != catalog {
+		t.Fatalf("cancel did not restore the target's indexes and constraints:\nbefore:\n%s\nafter:\n%s", catalog, got)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
+		t.Fatalf("%d dropped objects still recorded after the cancel", n)
+	}
+	p.assertNoInitLeftovers(t)
+}
+
+func TestFastInitRefusesBadOptionsAndCreatesNothing(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	before := initFootprint(t, p)
+	for _, c := range []struct{ name, options, method, msg string }{
+		{"split_threshold below a block", `{"split_threshold": 100}`, "fast", "split_threshold must be"},
+		{"split_threshold negative", `{"split_threshold": -1}`, "fast", "split_threshold must be"},
+		{"split_threshold not a number", `{"split_threshold": "big"}`, "fast", "split_threshold must be"},
+		{"split_threshold not an integer", `{"split_threshold": 10000.5}`, "fast", "split_threshold must be"},
+		{"parallel 0", `{"parallel": 0}`, "fast", "parallel must be between 1 and 16"},
+		{"unknown option", `{"chunks": 4}`, "fast", `unknown init option "chunks"`},
+		{"split_threshold is fast's", `{"split_threshold": 65536}`, "snapshot", `unknown init option "split_threshold"`},
+		{"unknown method", `{}`, "quick", `unknown init method "quick"`},
+	} {
+		code, pgErr := dbaState(t, p.b, "SELECT steep_repl.start_init('node_b', 'node_a', $1, $2)", c.method, c.options)
+		if code != "22023" || !strings.Contains(pgErr.Message, c.msg) || pgErr.Hint == "" {
+			t.Errorf("%s: SQLSTATE %q %+v, want 22023 %q with a hint", c.name, code, pgErr, c.msg)
+		}
+	}
+	if after := initFootprint(t, p); after != before {
+		t.Fatalf("refused start_init calls changed something:\nbefore %s\nafter  %s", before, after)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
+		t.Fatalf("a refused call recorded %d objects", n)
+	}
+}
