@@ -5858,3 +5858,46 @@ COMMENT ON FUNCTION steep_repl._init_subscribed(text, boolean, integer) IS 'Side
 
 COMMENT ON FUNCTION steep_repl.init_cancelled(text, jsonb) IS 'Sidecar step: replication objects are gone; truncate the init''s tables, re-create the indexes and constraints a fast init dropped, clear progress, UNINITIALIZED.';
 
+
+-- ---- A fast init also drops (and re-creates) the primary key of a table larger than split_threshold.
+CREATE OR REPLACE FUNCTION steep_repl.init_fast_drop_objects(node text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes nd WHERE nd.name = init_fast_drop_objects.node FOR UPDATE;
+  FOR r IN
+    WITH scope AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node),
+    large AS (SELECT t.relid FROM steep_repl.init_tables t JOIN steep_repl.init_progress p ON p.node = t.node
+              WHERE t.node = init_fast_drop_objects.node AND t.source_bytes > coalesce((p.options->>'split_threshold')::bigint, 67108864))
+    SELECT c.conrelid AS relid, CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'constraint' END AS kind, c.conname::text AS name,
+           pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid)) AS ddl,
+           pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_stmt,
+           CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS ord
+    FROM pg_catalog.pg_constraint c
+    WHERE c.conparentid = 0 AND (
+          (c.contype = 'f' AND (c.conrelid IN (SELECT relid FROM scope) OR c.confrelid IN (SELECT relid FROM scope)))
+       OR (c.contype IN ('u', 'x') AND c.conrelid IN (SELECT relid FROM scope)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident))
+       OR (c.contype = 'p' AND c.conrelid IN (SELECT relid FROM large)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident)))
+    UNION ALL
+    SELECT i.indrelid, 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid),
+           pg_catalog.format('DROP INDEX %s', i.indexrelid::regclass), 2
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid IN (SELECT relid FROM scope) AND NOT i.indisprimary AND NOT i.indisreplident
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    ORDER BY ord, name
+  LOOP
+    INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl)
+    VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl);
+    PERFORM steep_repl._exec_as_owner(r.relid::regclass, r.drop_stmt);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_drop_objects(text) IS
+  'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them), and the primary key of tables larger than split_threshold. Returns how many.';

@@ -67,8 +67,9 @@ COMMENT ON FUNCTION steep_repl.init_fast_copying(text) IS
   'Sidecar step of init.fast: empties what an earlier attempt copied (as each table''s owner), resets the per-table progress, PREPARING -> COPYING.';
 
 -- Record, then drop, the secondary indexes and the unique, exclusion and foreign-key constraints
--- of the init's tables (and foreign keys of other tables that reference them): the primary key,
--- the replica identity index, CHECK and NOT NULL stay. Partitions' inherited ones are left.
+-- of the init's tables (and foreign keys of other tables that reference them), and the primary
+-- key of a table larger than split_threshold on the source (a small one keeps it): the replica
+-- identity index, CHECK and NOT NULL stay. Partitions' inherited ones are left.
 CREATE FUNCTION steep_repl.init_fast_drop_objects(node text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -77,7 +78,9 @@ DECLARE
 BEGIN
   PERFORM 1 FROM steep_repl.nodes nd WHERE nd.name = init_fast_drop_objects.node FOR UPDATE;
   FOR r IN
-    WITH scope AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node)
+    WITH scope AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node),
+    large AS (SELECT t.relid FROM steep_repl.init_tables t JOIN steep_repl.init_progress p ON p.node = t.node
+              WHERE t.node = init_fast_drop_objects.node AND t.source_bytes > coalesce((p.options->>'split_threshold')::bigint, 67108864))
     SELECT c.conrelid AS relid, CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'constraint' END AS kind, c.conname::text AS name,
            pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid)) AS ddl,
            pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_stmt,
@@ -86,6 +89,8 @@ BEGIN
     WHERE c.conparentid = 0 AND (
           (c.contype = 'f' AND (c.conrelid IN (SELECT relid FROM scope) OR c.confrelid IN (SELECT relid FROM scope)))
        OR (c.contype IN ('u', 'x') AND c.conrelid IN (SELECT relid FROM scope)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident))
+       OR (c.contype = 'p' AND c.conrelid IN (SELECT relid FROM large)
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident)))
     UNION ALL
     SELECT i.indrelid, 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid),
@@ -105,7 +110,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_drop_objects(text) IS
-  'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them). Returns how many.';
+  'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them), and the primary key of tables larger than split_threshold. Returns how many.';
 
 -- Re-create one recorded object as its table's owner, and forget it. The row lock makes two
 -- sessions restoring at once (the job and a cancel) create it once.

@@ -54,7 +54,7 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 	}
 	p.addToastTable(t, 2000)
 	catalog := targetCatalog(t, p)
-	writes, stop := writeLoad(t, p.a.Pool(t, ""), tables)
+	writes, stop := steadyLoad(t, p.a, tables, 5*time.Millisecond)
 	before := waitWrites(t, p.a, writes, 50, "before the init starts")
 	// 16 kB: every table above two blocks is copied in many block ranges.
 	p.startFastInit(t, `{"parallel": 3, "split_threshold": 16384}`)
@@ -63,6 +63,9 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 	after := waitWrites(t, p.a, writes, 100, "after the init") - synced
 	stop()
 	assertWritesInEveryPhase(t, before, synced-before, after)
+	t.Logf("states: %s", harness.QueryOne[string](t, p.b, "", `SELECT string_agg(format('%s at +%ss', to_state, s), ', ' ORDER BY id)
+		FROM (SELECT id, to_state, round(extract(epoch FROM at - min(at) OVER ())::numeric, 1) s
+		      FROM steep_repl.events WHERE node = 'node_b' AND to_state IS NOT NULL) e`))
 	p.waitEqual(t, 60*time.Second)
 	assertNoSubscriptionErrors(t, p.b)
 
