@@ -26,6 +26,14 @@ func targetCatalog(t testing.TB, p *pair) string {
 		FROM pg_constraint WHERE connamespace = 'public'::regnamespace) s`)
 }
 
+// logEvents logs node_b's events with their time since the first one.
+func logEvents(t testing.TB, p *pair) {
+	t.Helper()
+	t.Logf("events: %s", harness.QueryOne[string](t, p.b, "", `SELECT string_agg(format('%s %s at +%ss', event, to_state, s), ', ' ORDER BY id)
+		FROM (SELECT id, event, coalesce(to_state, '') to_state, round(extract(epoch FROM at - min(at) OVER ())::numeric, 1) s
+		      FROM steep_repl.events WHERE node = 'node_b') e`))
+}
+
 // addToastTable creates blobs on both nodes, with rows on the source whose payload (about
 // 6.4 kB of distinct hex, which pglz does not shrink under 2 kB) is stored out of line in TOAST.
 func (p *pair) addToastTable(t testing.TB, rows int) {
@@ -63,9 +71,7 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 	after := waitWrites(t, p.a, writes, 100, "after the init") - synced
 	stop()
 	assertWritesInEveryPhase(t, before, synced-before, after)
-	t.Logf("states: %s", harness.QueryOne[string](t, p.b, "", `SELECT string_agg(format('%s at +%ss', to_state, s), ', ' ORDER BY id)
-		FROM (SELECT id, to_state, round(extract(epoch FROM at - min(at) OVER ())::numeric, 1) s
-		      FROM steep_repl.events WHERE node = 'node_b' AND to_state IS NOT NULL) e`))
+	logEvents(t, p)
 	p.waitEqual(t, 60*time.Second)
 	assertNoSubscriptionErrors(t, p.b)
 
@@ -155,4 +161,41 @@ func TestFastInitRefusesBadOptionsAndCreatesNothing(t *testing.T) {
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
 		t.Fatalf("a refused call recorded %d objects", n)
 	}
+}
+
+// A sidecar killed mid-load takes the exported snapshot with it: the retried job (another
+// sidecar, once the lease expired) says so in an event, empties the tables, takes a new slot
+// and copies again; the node ends equal with its indexes and constraints as before.
+func TestFastInitSidecarKilledMidLoadStartsOverAndEndsEqual(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	p.car.kill()
+	p.car = startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
+	p.addSlowTable(t, 2000, 3*time.Millisecond)
+	p.b.Exec(t, "", "CREATE INDEX slow_payload ON slow (payload)")
+	catalog := targetCatalog(t, p)
+	p.startFastInit(t, `{"parallel": 2}`)
+	p.b.WaitFor(t, 60*time.Second, "chunks committed while slow is loading", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT coalesce(sum(chunks_done), 0) FROM steep_repl.init_tables") > 0 &&
+			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_stat_progress_copy WHERE relid = 'slow'::regclass") > 0
+	})
+	p.car.kill()
+	p.removeSlowDown(t)
+	p.car = startSidecar(t, p.b, "sidecar_b3", "--lease", "3s")
+	p.waitState(t, "synchronized", 90*time.Second)
+	logEvents(t, p)
+	p.waitEqual(t, 60*time.Second)
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 1 {
+		t.Fatalf("%d init.fast_restarted events, want 1", n)
+	}
+	if got := targetCatalog(t, p); got != catalog {
+		t.Fatalf("the target's indexes and constraints differ from before the init:\nbefore:\n%s\nafter:\n%s", catalog, got)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
+		t.Fatalf("%d dropped objects still recorded", n)
+	}
+	if n := harness.QueryOne[int64](t, p.a, "", "SELECT count(*) FROM pg_replication_slots"); n != 1 {
+		t.Fatalf("%d slots on the source, want the subscription's one", n)
+	}
+	p.assertStatePath(t, "preparing copying catching_up synchronized")
 }

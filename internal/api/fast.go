@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -103,6 +104,12 @@ func FastSourceBlocks(ctx context.Context, db DB, tables []FastTable) ([]SourceB
 		return nil, fmt.Errorf("table sizes on the source: %w", err)
 	}
 	return out, nil
+}
+
+// SetStatementTimeout sets the session's statement_timeout (a fast init's source session: one
+// chunk's COPY may take longer than a peer session's 60 s).
+func SetStatementTimeout(ctx context.Context, db DB, d time.Duration) error {
+	return execStep(ctx, db, "set statement_timeout", qFastChunkTimeout, fmt.Sprintf("%dms", d.Milliseconds()))
 }
 
 // CopyRangeOut streams the rows of schema.table whose ctid lies in blocks [from, to) (to < 0:

@@ -33,3 +33,6 @@ SELECT x.s, x.t, pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog./) pg_ca
 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS x(s, t)
 JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) x.s
 JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) x.t;
+
+-- name: FastChunkTimeout
+SELECT pg_catalog.set_config('statement_timeout', $1, false);

@@ -48,6 +48,7 @@ const (
 	qExistingSchemas                       // snapshot.sql
 	qExportedSnapshot                      // manual.sql
 	qFastChunkDone                         // fast.sql
+	qFastChunkTimeout                      // fast.sql
 	qFastCopying                           // fast.sql
 	qFastDropObjects                       // fast.sql
 	qFastMessage                           // fast.sql
@@ -181,6 +182,7 @@ var queryNames = [...]string{
 	qExistingSchemas:          "ExistingSchemas",
 	qExportedSnapshot:         "ExportedSnapshot",
 	qFastChunkDone:            "FastChunkDone",
+	qFastChunkTimeout:         "FastChunkTimeout",
 	qFastCopying:              "FastCopying",
 	qFastDropObjects:          "FastDropObjects",
 	qFastMessage:              "FastMessage",

@@ -48,6 +48,15 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	if err := dropLeftovers(ctx, job.DB, src, plan, log); err != nil {
 		return nil, err
 	}
+	if plan.Phase == api.StateCopying {
+		// An earlier attempt (a killed sidecar, a lost source session) was copying: its exported
+		// snapshot died with its session, so what it copied is emptied and the copy starts over.
+		log.Warn("the previous attempt's snapshot is gone: starting over", "event", "init.fast_restarted")
+		if err := api.RecordEvent(ctx, job.DB, plan.Target, "init.fast_restarted", map[string]any{"job": job.ID, "attempt": job.Attempt,
+			"reason": "the exported snapshot of the previous attempt is gone with its session: tables emptied, new slot"}); err != nil {
+			return nil, err
+		}
+	}
 	if err := api.FastCopying(ctx, job.DB, plan.Target); err != nil {
 		return nil, err
 	}

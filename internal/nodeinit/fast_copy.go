@@ -18,6 +18,10 @@ import (
 	"github.com/steepdb/steep_repl/internal/snapshot"
 )
 
+// chunkTimeout bounds one chunk's COPY on the source (a peer session's 60 s would cut a large
+// split_threshold's chunks short).
+const chunkTimeout = time.Hour
+
 // chunk is a block range [From, To) of a table (To < 0: to the end), one COPY and one
 // transaction on the target.
 type chunk struct {
@@ -127,6 +131,9 @@ func copyWorker(ctx context.Context, job *runner.Job, plan *api.InitPlan, snap s
 		return err
 	}
 	defer src.Close(context.Background())
+	if err := api.SetStatementTimeout(ctx, src, chunkTimeout); err != nil {
+		return fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
 	if err := api.ImportSnapshot(ctx, src, snap); err != nil {
 		return fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
@@ -179,11 +186,12 @@ func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk) (r
 	}()
 	rows, inErr := api.CopyIn(ctx, tx.Conn(), pr, c.Table.Schema, c.Table.Name, c.Table.Columns, 0, 0)
 	pr.CloseWithError(fmt.Errorf("the target stopped reading"))
-	if oErr := <-outErr; oErr != nil {
-		return 0, 0, fmt.Errorf("read from the source: %w", oErr)
-	}
-	if inErr != nil {
+	oErr := <-outErr
+	if inErr != nil { // first: a target that stopped reading makes the source's side fail too
 		return 0, 0, fmt.Errorf("write into the target: %w", inErr)
+	}
+	if oErr != nil {
+		return 0, 0, fmt.Errorf("read from the source: %w", oErr)
 	}
 	if err := api.ResetRole(ctx, tx); err != nil {
 		return 0, 0, err
