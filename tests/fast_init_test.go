@@ -34,6 +34,35 @@ func logEvents(t testing.TB, p *pair) {
 		      FROM steep_repl.events WHERE node = 'node_b') e`))
 }
 
+// fastInitLoadingSlow adds p.addSlowTable's table (rows x delay to load: its ENABLE ALWAYS
+// trigger fires in the fast COPY too) with a secondary index, starts a fast init and returns,
+// with the target's catalog from before, once indexes are dropped, chunks committed and slow loading.
+func (p *pair) fastInitLoadingSlow(t testing.TB, rows int, delay time.Duration) string {
+	t.Helper()
+	p.addSlowTable(t, rows, delay)
+	p.b.Exec(t, "", "CREATE INDEX slow_payload ON slow (payload)")
+	catalog := targetCatalog(t, p)
+	p.startFastInit(t, `{"parallel": 2}`)
+	p.b.WaitFor(t, 60*time.Second, "chunks committed and slow loading with the indexes dropped", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects") > 0 &&
+			harness.QueryOne[int64](t, p.b, "", "SELECT coalesce(sum(chunks_done), 0) FROM steep_repl.init_tables") > 0 &&
+			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_stat_progress_copy WHERE relid = 'slow'::regclass") > 0
+	})
+	return catalog
+}
+
+// assertCatalogRestored fails unless the target's indexes and constraints are catalog's again
+// and nothing dropped is still recorded.
+func assertCatalogRestored(t testing.TB, p *pair, catalog string) {
+	t.Helper()
+	if got := targetCatalog(t, p); got != catalog {
+		t.Fatalf("the target's indexes and constraints differ from before the init:\nbefore:\n%s\nafter:\n%s", catalog, got)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
+		t.Fatalf("%d dropped objects still recorded", n)
+	}
+}
+
 // addToastTable creates blobs on both nodes, with rows on the source whose payload (about
 // 6.4 kB of distinct hex, which pglz does not shrink under 2 kB) is stored out of line in TOAST.
 func (p *pair) addToastTable(t testing.TB, rows int) {
@@ -75,12 +104,7 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 	p.waitEqual(t, 60*time.Second)
 	assertNoSubscriptionErrors(t, p.b)
 
-	if got := targetCatalog(t, p); got != catalog {
-		t.Fatalf("the target's indexes and constraints differ from before the init:\nbefore:\n%s\nafter:\n%s", catalog, got)
-	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
-		t.Fatalf("%d dropped objects still recorded", n)
-	}
+	assertCatalogRestored(t, p, catalog)
 	chunks := harness.QueryOne[string](t, p.b, "", `SELECT string_agg(format('%s:%s/%s', table_name, chunks_done, chunks_total), ' ' ORDER BY table_name)
 		FROM steep_repl.init_tables WHERE node = 'node_b' AND table_name IN ('blobs', 'load_1', 'load_2', 'load_3')`)
 	for _, tbl := range []string{"blobs", "load_1", "load_2", "load_3"} {
@@ -111,14 +135,7 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 func TestFastInitCancelMidLoadRestoresIndexesAndLeavesNothing(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
-	p.addSlowTable(t, 4000, 5*time.Millisecond) // its ENABLE ALWAYS trigger fires in the fast COPY too
-	p.b.Exec(t, "", "CREATE INDEX slow_payload ON slow (payload)")
-	catalog := targetCatalog(t, p)
-	p.startFastInit(t, `{"parallel": 2}`)
-	p.b.WaitFor(t, 60*time.Second, "the fast init loading with the indexes dropped", func() bool {
-		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects") > 0 &&
-			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_stat_progress_copy WHERE relid = 'slow'::regclass") > 0
-	})
+	catalog := p.fastInitLoadingSlow(t, 4000, 5*time.Millisecond)
 	if got := targetCatalog(t, p); got == catalog {
 		t.Fatal("nothing was dropped for the load")
 	}
@@ -127,12 +144,7 @@ func TestFastInitCancelMidLoadRestoresIndexesAndLeavesNothing(t *testing.T) {
 	p.b.WaitFor(t, 30*time.Second, "the cancel job done", func() bool {
 		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.jobs WHERE state IN ('queued', 'running')") == 0
 	})
-	if got := targetCatalog(t, p); got != catalog {
-		t.Fatalf("cancel did not restore the target's indexes and constraints:\nbefore:\n%s\nafter:\n%s", catalog, got)
-	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
-		t.Fatalf("%d dropped objects still recorded after the cancel", n)
-	}
+	assertCatalogRestored(t, p, catalog)
 	p.assertNoInitLeftovers(t)
 }
 
@@ -171,14 +183,7 @@ func TestFastInitSidecarKilledMidLoadStartsOverAndEndsEqual(t *testing.T) {
 	p := setupPair(t)
 	p.car.kill()
 	p.car = startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
-	p.addSlowTable(t, 2000, 3*time.Millisecond)
-	p.b.Exec(t, "", "CREATE INDEX slow_payload ON slow (payload)")
-	catalog := targetCatalog(t, p)
-	p.startFastInit(t, `{"parallel": 2}`)
-	p.b.WaitFor(t, 60*time.Second, "chunks committed while slow is loading", func() bool {
-		return harness.QueryOne[int64](t, p.b, "", "SELECT coalesce(sum(chunks_done), 0) FROM steep_repl.init_tables") > 0 &&
-			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_stat_progress_copy WHERE relid = 'slow'::regclass") > 0
-	})
+	catalog := p.fastInitLoadingSlow(t, 2000, 3*time.Millisecond)
 	p.car.kill()
 	p.removeSlowDown(t)
 	p.car = startSidecar(t, p.b, "sidecar_b3", "--lease", "3s")
@@ -188,12 +193,7 @@ func TestFastInitSidecarKilledMidLoadStartsOverAndEndsEqual(t *testing.T) {
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 1 {
 		t.Fatalf("%d init.fast_restarted events, want 1", n)
 	}
-	if got := targetCatalog(t, p); got != catalog {
-		t.Fatalf("the target's indexes and constraints differ from before the init:\nbefore:\n%s\nafter:\n%s", catalog, got)
-	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects"); n != 0 {
-		t.Fatalf("%d dropped objects still recorded", n)
-	}
+	assertCatalogRestored(t, p, catalog)
 	if n := harness.QueryOne[int64](t, p.a, "", "SELECT count(*) FROM pg_replication_slots"); n != 1 {
 		t.Fatalf("%d slots on the source, want the subscription's one", n)
 	}
