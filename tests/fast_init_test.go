@@ -118,7 +118,11 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 			t.Fatalf("%s was copied in %d of %d chunks, want every one of at least 5 (%s)", tbl, done, total, chunks)
 		}
 	}
-	// init status shows what the copy did: every row counted, by bytes 100%.
+	// init status shows what the copy did: the chunks of each split table, every row counted, 100%.
+	out, errOut, code := runCLI(t, "init", "status", "node_b", "--db", p.b.ConnString(""), "--no-color")
+	if code != 0 || !strings.Contains(out, "blobs") || !strings.Contains(out, "ready "+strings.Split(strings.Split(chunks, "blobs:")[1], " ")[0]+" chunks") {
+		t.Fatalf("init status (exit %d) does not show the chunks of blobs (%s):\n%s%s", code, chunks, out, errOut)
+	}
 	rows := harness.QueryOne[int64](t, p.b, "", "SELECT rows_copied FROM steep_repl.init_tables WHERE node = 'node_b' AND table_name = 'blobs'")
 	if rows != 2000 {
 		t.Fatalf("blobs: %d rows copied recorded, want 2000", rows)

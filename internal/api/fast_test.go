@@ -12,3 +12,12 @@ func TestCopyRangeSQLQuotesAndBoundsTheRange(t *testing.T) {
 		t.Fatalf("range:\n got %s\nwant %s", got, want)
 	}
 }
+
+func TestInitTableStateTextShowsTheChunksOfASplitTable(t *testing.T) {
+	if got := (InitTable{SyncState: "copying", ChunksTotal: 8, ChunksDone: 3}).StateText(); got != "copying 3/8 chunks" {
+		t.Fatalf("split table: %q", got)
+	}
+	if got := (InitTable{SyncState: "ready", ChunksTotal: 1, ChunksDone: 1}).StateText(); got != "ready" {
+		t.Fatalf("one chunk: %q", got)
+	}
+}

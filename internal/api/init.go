@@ -89,6 +89,17 @@ type InitTable struct {
 	Fraction                 float64
 	IsLarge                  bool
 	StartedAt, FinishedAt    *time.Time
+	// ChunksTotal and ChunksDone count the block ranges a fast init copies the table in (0: another method).
+	ChunksTotal, ChunksDone int
+}
+
+// StateText is the table's sync state, with the chunks copied of a table a fast init splits
+// ("copying 3/8 chunks").
+func (t InitTable) StateText() string {
+	if t.ChunksTotal > 1 {
+		return fmt.Sprintf("%s %d/%d chunks", t.SyncState, t.ChunksDone, t.ChunksTotal)
+	}
+	return t.SyncState
 }
 
 // ListInitTables returns the per-table progress of node's init.
@@ -100,7 +111,7 @@ func ListInitTables(ctx context.Context, db DB, node string) ([]InitTable, error
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (InitTable, error) {
 		var t InitTable
 		err := row.Scan(&t.Schema, &t.Table, &t.SyncState, &t.SourceBytes, &t.SourceRows, &t.RowsCopied,
-			&t.BytesCopied, &t.Fraction, &t.IsLarge, &t.StartedAt, &t.FinishedAt)
+			&t.BytesCopied, &t.Fraction, &t.IsLarge, &t.StartedAt, &t.FinishedAt, &t.ChunksTotal, &t.ChunksDone)
 		return t, err
 	})
 	if err != nil {

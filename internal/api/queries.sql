@@ -86,7 +86,7 @@ WHERE p.node = $1;
 
 -- name: InitTables
 SELECT schema_name, table_name, sync_state, source_bytes, source_rows, rows_copied, bytes_copied, fraction,
-       is_large, started_at, finished_at
+       is_large, started_at, finished_at, chunks_total, chunks_done
 FROM steep_repl.init_tables WHERE node = $1 ORDER BY schema_name, table_name;
 
 -- name: SubscriptionExists

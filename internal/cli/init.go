@@ -214,7 +214,7 @@ func tableRows(ts []api.InitTable) [][]string {
 		if t.IsLarge {
 			large = "large"
 		}
-		out = append(out, []string{progress.Ident(t.Schema, t.Table), progress.Escape(t.SyncState),
+		out = append(out, []string{progress.Ident(t.Schema, t.Table), progress.Escape(t.StateText()),
 			progress.Count(float64(t.RowsCopied)) + " / " + est,
 			progress.Bytes(t.SourceBytes), fmt.Sprintf("%.1f%%", 100*t.Fraction), large})
 	}

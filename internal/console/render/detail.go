@@ -144,7 +144,7 @@ func TableCells(t api.InitTable, current bool) []Cell {
 		marker = Cell{Text: "▶", Color: ColorCurrent, Bold: true}
 		nameCell = Cell{Text: name, Color: ColorCurrent, Bold: true}
 	}
-	return []Cell{marker, nameCell, {Text: t.SyncState, Color: c},
+	return []Cell{marker, nameCell, {Text: t.StateText(), Color: c},
 		{Text: ProgressText(100*t.Fraction, 20), Color: c},
 		{Text: progress.Count(float64(t.RowsCopied)), Align: Right},
 		{Text: progress.Estimate(t.SourceRows), Align: Right},
