@@ -5901,3 +5901,47 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_drop_objects(text) IS
   'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them), and the primary key of tables larger than split_threshold. Returns how many.';
+
+-- ---- A failed fast init empties what it copied before re-creating the dropped indexes and constraints (init_fast_reset).
+CREATE FUNCTION steep_repl.init_fast_reset(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes n WHERE n.name = init_fast_reset.node FOR UPDATE;
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+           FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+           WHERE t.node = init_fast_reset.node AND (t.rows_copied > 0 OR t.chunks_done > 0)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
+    chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
+  WHERE t.node = init_fast_reset.node;
+  UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_reset.node;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
+  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner) and resets the per-table progress (a new attempt, or a failed one before its indexes and constraints are re-created).';
+REVOKE ALL ON FUNCTION steep_repl.init_fast_reset(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl.init_fast_copying(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_fast_copying.node FOR UPDATE;
+  IF v_state NOT IN ('preparing', 'copying') THEN
+    RAISE EXCEPTION 'the fast init of node "%" is %, not preparing or copying', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  PERFORM steep_repl.init_fast_reset(node);
+  IF v_state = 'preparing' THEN
+    PERFORM steep_repl.transition(node, 'copying', 'fast init: copying in parallel from the slot''s snapshot');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_copying(text) IS
+  'Sidecar step of init.fast: empties what an earlier attempt copied (init_fast_reset), PREPARING -> COPYING.';

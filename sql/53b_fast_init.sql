@@ -33,38 +33,51 @@ $$;
 COMMENT ON FUNCTION steep_repl._fast_options(text, jsonb) IS
   'Internal: the options only method fast has (split_threshold, 22023 out of 8192..1 TiB), validated; {} for the other methods.';
 
--- PREPARING -> COPYING (a retried job finds it COPYING already). The tables are emptied (as each
--- owner), their progress reset: a new attempt has a new snapshot, so it starts over.
+-- Empty what an attempt copied (as each table's owner) and reset the per-table progress: a new
+-- attempt has a new snapshot, so it starts over, and a failed one leaves nothing half-copied (its
+-- foreign keys could not be re-created on it).
+CREATE FUNCTION steep_repl.init_fast_reset(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes n WHERE n.name = init_fast_reset.node FOR UPDATE;
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+           FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+           WHERE t.node = init_fast_reset.node AND (t.rows_copied > 0 OR t.chunks_done > 0)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
+    chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
+  WHERE t.node = init_fast_reset.node;
+  UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_reset.node;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
+  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner) and resets the per-table progress (a new attempt, or a failed one before its indexes and constraints are re-created).';
+
+-- PREPARING -> COPYING (a retried job finds it COPYING already), with the tables emptied.
 CREATE FUNCTION steep_repl.init_fast_copying(node text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_state text;
-  r record;
 BEGIN
   SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_fast_copying.node FOR UPDATE;
   IF v_state NOT IN ('preparing', 'copying') THEN
     RAISE EXCEPTION 'the fast init of node "%" is %, not preparing or copying', node, pg_catalog.upper(v_state)
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
-           FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
-           WHERE t.node = init_fast_copying.node AND (t.rows_copied > 0 OR t.chunks_done > 0)
-           GROUP BY c.relowner ORDER BY c.relowner LOOP
-    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
-  END LOOP;
-  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
-    chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
-  WHERE t.node = init_fast_copying.node;
-  UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
-    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
-  WHERE p.node = init_fast_copying.node;
+  PERFORM steep_repl.init_fast_reset(node);
   IF v_state = 'preparing' THEN
     PERFORM steep_repl.transition(node, 'copying', 'fast init: copying in parallel from the slot''s snapshot');
   END IF;
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_copying(text) IS
-  'Sidecar step of init.fast: empties what an earlier attempt copied (as each table''s owner), resets the per-table progress, PREPARING -> COPYING.';
+  'Sidecar step of init.fast: empties what an earlier attempt copied (init_fast_reset), PREPARING -> COPYING.';
 
 -- Record, then drop, the secondary indexes and the unique, exclusion and foreign-key constraints
 -- of the init's tables (and foreign keys of other tables that reference them), and the primary

@@ -203,3 +203,30 @@ func TestFastInitSidecarKilledMidLoadStartsOverAndEndsEqual(t *testing.T) {
 	}
 	p.assertStatePath(t, "preparing copying catching_up synchronized")
 }
+
+// A row the target refuses (a CHECK only the target has) fails the copy for good: what was
+// copied is emptied, the dropped indexes and constraints are re-created, the node is FAILED with
+// the error as the reason, and cancel_init then leaves nothing.
+func TestFastInitFailureRestoresIndexesAndFailsWithTheReason(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	p.b.Exec(t, "", "ALTER TABLE artist ADD CONSTRAINT no_acdc CHECK (name <> 'AC/DC')")
+	catalog := targetCatalog(t, p)
+	p.startFastInit(t, `{"parallel": 2}`)
+	p.waitState(t, "failed", 60*time.Second)
+	reason := harness.QueryOne[string](t, p.b, "", "SELECT coalesce(last_error, '') FROM steep_repl.nodes WHERE name = 'node_b'")
+	if !strings.Contains(reason, `"public"."artist"`) || !strings.Contains(reason, "no_acdc") {
+		t.Fatalf("failure reason %q does not name the table and the constraint", reason)
+	}
+	assertCatalogRestored(t, p, catalog)
+	if rows := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM album"); rows != 0 {
+		t.Fatalf("the failed init left %d rows of album half-copied", rows)
+	}
+	dbaExec(t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	p.b.WaitFor(t, 60*time.Second, "node_b uninitialized and the cancel done", func() bool {
+		return p.state(t) == "uninitialized" &&
+			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.jobs WHERE state IN ('queued', 'running')") == 0
+	})
+	p.assertNoInitLeftovers(t)
+	assertCatalogRestored(t, p, catalog)
+}

@@ -16,6 +16,11 @@ func FastCopying(ctx context.Context, db DB, node string) error {
 	return execStep(ctx, db, "fast init of "+node+": start copying", qFastCopying, node)
 }
 
+// FastReset empties what node's fast init copied and resets its per-table progress.
+func FastReset(ctx context.Context, db DB, node string) error {
+	return execStep(ctx, db, "fast init of "+node+": empty the tables", qFastReset, node)
+}
+
 // FastDropObjects records and drops the secondary indexes and unique, exclusion and foreign-key
 // constraints of node's init tables; it returns how many it dropped.
 func FastDropObjects(ctx context.Context, db DB, node string) (int, error) {

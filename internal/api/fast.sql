@@ -1,6 +1,9 @@
 -- name: FastCopying
 SELECT steep_repl.init_fast_copying($1);
 
+-- name: FastReset
+SELECT steep_repl.init_fast_reset($1);
+
 -- name: FastDropObjects
 SELECT steep_repl.init_fast_drop_objects($1);
 

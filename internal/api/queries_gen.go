@@ -53,6 +53,7 @@ const (
 	qFastDropObjects                       // fast.sql
 	qFastMessage                           // fast.sql
 	qFastObjects                           // fast.sql
+	qFastReset                             // fast.sql
 	qFastRestoreObject                     // fast.sql
 	qFastSourceBlocks                      // fast.sql
 	qFastSplitThreshold                    // fast.sql
@@ -187,6 +188,7 @@ var queryNames = [...]string{
 	qFastDropObjects:          "FastDropObjects",
 	qFastMessage:              "FastMessage",
 	qFastObjects:              "FastObjects",
+	qFastReset:                "FastReset",
 	qFastRestoreObject:        "FastRestoreObject",
 	qFastSourceBlocks:         "FastSourceBlocks",
 	qFastSplitThreshold:       "FastSplitThreshold",

@@ -26,8 +26,13 @@ func fast(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]an
 		step: fastAttempt, failed: restoreAfterFailure}, log)
 }
 
-// restoreAfterFailure re-creates what a failed fast init dropped, before the node goes to FAILED.
+// restoreAfterFailure empties what a failed fast init copied (a snapshot's half, useless without
+// it, on which its foreign keys could not be validated) and re-creates what it dropped, before
+// the node goes to FAILED.
 func restoreAfterFailure(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) {
+	if err := api.FastReset(ctx, job.DB, plan.Target); err != nil {
+		log.Error("could not empty the tables of the failed init", "event", "init.fast_reset_failed", "error", err.Error())
+	}
 	if n, err := restoreObjects(ctx, job.DB, plan.Target, plan.Parallel, log); err != nil {
 		log.Error("could not re-create the dropped indexes and constraints", "event", "init.fast_restore_failed", "error", err.Error())
 	} else if n > 0 {
