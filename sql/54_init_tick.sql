@@ -52,7 +52,9 @@ BEGIN
   IF v_errors > 0 THEN
     v_probe := steep_repl._probe(p.source_node);
     IF v_probe IS NOT NULL OR p.source_unreachable_since IS NOT NULL THEN
+      -- The outage explains them: no blip watch goes on (it would hold SYNCHRONIZED back).
       UPDATE steep_repl.init_progress ip SET errors_forgiven = v_raw_errors,
+        errors_seen_at = NULL, errors_seen = NULL, errors_grown_at = NULL,
         source_unreachable_since = coalesce(ip.source_unreachable_since, CASE WHEN v_probe IS NOT NULL THEN now END),
         message = CASE WHEN ip.source_unreachable_since IS NULL
                        THEN pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe) ELSE ip.message END,
