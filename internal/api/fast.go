@@ -161,3 +161,14 @@ func ResetRole(ctx context.Context, tx pgx.Tx) error {
 	}
 	return nil
 }
+
+// FastOriginSetup makes db's session commit under replication origin origin (no origin LSN:
+// the origin's progress does not move), until FastOriginReset.
+func FastOriginSetup(ctx context.Context, db DB, origin string) error {
+	return execStep(ctx, db, "set up replication origin "+origin, qFastOriginSetup, origin)
+}
+
+// FastOriginReset ends FastOriginSetup's replication origin of db's session.
+func FastOriginReset(ctx context.Context, db DB) error {
+	return execStep(ctx, db, "reset the replication origin", qFastOriginReset)
+}

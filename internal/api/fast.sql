@@ -39,3 +39,9 @@ JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.
 
 -- name: FastChunkTimeout
 SELECT pg_catalog.set_config('statement_timeout', $1, false);
+
+-- name: FastOriginSetup
+SELECT pg_catalog.pg_replication_origin_session_setup($1);
+
+-- name: FastOriginReset
+SELECT pg_catalog.pg_replication_origin_session_reset();

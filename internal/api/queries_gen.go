@@ -53,6 +53,8 @@ const (
 	qFastDropObjects                       // fast.sql
 	qFastMessage                           // fast.sql
 	qFastObjects                           // fast.sql
+	qFastOriginReset                       // fast.sql
+	qFastOriginSetup                       // fast.sql
 	qFastReset                             // fast.sql
 	qFastRestoreObject                     // fast.sql
 	qFastSourceBlocks                      // fast.sql
@@ -188,6 +190,8 @@ var queryNames = [...]string{
 	qFastDropObjects:          "FastDropObjects",
 	qFastMessage:              "FastMessage",
 	qFastObjects:              "FastObjects",
+	qFastOriginReset:          "FastOriginReset",
+	qFastOriginSetup:          "FastOriginSetup",
 	qFastReset:                "FastReset",
 	qFastRestoreObject:        "FastRestoreObject",
 	qFastSourceBlocks:         "FastSourceBlocks",

@@ -84,7 +84,13 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 		return nil, fmt.Errorf("on source node %s: %w", plan.Source, dbconn.RedactError(err, plan.SourceConninfo))
 	}
 	log.Info("slot created; snapshot exported", "event", "init.fast_slot_created", "slot", plan.SlotName, "lsn", slot.LSN)
-	copied, err := copyAll(ctx, job, plan, src, slot.Snapshot, log)
+	sub := api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo, Publication: plan.Publication, Slot: plan.SlotName}
+	origin, err := createDisabledSubscription(ctx, job.DB, sub, log)
+	if err != nil {
+		slot.Conn.Close(context.Background())
+		return nil, err
+	}
+	copied, err := copyAll(ctx, job, plan, src, slot.Snapshot, origin, log)
 	slot.Conn.Close(context.Background()) // the snapshot is no longer needed
 	if err != nil {
 		return nil, err
@@ -97,8 +103,9 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	}
 	log.Info("indexes and constraints re-created", "event", "init.fast_indexed", "objects", n,
 		"seconds", fmt.Sprintf("%.2f", time.Since(restoreStart).Seconds()))
-	err = subscribeAt(ctx, job.DB, api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo,
-		Publication: plan.Publication, Slot: plan.SlotName}, slot.LSN, "init.fast", nil, log)
+	// The subscription exists, disabled: its origin, which the copied rows carry but whose
+	// progress they did not move, goes to the slot's consistent point, then it is enabled.
+	err = subscribeAt(ctx, job.DB, sub, slot.LSN, "init.fast", nil, log)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +117,23 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 		"chunks", copied.chunks, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
 	return map[string]any{"subscription": plan.Subscription, "lsn": slot.LSN, "rows": copied.rows, "bytes": copied.bytes,
 		"chunks": copied.chunks, "indexes_restored": n}, nil
+}
+
+// createDisabledSubscription creates the init's subscription on its slot, disabled, before
+// the copy: the chunks commit under its replication origin, so the apply worker later sees the
+// copied rows as its own (on 18, updating them is no update_origin_differs conflict). It
+// returns the origin's name.
+func createDisabledSubscription(ctx context.Context, db api.DB, sub api.Subscription, log *slog.Logger) (string, error) {
+	sub.CopyData, sub.CreateSlot, sub.Disabled = false, false, true
+	if err := api.CreateSubscription(ctx, db, sub); err != nil {
+		return "", err
+	}
+	oid, _, err := api.SubscriptionState(ctx, db, sub.Name)
+	if err != nil {
+		return "", err
+	}
+	log.Info("subscription created (disabled)", "event", "init.fast.subscription_created", "subscription", sub.Name, "slot", sub.Slot)
+	return fmt.Sprintf("pg_%d", oid), nil
 }
 
 // errNoTables is a plan with nothing to copy (start_init refuses one).

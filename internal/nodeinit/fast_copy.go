@@ -71,8 +71,8 @@ type copied struct {
 }
 
 // copyAll copies every chunk of the plan's tables with plan.Parallel workers, each inside the
-// exported snapshot, each chunk committed with its progress row.
-func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, snap string, log *slog.Logger) (copied, error) {
+// exported snapshot, each chunk committed with its progress row under replication origin origin.
+func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, snap, origin string, log *slog.Logger) (copied, error) {
 	tables, err := api.FastTargetTables(ctx, job.DB, plan.Target)
 	if err != nil {
 		return copied{}, err
@@ -94,6 +94,7 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 	}
 	log.Info("copy planned", "event", "init.fast_planned", "tables", len(tables), "chunks", len(chunks), "split_threshold", threshold)
 	work := make(chan chunk)
+	commits := &originCommits{origin: origin}
 	var total copied
 	var mu sync.Mutex
 	grp, gctx := errgroup.WithContext(ctx)
@@ -110,7 +111,7 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 	})
 	for w := 0; w < min(max(plan.Parallel, 1), len(chunks)); w++ {
 		grp.Go(func() error {
-			return copyWorker(gctx, job, plan, snap, work, log, func(rows, bytes int64) {
+			return copyWorker(gctx, job, plan, snap, commits, work, log, func(rows, bytes int64) {
 				mu.Lock()
 				total.rows, total.bytes, total.chunks = total.rows+rows, total.bytes+bytes, total.chunks+1
 				mu.Unlock()
@@ -124,7 +125,7 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 }
 
 // copyWorker imports the snapshot on its own source session and copies chunks until there are none.
-func copyWorker(ctx context.Context, job *runner.Job, plan *api.InitPlan, snap string, work <-chan chunk,
+func copyWorker(ctx context.Context, job *runner.Job, plan *api.InitPlan, snap string, commits *originCommits, work <-chan chunk,
 	log *slog.Logger, done func(rows, bytes int64)) error {
 	src, err := connectSource(ctx, plan.Source, plan.SourceConninfo)
 	if err != nil {
@@ -144,7 +145,7 @@ func copyWorker(ctx context.Context, job *runner.Job, plan *api.InitPlan, snap s
 	defer dst.Release()
 	for c := range work {
 		started := time.Now()
-		rows, bytes, err := copyChunk(ctx, src, dst.Conn(), plan.Target, c)
+		rows, bytes, err := copyChunk(ctx, src, dst.Conn(), plan.Target, c, commits)
 		if err != nil {
 			return fmt.Errorf("copy %s blocks %d..%d: %w", api.Identifier(c.Table.Schema, c.Table.Name), c.From, c.To, err)
 		}
@@ -157,8 +158,8 @@ func copyWorker(ctx context.Context, job *runner.Job, plan *api.InitPlan, snap s
 }
 
 // copyChunk streams one block range from the source's COPY TO into the target's COPY FROM, run
-// as the table's owner, and records it in the same transaction.
-func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk) (rows, bytes int64, err error) {
+// as the table's owner, and records it in the same transaction, committed under the origin.
+func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk, commits *originCommits) (rows, bytes int64, err error) {
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -199,10 +200,39 @@ func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk) (r
 	if err := api.FastChunkDone(ctx, tx, node, c.Table.Schema, c.Table.Name, rows, n.Load(), c.Of); err != nil {
 		return 0, 0, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, fmt.Errorf("commit: %w", err)
+	if err := commits.commit(ctx, tx); err != nil {
+		return 0, 0, err
 	}
 	return rows, n.Load(), nil
+}
+
+// originCommits commits the chunks under the subscription's replication origin. A session sets
+// the origin up only for its commit (without an origin LSN, so the origin's progress does not
+// move) and resets it after: an origin is held by one session at a time, so the commits of the
+// workers take turns while their COPYs run at once.
+type originCommits struct {
+	origin string
+	mu     sync.Mutex
+}
+
+func (o *originCommits) commit(ctx context.Context, tx pgx.Tx) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := api.FastOriginSetup(ctx, tx, o.origin); err != nil {
+		return err
+	}
+	cerr := tx.Commit(ctx)
+	if rerr := api.FastOriginReset(context.Background(), tx.Conn()); rerr != nil {
+		// The session must not go back to the pool holding the origin: closing it releases it.
+		tx.Conn().Close(context.Background())
+		if cerr == nil {
+			cerr = rerr
+		}
+	}
+	if cerr != nil {
+		return fmt.Errorf("commit: %w", cerr)
+	}
+	return nil
 }
 
 // counter counts the bytes written through it.
