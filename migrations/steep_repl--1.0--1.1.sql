@@ -6127,3 +6127,142 @@ BEGIN
   END IF;
 END
 $$;
+
+-- verify and analyze_overlap hold one named dblink session to the peer for the whole call.
+CREATE OR REPLACE FUNCTION steep_repl._compare_link(link text, conn text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM steep_repl._compare_unlink(link);
+  EXECUTE pg_catalog.format('SELECT %I.dblink_connect($1, $2)', steep_repl._dblink_schema()) USING link, conn;
+  RETURN link;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_unlink(link text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE pg_catalog.format('SELECT %1$I.dblink_disconnect($1) WHERE $1 OPERATOR(pg_catalog.=) ANY (%1$I.dblink_get_connections())',
+                            steep_repl._dblink_schema()) USING link;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._verify(peer text, tables text[], options jsonb, as_role regrole)
+RETURNS TABLE (schema_name text, table_name text, key jsonb, kind text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_rounds integer;
+  v_catch_up integer;
+  v_timeout integer;
+  v_conn text;
+  v_t steep_repl.compare_table;
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_cand text[];
+  v_found bigint := 0;
+  v_unsettled bigint := 0;
+  v_tables integer := 0;
+  v_bad text;
+  r record;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  options := coalesce(options, '{}');
+  IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT pg_catalog.string_agg(k, ', ') INTO v_bad FROM pg_catalog.jsonb_object_keys(options) k
+  WHERE k <> ALL (ARRAY['rounds', 'catch_up_timeout', 'statement_timeout']);
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'unknown verify option: %', v_bad USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Options: rounds, catch_up_timeout, statement_timeout.';
+  END IF;
+  v_rounds := steep_repl._int_option(options, 'rounds', 10, 1, 100,
+    'rounds is how many times a row seen differing is read again while the peer keeps changing it (1 to 100, default 10).');
+  v_catch_up := steep_repl._int_option(options, 'catch_up_timeout', 60, 1, 3600,
+    'catch_up_timeout is the number of seconds to wait for this node to apply the peer''s changes before a re-read (1 to 3600, default 60).');
+  v_timeout := steep_repl._int_option(options, 'statement_timeout', 3600, 1, 86400,
+    'statement_timeout is the number of seconds one read of a table on the peer may take (1 to 86400, default 3600).');
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'verify needs a new snapshot for each re-read' USING ERRCODE = 'invalid_transaction_state',
+      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
+  END IF;
+  v_conn := steep_repl._compare_conninfo(peer, v_timeout);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  v_conn := steep_repl._compare_link('steep_repl_verify', v_conn);
+  BEGIN
+    FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, as_role) LOOP
+      v_tables := v_tables + 1;
+      v_cand := ARRAY(SELECT p.key FROM steep_repl._compare_pass(v_conn, v_t) p);
+      CONTINUE WHEN pg_catalog.cardinality(v_cand) = 0;
+      FOR r IN SELECT * FROM steep_repl._verify_settle(peer, v_conn, v_t, v_cand, v_rounds,
+                                                       pg_catalog.make_interval(secs => v_catch_up)) LOOP
+        IF r.kind = 'unsettled' THEN
+          v_unsettled := v_unsettled + 1;
+        ELSE
+          v_found := v_found + 1;
+        END IF;
+        schema_name := v_t.schema_name;
+        table_name := v_t.table_name;
+        key := r.key::jsonb;
+        kind := r.kind;
+        RETURN NEXT;
+      END LOOP;
+    END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM steep_repl._compare_unlink(v_conn);
+    RAISE;
+  END;
+  PERFORM steep_repl._compare_unlink(v_conn);
+  IF v_unsettled > 0 THEN
+    RAISE WARNING '% row(s) kept changing on node % through % re-reads and were not settled', v_unsettled, peer, v_rounds
+      USING HINT = 'They are listed with kind ''unsettled''; verify them again, or with more {"rounds": n}.';
+  END IF;
+  INSERT INTO steep_repl.events (node, event, detail)
+  VALUES (steep_repl._local_node(), 'verify.done', pg_catalog.jsonb_build_object('peer', peer, 'tables', v_tables,
+          'differences', v_found, 'unsettled', v_unsettled, 'requested_by', as_role::text,
+          'seconds', pg_catalog.round(extract(epoch FROM pg_catalog.clock_timestamp() - v_started)::numeric, 3)));
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.analyze_overlap(peer text, tables text[] DEFAULT NULL)
+RETURNS TABLE (schema_name text, table_name text, identical bigint, conflicting bigint, local_only bigint, peer_only bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_conn text;
+  v_t steep_repl.compare_table;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_kept bigint;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  v_conn := steep_repl._compare_conninfo(peer, 3600);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  v_conn := steep_repl._compare_link('steep_repl_overlap', v_conn);
+  BEGIN
+    FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, steep_repl._caller()) LOOP
+      DELETE FROM steep_repl.overlap_rows o
+      WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
+      -- One pass: the counts and the keys of what is not identical come from the same join.
+      EXECUTE 'WITH j AS (' || steep_repl._compare_join_sql(v_t) || '),
+        kept AS (INSERT INTO steep_repl.overlap_rows (peer, schema_name, table_name, key, category, local_hash, peer_hash, analyzed_at)
+                 SELECT $3, $4, $5, j.k::pg_catalog.jsonb,
+                        CASE WHEN j.lh IS NULL THEN ''peer_only'' WHEN j.ph IS NULL THEN ''local_only'' ELSE ''conflicting'' END,
+                        j.lh, j.ph, $6
+                 FROM j WHERE j.lh IS DISTINCT FROM j.ph RETURNING 1)
+        SELECT count(*) FILTER (WHERE j.lh = j.ph), count(*) FILTER (WHERE j.lh <> j.ph),
+               count(*) FILTER (WHERE j.ph IS NULL), count(*) FILTER (WHERE j.lh IS NULL), (SELECT count(*) FROM kept)
+        FROM j'
+        INTO identical, conflicting, local_only, peer_only, v_kept
+        USING v_conn, steep_repl._compare_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
+      schema_name := v_t.schema_name;
+      table_name := v_t.table_name;
+      RETURN NEXT;
+    END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM steep_repl._compare_unlink(v_conn);
+    RAISE;
+  END;
+  PERFORM steep_repl._compare_unlink(v_conn);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_link(text, text) IS 'Internal: opens the named dblink session link to a peer (conninfo conn) and returns its name.';
+COMMENT ON FUNCTION steep_repl._compare_unlink(text) IS 'Internal: closes the named dblink session link, if open.';
+REVOKE ALL ON FUNCTION steep_repl._compare_link(text, text), steep_repl._compare_unlink(text) FROM PUBLIC;

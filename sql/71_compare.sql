@@ -98,6 +98,29 @@ $$;
 COMMENT ON FUNCTION steep_repl._compare_conninfo(text, integer) IS
   'Internal: a peer''s conninfo for a comparison: _conninfo''s pins, the given statement timeout, and fixed TimeZone, DateStyle, IntervalStyle, extra_float_digits and bytea_output.';
 
+-- One session to the peer for a whole comparison, by name: dblink() takes a connection name
+-- where it takes a conninfo, so every read of a verify (its first pass, each settle round and
+-- catch-up poll) goes over it instead of opening a session per read. A name left open by an
+-- earlier call of this session is closed first.
+CREATE FUNCTION steep_repl._compare_link(link text, conn text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM steep_repl._compare_unlink(link);
+  EXECUTE pg_catalog.format('SELECT %I.dblink_connect($1, $2)', steep_repl._dblink_schema()) USING link, conn;
+  RETURN link;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_link(text, text) IS 'Internal: opens the named dblink session link to a peer (conninfo conn) and returns its name.';
+
+CREATE FUNCTION steep_repl._compare_unlink(link text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE pg_catalog.format('SELECT %1$I.dblink_disconnect($1) WHERE $1 OPERATOR(pg_catalog.=) ANY (%1$I.dblink_get_connections())',
+                            steep_repl._dblink_schema()) USING link;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_unlink(text) IS 'Internal: closes the named dblink session link, if open.';
+
 -- A comparison needs row_hash on the peer too.
 CREATE FUNCTION steep_repl._compare_check_peer(peer text, conn text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -133,25 +133,31 @@ BEGIN
   END IF;
   v_conn := steep_repl._compare_conninfo(peer, v_timeout);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
-
-  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, as_role) LOOP
-    v_tables := v_tables + 1;
-    v_cand := ARRAY(SELECT p.key FROM steep_repl._compare_pass(v_conn, v_t) p);
-    CONTINUE WHEN pg_catalog.cardinality(v_cand) = 0;
-    FOR r IN SELECT * FROM steep_repl._verify_settle(peer, v_conn, v_t, v_cand, v_rounds,
-                                                     pg_catalog.make_interval(secs => v_catch_up)) LOOP
-      IF r.kind = 'unsettled' THEN
-        v_unsettled := v_unsettled + 1;
-      ELSE
-        v_found := v_found + 1;
-      END IF;
-      schema_name := v_t.schema_name;
-      table_name := v_t.table_name;
-      key := r.key::jsonb;
-      kind := r.kind;
-      RETURN NEXT;
+  v_conn := steep_repl._compare_link('steep_repl_verify', v_conn);
+  BEGIN
+    FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, as_role) LOOP
+      v_tables := v_tables + 1;
+      v_cand := ARRAY(SELECT p.key FROM steep_repl._compare_pass(v_conn, v_t) p);
+      CONTINUE WHEN pg_catalog.cardinality(v_cand) = 0;
+      FOR r IN SELECT * FROM steep_repl._verify_settle(peer, v_conn, v_t, v_cand, v_rounds,
+                                                       pg_catalog.make_interval(secs => v_catch_up)) LOOP
+        IF r.kind = 'unsettled' THEN
+          v_unsettled := v_unsettled + 1;
+        ELSE
+          v_found := v_found + 1;
+        END IF;
+        schema_name := v_t.schema_name;
+        table_name := v_t.table_name;
+        key := r.key::jsonb;
+        kind := r.kind;
+        RETURN NEXT;
+      END LOOP;
     END LOOP;
-  END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM steep_repl._compare_unlink(v_conn);
+    RAISE;
+  END;
+  PERFORM steep_repl._compare_unlink(v_conn);
   IF v_unsettled > 0 THEN
     RAISE WARNING '% row(s) kept changing on node % through % re-reads and were not settled', v_unsettled, peer, v_rounds
       USING HINT = 'They are listed with kind ''unsettled''; verify them again, or with more {"rounds": n}.';
@@ -202,25 +208,32 @@ BEGIN
   PERFORM steep_repl._require('peer', peer);
   v_conn := steep_repl._compare_conninfo(peer, 3600);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
-  FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, steep_repl._caller()) LOOP
-    DELETE FROM steep_repl.overlap_rows o
-    WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
-    -- One pass: the counts and the keys of what is not identical come from the same join.
-    EXECUTE 'WITH j AS (' || steep_repl._compare_join_sql(v_t) || '),
-      kept AS (INSERT INTO steep_repl.overlap_rows (peer, schema_name, table_name, key, category, local_hash, peer_hash, analyzed_at)
-               SELECT $3, $4, $5, j.k::pg_catalog.jsonb,
-                      CASE WHEN j.lh IS NULL THEN ''peer_only'' WHEN j.ph IS NULL THEN ''local_only'' ELSE ''conflicting'' END,
-                      j.lh, j.ph, $6
-               FROM j WHERE j.lh IS DISTINCT FROM j.ph RETURNING 1)
-      SELECT count(*) FILTER (WHERE j.lh = j.ph), count(*) FILTER (WHERE j.lh <> j.ph),
-             count(*) FILTER (WHERE j.ph IS NULL), count(*) FILTER (WHERE j.lh IS NULL), (SELECT count(*) FROM kept)
-      FROM j'
-      INTO identical, conflicting, local_only, peer_only, v_kept
-      USING v_conn, steep_repl._compare_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
-    schema_name := v_t.schema_name;
-    table_name := v_t.table_name;
-    RETURN NEXT;
-  END LOOP;
+  v_conn := steep_repl._compare_link('steep_repl_overlap', v_conn);
+  BEGIN
+    FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, steep_repl._caller()) LOOP
+      DELETE FROM steep_repl.overlap_rows o
+      WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
+      -- One pass: the counts and the keys of what is not identical come from the same join.
+      EXECUTE 'WITH j AS (' || steep_repl._compare_join_sql(v_t) || '),
+        kept AS (INSERT INTO steep_repl.overlap_rows (peer, schema_name, table_name, key, category, local_hash, peer_hash, analyzed_at)
+                 SELECT $3, $4, $5, j.k::pg_catalog.jsonb,
+                        CASE WHEN j.lh IS NULL THEN ''peer_only'' WHEN j.ph IS NULL THEN ''local_only'' ELSE ''conflicting'' END,
+                        j.lh, j.ph, $6
+                 FROM j WHERE j.lh IS DISTINCT FROM j.ph RETURNING 1)
+        SELECT count(*) FILTER (WHERE j.lh = j.ph), count(*) FILTER (WHERE j.lh <> j.ph),
+               count(*) FILTER (WHERE j.ph IS NULL), count(*) FILTER (WHERE j.lh IS NULL), (SELECT count(*) FROM kept)
+        FROM j'
+        INTO identical, conflicting, local_only, peer_only, v_kept
+        USING v_conn, steep_repl._compare_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
+      schema_name := v_t.schema_name;
+      table_name := v_t.table_name;
+      RETURN NEXT;
+    END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM steep_repl._compare_unlink(v_conn);
+    RAISE;
+  END;
+  PERFORM steep_repl._compare_unlink(v_conn);
 END
 $$;
 COMMENT ON FUNCTION steep_repl.analyze_overlap(text, text[]) IS

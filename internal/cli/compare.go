@@ -24,25 +24,42 @@ func compareCommands() []command {
 	return []command{verifyCommand(), analyzeOverlapCommand()}
 }
 
+// peerTables are the flags every comparison with another node takes.
+type peerTables struct {
+	peer, tables string
+	asJSON       bool
+}
+
+func (p *peerTables) register(fs *flag.FlagSet, jsonWhat string) {
+	fs.StringVar(&p.peer, "peer", "", "registered node to compare with (required)")
+	fs.StringVar(&p.tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: every table)")
+	fs.BoolVar(&p.asJSON, "json", false, "print "+jsonWhat+" as a JSON array")
+}
+
+func (p *peerTables) check(args []string) error {
+	if len(args) != 0 || p.peer == "" {
+		return usageError{"need --peer NODE"}
+	}
+	return nil
+}
+
 func verifyCommand() command {
-	var peer, tables string
-	var asJSON bool
+	var pt peerTables
 	var opts api.VerifyOptions
 	return command{
 		name: "verify", summary: "prove the --db node holds the same rows as --peer (the node it replicates from), by primary key and row hash (exit 1 when any differs)",
 		example: "steep-repl verify --peer node_a --tables public.orders,public.order_lines --db postgres://10.0.0.2/postgres",
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&peer, "peer", "", "registered node to compare with (required)")
-			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: every table)")
+			pt.register(fs, "the differences")
 			fs.IntVar(&opts.Rounds, "rounds", 0, "re-reads of a row the peer keeps changing before it is reported unsettled, 1-100 (default 10)")
 			fs.IntVar(&opts.CatchUpTimeout, "catch-up-timeout", 0, "seconds to wait for this node to apply the peer's changes before a re-read (default 60)")
 			fs.IntVar(&opts.StatementTimeout, "statement-timeout", 0, "seconds one read of a table on the peer may take (default 3600)")
-			fs.BoolVar(&asJSON, "json", false, "print the differences as a JSON array")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
-			if len(args) != 0 || peer == "" {
-				return usageError{"need --peer NODE"}
+			if err := pt.check(args); err != nil {
+				return err
 			}
+			peer, tables, asJSON := pt.peer, pt.tables, pt.asJSON
 			return withConn(ctx, env, func(db api.DB) error {
 				diffs, err := api.Verify(ctx, db, peer, splitList(tables), opts)
 				if err != nil {
@@ -74,20 +91,18 @@ func verifyCommand() command {
 }
 
 func analyzeOverlapCommand() command {
-	var peer, tables string
-	var asJSON bool
+	var pt peerTables
 	return command{
 		name: "analyze-overlap", summary: "count, per table, the rows the --db node and --peer hold identically, with other values, or alone (only keys and row hashes cross the network)",
 		example: "steep-repl analyze-overlap --peer node_a --tables public.customers --json",
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&peer, "peer", "", "registered node to compare with (required)")
-			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated: schema.table, or table for public (default: every table)")
-			fs.BoolVar(&asJSON, "json", false, "print the counts as a JSON array")
+			pt.register(fs, "the counts")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
-			if len(args) != 0 || peer == "" {
-				return usageError{"need --peer NODE"}
+			if err := pt.check(args); err != nil {
+				return err
 			}
+			peer, tables, asJSON := pt.peer, pt.tables, pt.asJSON
 			return withConn(ctx, env, func(db api.DB) error {
 				overlaps, err := api.AnalyzeOverlap(ctx, db, peer, splitList(tables))
 				if err != nil {
