@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	harness.RemoveTemplate()
 	os.Exit(code)
 }
 

@@ -145,25 +145,17 @@ func checkExtension(home string) error {
 	return nil
 }
 
+// initdb gives the node its data directory: a copy of the process's template (cp -a keeps the
+// server user's ownership and modes).
 func (n *Node) initdb() error {
+	tmpl, err := n.tc.templateData()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	out, err := n.tc.command(ctx, "initdb", "-D", n.DataDir, "-U", "postgres",
-		"--auth=trust", "--locale=C", "--encoding=UTF8", "--no-sync", "--no-instructions").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("initdb %s: %w\n%s", n.DataDir, err, out)
-	}
-	conf := filepath.Join(n.DataDir, "postgresql.conf")
-	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", conf, err)
-	}
-	_, err = fmt.Fprintf(f, "\ninclude '%s'\n", harnessConf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("append include to %s: %w", conf, err)
+	if out, err := exec.CommandContext(ctx, "cp", "-a", tmpl, n.DataDir).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy the template data directory to %s: %w\n%s", n.DataDir, err, out)
 	}
 	return nil
 }
