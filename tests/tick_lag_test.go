@@ -66,7 +66,7 @@ func TestTickCatchingUpLagOpensFewSourceConnections(t *testing.T) {
 	const authorized = "connection authorized: user=postgres database=postgres"
 	logBefore := a.LogCount(authorized)
 	start := time.Now()
-	time.Sleep(20 * time.Second) // the measurement window: 20 ticks at naptime 1 s
+	time.Sleep(30 * time.Second) // the measurement window: 30 ticks at naptime 1 s
 	sessions := harness.QueryOne[int64](t, a, "", sourceSessionsSQL) - before
 	authLines := a.LogCount(authorized) - logBefore
 	perMinute := float64(sessions) / time.Since(start).Minutes()
