@@ -11,15 +11,48 @@ CREATE TABLE steep_repl.init_fast_objects (
   kind        text NOT NULL CONSTRAINT kind_known CHECK (kind IN ('index', 'constraint', 'foreign_key')),
   name        text NOT NULL,
   ddl         text NOT NULL,
-  recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+  recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  weight      bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE steep_repl.init_fast_objects IS
   'Indexes and constraints a fast init dropped from the target''s tables before loading them, with the DDL (pg_get_indexdef / pg_get_constraintdef of this node''s own catalog) that re-creates them as the table''s owner: after the load, on cancel_init, and before a new start_init.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_fast_objects', '');
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_fast_objects_id_seq', '');
+COMMENT ON COLUMN steep_repl.init_fast_objects.weight IS
+  'The bytes of the table the object is on (its source size, or its size here for a table out of the init): its weight in the indexing step''s percent.';
 
--- The fast init's own option: tables larger than split_threshold bytes are copied in block
--- ranges of about that size, so one large table uses every worker.
+-- A size option as SET takes it for a memory setting ('256MB'; kB, MB, GB or TB), within
+-- [lo_kb, hi_kb] kilobytes: returned in kB, or 22023.
+CREATE FUNCTION steep_repl._fast_size_option(options jsonb, key text, dflt text, lo_kb bigint, hi_kb bigint, hint text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m text[];
+  kb numeric;
+BEGIN
+  IF options ? key AND pg_catalog.jsonb_typeof(options->key) <> 'null' THEN
+    IF pg_catalog.jsonb_typeof(options->key) = 'string' THEN
+      m := pg_catalog.regexp_match(options->>key, '^\s*([0-9]{1,15})\s*(kB|MB|GB|TB)\s*$');
+    END IF;
+  ELSE
+    m := pg_catalog.regexp_match(dflt, '^([0-9]+)(kB|MB|GB|TB)$');
+  END IF;
+  IF m IS NOT NULL THEN
+    kb := m[1]::numeric * CASE m[2] WHEN 'kB' THEN 1 WHEN 'MB' THEN 1024 WHEN 'GB' THEN 1048576 ELSE 1073741824 END;
+  END IF;
+  IF kb IS NULL OR kb < lo_kb OR kb > hi_kb THEN
+    RAISE EXCEPTION '% must be a size between %kB and %kB with a unit (kB, MB, GB, TB), got %', key, lo_kb, hi_kb, options->key
+      USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+  END IF;
+  RETURN kb::bigint || 'kB';
+END
+$$;
+COMMENT ON FUNCTION steep_repl._fast_size_option(jsonb, text, text, bigint, bigint, text) IS
+  'Internal: a memory size option (''256MB'': a number and kB, MB, GB or TB) within [lo_kb, hi_kb], returned in kB (''262144kB''), or 22023.';
+
+-- The fast init's own options: tables larger than split_threshold bytes are copied in block
+-- ranges of about that size, so one large table uses every worker; the sessions that rebuild
+-- indexes and constraints run with maintenance_work_mem and max_parallel_maintenance_workers
+-- (default half of parallel: parallel sessions build at once, each with that many helpers).
 CREATE FUNCTION steep_repl._fast_options(method text, options jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -27,11 +60,16 @@ BEGIN
     RETURN '{}';
   END IF;
   RETURN pg_catalog.jsonb_build_object('split_threshold', steep_repl._int_option(options, 'split_threshold', 67108864, 8192,
-    1099511627776, 'split_threshold is the size in bytes above which a table is copied in block ranges of that size (default 64 MiB, at least 8192).'));
+    1099511627776, 'split_threshold is the size in bytes above which a table is copied in block ranges of that size (default 64 MiB, at least 8192).'),
+    'maintenance_work_mem', steep_repl._fast_size_option(options, 'maintenance_work_mem', '256MB', 1024, 2147483647,
+      'maintenance_work_mem is the memory of each session that rebuilds indexes after the load, as for SET (default ''256MB'', 1MB to 2TB).'),
+    'max_parallel_maintenance_workers', steep_repl._int_option(options, 'max_parallel_maintenance_workers',
+      steep_repl._int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables copied at once (default 4).') / 2, 0, 64,
+      'max_parallel_maintenance_workers is the helpers of each index build after the load (default half of parallel, 0 to 64).'));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._fast_options(text, jsonb) IS
-  'Internal: the options only method fast has (split_threshold, 22023 out of 8192..1 TiB), validated; {} for the other methods.';
+  'Internal: the options only method fast has (split_threshold 8192..1 TiB, maintenance_work_mem 1MB..2TB, max_parallel_maintenance_workers 0..64, else 22023), validated with their defaults; {} for the other methods.';
 
 -- Empty what an attempt copied (as each table's owner) and reset the per-table progress: a new
 -- attempt has a new snapshot, so it starts over, and a failed one leaves nothing half-copied (its
@@ -114,8 +152,10 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
     ORDER BY ord, name
   LOOP
-    INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl)
-    VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl);
+    INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl, weight)
+    VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl,
+            coalesce((SELECT t.source_bytes FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node AND t.relid = r.relid),
+                     pg_catalog.pg_relation_size(r.relid)));
     PERFORM steep_repl._exec_as_owner(r.relid::regclass, r.drop_stmt);
     n := n + 1;
   END LOOP;
@@ -124,6 +164,82 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_drop_objects(text) IS
   'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them), and the primary key of tables larger than split_threshold. Returns how many.';
+
+-- The indexing step of a fast init: how many of the dropped objects are re-created, weighted
+-- by the bytes of their tables (an index of a large table takes longer), and the settings the
+-- rebuilding sessions had. One row per node, the last step's.
+CREATE TABLE steep_repl.init_fast_indexing (
+  node                             text PRIMARY KEY REFERENCES steep_repl.nodes (name) ON DELETE CASCADE,
+  objects_total                    integer NOT NULL,
+  objects_done                     integer NOT NULL DEFAULT 0,
+  bytes_total                      bigint NOT NULL,
+  bytes_done                       bigint NOT NULL DEFAULT 0,
+  percent                          numeric(5,2) NOT NULL DEFAULT 0 CONSTRAINT percent_range CHECK (percent BETWEEN 0 AND 100),
+  maintenance_work_mem             text,
+  max_parallel_maintenance_workers integer,
+  started_at                       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  updated_at                       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  finished_at                      timestamptz
+);
+GRANT SELECT ON steep_repl.init_fast_indexing TO steep_repl_admin;
+COMMENT ON TABLE steep_repl.init_fast_indexing IS
+  'The indexing step of node''s last fast init: objects (indexes and constraints) re-created of objects_total, their tables'' bytes as weight of percent, and the maintenance_work_mem / max_parallel_maintenance_workers the rebuilding sessions ran with (read in those sessions).';
+
+CREATE FUNCTION steep_repl._fast_indexing_message(i steep_repl.init_fast_indexing) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('indexing: %s/%s indexes and constraints built, %s%%', i.objects_done, i.objects_total, i.percent);
+$$;
+COMMENT ON FUNCTION steep_repl._fast_indexing_message(steep_repl.init_fast_indexing) IS
+  'Internal: the init_progress message of a fast init''s indexing step ("indexing: 3/12 indexes and constraints built, 45.20%").';
+
+-- The copy is done: the indexing step starts with what is recorded to re-create.
+CREATE FUNCTION steep_repl.init_fast_indexing_start(node text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  i steep_repl.init_fast_indexing;
+BEGIN
+  INSERT INTO steep_repl.init_fast_indexing AS x (node, objects_total, bytes_total, percent, finished_at)
+  SELECT init_fast_indexing_start.node, pg_catalog.count(*), coalesce(pg_catalog.sum(f.weight), 0),
+         CASE WHEN pg_catalog.count(*) = 0 THEN 100 ELSE 0 END, CASE WHEN pg_catalog.count(*) = 0 THEN pg_catalog.now() END
+  FROM steep_repl.init_fast_objects f WHERE f.node = init_fast_indexing_start.node
+  ON CONFLICT ON CONSTRAINT init_fast_indexing_pkey DO UPDATE SET objects_total = excluded.objects_total, objects_done = 0,
+    bytes_total = excluded.bytes_total, bytes_done = 0, percent = excluded.percent, maintenance_work_mem = NULL,
+    max_parallel_maintenance_workers = NULL, started_at = pg_catalog.now(), updated_at = pg_catalog.now(), finished_at = excluded.finished_at
+  RETURNING * INTO i;
+  UPDATE steep_repl.init_progress p SET message = steep_repl._fast_indexing_message(i), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_indexing_start.node;
+  RETURN i.objects_total;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_indexing_start(text) IS
+  'Sidecar step of init.fast: the indexing step begins (init_fast_indexing reset to what init_fast_objects holds, the init''s message says so); returns how many objects.';
+
+-- One recorded object is re-created (in its transaction): the indexing step moves on, and
+-- notes the settings of the session that built it.
+CREATE FUNCTION steep_repl._fast_indexed(o steep_repl.init_fast_objects) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  i steep_repl.init_fast_indexing;
+BEGIN
+  UPDATE steep_repl.init_fast_indexing x SET objects_done = x.objects_done + 1, bytes_done = x.bytes_done + o.weight,
+    percent = CASE WHEN x.objects_done + 1 >= x.objects_total THEN 100
+                   WHEN x.bytes_total > 0 THEN least(99.99, pg_catalog.round(100.0 * (x.bytes_done + o.weight) / x.bytes_total, 2))
+                   ELSE pg_catalog.round(100.0 * (x.objects_done + 1) / x.objects_total, 2) END,
+    maintenance_work_mem = pg_catalog.current_setting('maintenance_work_mem'),
+    max_parallel_maintenance_workers = pg_catalog.current_setting('max_parallel_maintenance_workers')::integer,
+    updated_at = pg_catalog.now(),
+    finished_at = CASE WHEN x.objects_done + 1 >= x.objects_total THEN pg_catalog.now() END
+  WHERE x.node = o.node AND x.finished_at IS NULL
+  RETURNING * INTO i;
+  IF FOUND THEN
+    UPDATE steep_repl.init_progress p SET message = steep_repl._fast_indexing_message(i), last_progress_at = pg_catalog.now(),
+      updated_at = pg_catalog.now()
+    WHERE p.node = o.node;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._fast_indexed(steep_repl.init_fast_objects) IS
+  'Internal: object o was re-created: the indexing step''s count, weighted percent and message, with the session''s maintenance settings.';
 
 -- Re-create one recorded object as its table's owner, and forget it. The row lock makes two
 -- sessions restoring at once (the job and a cancel) create it once.
@@ -140,6 +256,7 @@ BEGIN
     PERFORM steep_repl._exec_as_owner(o.relid::regclass, o.ddl);
   END IF;
   DELETE FROM steep_repl.init_fast_objects f WHERE f.id = o.id;
+  PERFORM steep_repl._fast_indexed(o);
   RETURN true;
 END
 $$;

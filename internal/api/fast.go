@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -171,4 +172,44 @@ func FastOriginSetup(ctx context.Context, db DB, origin string) error {
 // FastOriginReset ends FastOriginSetup's replication origin of db's session.
 func FastOriginReset(ctx context.Context, db DB) error {
 	return execStep(ctx, db, "reset the replication origin", qFastOriginReset)
+}
+
+// FastIndexingStart begins the indexing step of node's fast init; it returns how many objects
+// are to be re-created.
+func FastIndexingStart(ctx context.Context, db DB, node string) (int, error) {
+	return scalar[int](ctx, db, "fast init of "+node+": start indexing", qFastIndexingStart, node)
+}
+
+// IndexSettings are the settings of a session that rebuilds indexes and constraints.
+type IndexSettings struct {
+	MaintenanceWorkMem            string // a size, as SET takes it
+	MaxParallelMaintenanceWorkers int
+}
+
+// DefaultIndexSettings are used when node has no init in progress (256MB, one extra worker).
+var DefaultIndexSettings = IndexSettings{MaintenanceWorkMem: "256MB", MaxParallelMaintenanceWorkers: 1}
+
+// FastIndexSettings reads the index build settings of node's init options (defaults: 256MB,
+// half of parallel).
+func FastIndexSettings(ctx context.Context, db DB, node string) (IndexSettings, error) {
+	var s IndexSettings
+	err := db.QueryRow(ctx, q(qFastIndexSettings), node).Scan(&s.MaintenanceWorkMem, &s.MaxParallelMaintenanceWorkers)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return DefaultIndexSettings, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("fast init of %s: index build settings: %w", node, err)
+	}
+	return s, nil
+}
+
+// SetIndexSession gives db's session s, until ResetIndexSession.
+func SetIndexSession(ctx context.Context, db DB, s IndexSettings) error {
+	return execStep(ctx, db, fmt.Sprintf("set maintenance_work_mem %s, max_parallel_maintenance_workers %d",
+		s.MaintenanceWorkMem, s.MaxParallelMaintenanceWorkers), qFastIndexSession, s.MaintenanceWorkMem, s.MaxParallelMaintenanceWorkers)
+}
+
+// ResetIndexSession returns SetIndexSession's settings to the session's defaults.
+func ResetIndexSession(ctx context.Context, db DB) error {
+	return execStep(ctx, db, "reset the index build settings", qFastIndexSessionReset)
 }

@@ -45,3 +45,19 @@ SELECT pg_catalog.pg_replication_origin_session_setup($1);
 
 -- name: FastOriginReset
 SELECT pg_catalog.pg_replication_origin_session_reset();
+
+-- name: FastIndexingStart
+SELECT steep_repl.init_fast_indexing_start($1);
+
+-- name: FastIndexSettings
+SELECT coalesce(options->>'maintenance_work_mem', '256MB'),
+       coalesce((options->>'max_parallel_maintenance_workers')::int, parallel_workers OPERATOR(pg_catalog./) 2)
+FROM steep_repl.init_progress WHERE node = $1;
+
+-- name: FastIndexSession
+SELECT pg_catalog.set_config('maintenance_work_mem', $1, false),
+       pg_catalog.set_config('max_parallel_maintenance_workers', $2::int::text, false);
+
+-- name: FastIndexSessionReset
+SELECT pg_catalog.set_config(s.name, s.reset_val, false) FROM pg_catalog.pg_settings s
+WHERE s.name IN ('maintenance_work_mem', 'max_parallel_maintenance_workers');

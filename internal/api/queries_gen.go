@@ -51,6 +51,10 @@ const (
 	qFastChunkTimeout                      // fast.sql
 	qFastCopying                           // fast.sql
 	qFastDropObjects                       // fast.sql
+	qFastIndexSession                      // fast.sql
+	qFastIndexSessionReset                 // fast.sql
+	qFastIndexSettings                     // fast.sql
+	qFastIndexingStart                     // fast.sql
 	qFastMessage                           // fast.sql
 	qFastObjects                           // fast.sql
 	qFastOriginReset                       // fast.sql
@@ -188,6 +192,10 @@ var queryNames = [...]string{
 	qFastChunkTimeout:         "FastChunkTimeout",
 	qFastCopying:              "FastCopying",
 	qFastDropObjects:          "FastDropObjects",
+	qFastIndexSession:         "FastIndexSession",
+	qFastIndexSessionReset:    "FastIndexSessionReset",
+	qFastIndexSettings:        "FastIndexSettings",
+	qFastIndexingStart:        "FastIndexingStart",
 	qFastMessage:              "FastMessage",
 	qFastObjects:              "FastObjects",
 	qFastOriginReset:          "FastOriginReset",

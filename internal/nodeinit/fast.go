@@ -95,14 +95,10 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	if err != nil {
 		return nil, err
 	}
-	_ = api.FastMessage(ctx, job.DB, plan.Target, "building indexes and constraints")
-	restoreStart := time.Now()
-	n, err := restoreObjects(ctx, job.DB, plan.Target, plan.Parallel, log)
+	n, err := indexStep(ctx, job, plan, log)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("indexes and constraints re-created", "event", "init.fast_indexed", "objects", n,
-		"seconds", fmt.Sprintf("%.2f", time.Since(restoreStart).Seconds()))
 	// The subscription exists, disabled: its origin, which the copied rows carry but whose
 	// progress they did not move, goes to the slot's consistent point, then it is enabled.
 	err = subscribeAt(ctx, job.DB, sub, slot.LSN, "init.fast", nil, log)
@@ -117,6 +113,29 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 		"chunks", copied.chunks, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
 	return map[string]any{"subscription": plan.Subscription, "lsn": slot.LSN, "rows": copied.rows, "bytes": copied.bytes,
 		"chunks": copied.chunks, "indexes_restored": n}, nil
+}
+
+// indexStep is the indexing step: what was dropped for the load is re-created, its progress
+// (objects done, weighted by their tables' bytes) in init_fast_indexing and the init's message.
+func indexStep(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (int, error) {
+	started := time.Now()
+	total, err := api.FastIndexingStart(ctx, job.DB, plan.Target)
+	if err != nil {
+		return 0, err
+	}
+	settings, err := api.FastIndexSettings(ctx, job.DB, plan.Target)
+	if err != nil {
+		return 0, err
+	}
+	log.Info("indexing", "event", "init.fast_indexing", "objects", total, "maintenance_work_mem", settings.MaintenanceWorkMem,
+		"max_parallel_maintenance_workers", settings.MaxParallelMaintenanceWorkers, "sessions", plan.Parallel)
+	n, err := restoreObjects(ctx, job.DB, plan.Target, plan.Parallel, log)
+	if err != nil {
+		return n, err
+	}
+	log.Info("indexes and constraints re-created", "event", "init.fast_indexed", "objects", n,
+		"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+	return n, nil
 }
 
 // createDisabledSubscription creates the init's subscription on its slot, disabled, before
