@@ -6461,3 +6461,57 @@ REVOKE ALL ON FUNCTION steep_repl._fast_indexing_message(steep_repl.init_fast_in
 REVOKE ALL ON FUNCTION steep_repl.init_fast_indexing_start(text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION steep_repl._fast_indexed(steep_repl.init_fast_objects) FROM PUBLIC;
+
+-- fast init (#14, engineer C): a partitioned table all of whose partitions are copied has its partitioned indexes and constraints dropped and rebuilt whole.
+CREATE OR REPLACE FUNCTION steep_repl.init_fast_drop_objects(node text) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes nd WHERE nd.name = init_fast_drop_objects.node FOR UPDATE;
+  FOR r IN
+    WITH leaves AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node),
+    -- A partitioned table every partition of which is copied: its partitioned indexes and
+    -- constraints (those of its partitions are attached to them) are dropped and rebuilt whole.
+    parents AS (SELECT p.oid AS relid FROM pg_catalog.pg_class p
+                WHERE p.relkind = 'p' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = p.oid)
+                  AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p.oid) x WHERE x.isleaf)
+                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p.oid) x WHERE x.isleaf AND x.relid NOT IN (SELECT relid FROM leaves))),
+    scope AS (SELECT relid FROM leaves UNION ALL SELECT relid FROM parents),
+    large AS (SELECT t.relid FROM steep_repl.init_tables t JOIN steep_repl.init_progress p ON p.node = t.node
+              WHERE t.node = init_fast_drop_objects.node AND t.source_bytes > coalesce((p.options->>'split_threshold')::bigint, 67108864))
+    SELECT c.conrelid AS relid, CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'constraint' END AS kind, c.conname::text AS name,
+           pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid)) AS ddl,
+           pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_stmt,
+           CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS ord
+    FROM pg_catalog.pg_constraint c
+    WHERE c.conparentid = 0 AND (
+          (c.contype = 'f' AND (c.conrelid IN (SELECT relid FROM scope) OR c.confrelid IN (SELECT relid FROM scope)))
+       OR (c.contype IN ('u', 'x') AND c.conrelid IN (SELECT relid FROM scope)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident))
+       OR (c.contype = 'p' AND c.conrelid IN (SELECT relid FROM large)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident)))
+    UNION ALL
+    -- A partitioned index's definition reads ON ONLY (for pg_dump): rebuilt, it must cover the partitions.
+    SELECT i.indrelid, 'index', ic.relname::text,
+           pg_catalog.regexp_replace(pg_catalog.pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX ("([^"]|"")+"|\S+) ON )ONLY ', '\1'),
+           pg_catalog.format('DROP INDEX %s', i.indexrelid::regclass), 2
+    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid IN (SELECT relid FROM scope) AND NOT i.indisprimary AND NOT i.indisreplident
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
+    ORDER BY ord, name
+  LOOP
+    INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl, weight)
+    VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl,
+            coalesce((SELECT t.source_bytes FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node AND t.relid = r.relid),
+                     (SELECT pg_catalog.sum(t.source_bytes)::bigint FROM steep_repl.init_tables t
+                      WHERE t.node = init_fast_drop_objects.node AND t.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(r.relid) x)),
+                     pg_catalog.pg_relation_size(r.relid)));
+    PERFORM steep_repl._exec_as_owner(r.relid::regclass, r.drop_stmt);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;

@@ -120,7 +120,8 @@ COMMENT ON FUNCTION steep_repl.init_fast_copying(text) IS
 -- Record, then drop, the secondary indexes and the unique, exclusion and foreign-key constraints
 -- of the init's tables (and foreign keys of other tables that reference them), and the primary
 -- key of a table larger than split_threshold on the source (a small one keeps it): the replica
--- identity index, CHECK and NOT NULL stay. Partitions' inherited ones are left.
+-- identity index, CHECK and NOT NULL stay. Partitions' inherited ones are left: a partitioned
+-- table all of whose partitions are copied has its own dropped (not its primary key, kept).
 CREATE FUNCTION steep_repl.init_fast_drop_objects(node text) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -129,7 +130,14 @@ DECLARE
 BEGIN
   PERFORM 1 FROM steep_repl.nodes nd WHERE nd.name = init_fast_drop_objects.node FOR UPDATE;
   FOR r IN
-    WITH scope AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node),
+    WITH leaves AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node),
+    -- A partitioned table every partition of which is copied: its partitioned indexes and
+    -- constraints (those of its partitions are attached to them) are dropped and rebuilt whole.
+    parents AS (SELECT p.oid AS relid FROM pg_catalog.pg_class p
+                WHERE p.relkind = 'p' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = p.oid)
+                  AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p.oid) x WHERE x.isleaf)
+                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p.oid) x WHERE x.isleaf AND x.relid NOT IN (SELECT relid FROM leaves))),
+    scope AS (SELECT relid FROM leaves UNION ALL SELECT relid FROM parents),
     large AS (SELECT t.relid FROM steep_repl.init_tables t JOIN steep_repl.init_progress p ON p.node = t.node
               WHERE t.node = init_fast_drop_objects.node AND t.source_bytes > coalesce((p.options->>'split_threshold')::bigint, 67108864))
     SELECT c.conrelid AS relid, CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'constraint' END AS kind, c.conname::text AS name,
@@ -144,7 +152,9 @@ BEGIN
        OR (c.contype = 'p' AND c.conrelid IN (SELECT relid FROM large)
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident)))
     UNION ALL
-    SELECT i.indrelid, 'index', ic.relname::text, pg_catalog.pg_get_indexdef(i.indexrelid),
+    -- A partitioned index's definition reads ON ONLY (for pg_dump): rebuilt, it must cover the partitions.
+    SELECT i.indrelid, 'index', ic.relname::text,
+           pg_catalog.regexp_replace(pg_catalog.pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX ("([^"]|"")+"|\S+) ON )ONLY ', '\1'),
            pg_catalog.format('DROP INDEX %s', i.indexrelid::regclass), 2
     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
     WHERE i.indrelid IN (SELECT relid FROM scope) AND NOT i.indisprimary AND NOT i.indisreplident
@@ -155,6 +165,8 @@ BEGIN
     INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl, weight)
     VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl,
             coalesce((SELECT t.source_bytes FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node AND t.relid = r.relid),
+                     (SELECT pg_catalog.sum(t.source_bytes)::bigint FROM steep_repl.init_tables t
+                      WHERE t.node = init_fast_drop_objects.node AND t.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(r.relid) x)),
                      pg_catalog.pg_relation_size(r.relid)));
     PERFORM steep_repl._exec_as_owner(r.relid::regclass, r.drop_stmt);
     n := n + 1;
