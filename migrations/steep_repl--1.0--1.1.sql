@@ -6515,3 +6515,689 @@ BEGIN
   RETURN n;
 END
 $$;
+
+-- ---- Bidirectional merge, the orchestration (issue #13): start_init method merge (sql/52_start_init.sql),
+-- init_cancelled / cancel_init aware of init.merge (sql/53_init_steps.sql), sql/75_merge_init.sql (engineer B)
+
+CREATE OR REPLACE FUNCTION steep_repl.start_init(target text, source text, method text DEFAULT 'snapshot',
+                                      options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_opts jsonb;
+  v_node steep_repl.nodes;
+  v_names record;
+  v_err text;
+  v_sync jsonb;
+  v_bad text;
+  v_tables text[];
+  v_job bigint;
+  v_workers int;
+  v_pub_exists boolean;
+  v_pub_created boolean;
+  v_fast jsonb;
+  -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
+  v_src steep_repl.table_info[];
+  v_dst steep_repl.table_info[];
+  r record;
+BEGIN
+  PERFORM steep_repl._require('target', target);
+  PERFORM steep_repl._require('source', source);
+  PERFORM steep_repl._require('method', method);
+  PERFORM steep_repl._require('options', options);
+  IF method = 'two_phase' THEN
+    -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
+    -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
+    RETURN steep_repl._start_two_phase_init(target, source, options);
+  ELSIF method = 'merge' THEN
+    -- Both nodes hold data: union them, then subscribe each to the other (75_merge_init.sql).
+    RETURN steep_repl._start_merge_init(target, source, options);
+  ELSIF method NOT IN ('snapshot', 'fast') THEN
+    RAISE EXCEPTION 'unknown init method "%"', method
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "fast" copies in parallel block ranges inside the slot''s snapshot, indexes built after the load; "two_phase" generates a snapshot on the source and applies it here (option path); "merge" joins two nodes that both hold data.';
+  END IF;
+  -- fast has one option of its own (split_threshold); every other is start_init's.
+  v_fast := steep_repl._fast_options(method, options);
+  v_opts := steep_repl._init_options(CASE WHEN method = 'fast' THEN options - 'split_threshold' ELSE options END) || v_fast;
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';
+  END IF;
+
+  -- The node row lock serializes concurrent start_init/cancel_init calls for the target.
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', target
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Call start_init on the target node itself (the node registered with is_local => true).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" already has an init in state %', target, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('Watch it with SELECT * FROM steep_repl.init_progress, or stop it with SELECT steep_repl.cancel_init(%L).', target);
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'init.cancel') AND j.node = target
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+
+  -- Reach the source and describe both sides.
+  v_err := steep_repl._probe(source);
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the source is up and that its registered conninfo works from this server.';
+  END IF;
+  v_src := ARRAY(SELECT t FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+
+  -- Named tables must exist on the source.
+  IF pg_catalog.jsonb_typeof(v_opts->'tables') = 'array' THEN
+    SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.jsonb_array_elements_text(v_opts->'tables') x
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_src) s
+                      WHERE x IN (s.schema_name || '.' || s.table_name, CASE WHEN s.schema_name = 'public' THEN s.table_name END));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'tables not found on source node "%": %', source, v_bad
+        USING ERRCODE = 'undefined_table', HINT = 'Name tables as "schema.table" (or "table" for public).';
+    END IF;
+  END IF;
+  IF pg_catalog.cardinality(v_src) = 0 THEN
+    RAISE EXCEPTION 'nothing to initialize: source node "%" has no user tables in scope', source
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables and schemas options.';
+  END IF;
+
+  -- Schema sync (strict | auto | manual, steep_repl._schema_sync): the target's tables must match
+  -- the source's, or be made to; auto may have created or altered tables, so describe them again.
+  v_sync := steep_repl._schema_sync(source, v_opts->>'schema_sync', v_opts);
+  IF v_sync->>'status' = 'synced' THEN
+    v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_opts, t.schema_name, t.table_name));
+  ELSIF v_sync->>'status' = 'accepted' THEN
+    -- manual, confirmed: tables the target lacks cannot be copied, so they are left out.
+    v_src := ARRAY(SELECT s FROM pg_catalog.unnest(v_src) s WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(v_dst) t
+      WHERE t.schema_name OPERATOR(pg_catalog.=) s.schema_name AND t.table_name OPERATOR(pg_catalog.=) s.table_name));
+    IF pg_catalog.cardinality(v_src) = 0 THEN
+      RAISE EXCEPTION 'nothing to initialize: none of the source''s tables in scope is on node "%"', target
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Create the tables on the target first (steep_repl.schema_ddl).';
+    END IF;
+  END IF;
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_src) s WHERE NOT s.has_identity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key or replica identity on source node "%": %', source, v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Published tables need one, or UPDATE/DELETE on the source would fail: add a primary key, ALTER TABLE ... REPLICA IDENTITY FULL, or leave them out with the tables option.';
+  END IF;
+
+  -- The target must be empty, unless force (which truncates, and says so).
+  SELECT pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name) ORDER BY t.schema_name, t.table_name)
+    INTO v_tables FROM pg_catalog.unnest(v_dst) t;
+  SELECT pg_catalog.string_agg(x, ', ') INTO v_bad FROM pg_catalog.unnest(v_tables) x
+  WHERE steep_repl._has_rows(x);
+  IF v_bad IS NOT NULL THEN
+    IF NOT (v_opts->>'force')::boolean AND v_node.init_state <> 'failed' THEN
+      RAISE EXCEPTION 'target node "%" is not empty: %', target, v_bad
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
+    END IF;
+    -- As each table's owner, so no TRUNCATE trigger runs with this function's rights; one
+    -- statement per owner (tables linked by a foreign key across owners cannot be emptied).
+    FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+             FROM pg_catalog.unnest(v_dst) t JOIN pg_catalog.pg_class c ON c.oid = t.relid::oid
+             GROUP BY c.relowner ORDER BY c.relowner LOOP
+      PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+    END LOOP;
+    RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
+  END IF;
+  -- Indexes and constraints a failed fast init dropped come back first (the tables are empty now).
+  PERFORM steep_repl._fast_restore_all(target);
+
+  -- Whether the publication is this init's to drop on cancel, known before the sidecar makes it:
+  -- a job stopped between making it and subscribing never records that it did. It is, when the
+  -- source has none yet, or when the failed attempt this one retries made it.
+  EXECUTE pg_catalog.format('SELECT x FROM %I.dblink($1, $2) AS t(x boolean)', steep_repl._dblink_schema())
+    INTO v_pub_exists USING steep_repl._conninfo(source), pg_catalog.format(
+      'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) %L)', v_names.publication);
+
+  -- Everything checked: record the init and hand it to the sidecar.
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target RETURNING p.publication_created INTO v_pub_created;
+  v_pub_created := NOT v_pub_exists OR (coalesce(v_pub_created, false) AND v_node.init_state = 'failed');
+  SELECT pg_catalog.current_setting('max_logical_replication_workers')::int INTO v_workers;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription, slot_name,
+    parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, large_tables)
+  SELECT target, source, method, v_opts, v_names.publication, v_pub_created, v_names.subscription, v_names.slot_name,
+    (v_opts->>'parallel')::int, (v_opts->>'lag_threshold')::bigint,
+    pg_catalog.make_interval(secs => (v_opts->>'stall_timeout')::float8),
+    pg_catalog.make_interval(secs => (v_opts->>'source_timeout')::float8),
+    pg_catalog.count(*), coalesce(pg_catalog.sum(s.bytes), 0), coalesce(pg_catalog.sum(s.row_estimate), 0),
+    coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name) ORDER BY s.schema_name, s.table_name)
+             FILTER (WHERE s.bytes > (v_opts->>'large_table_threshold')::bigint), '{}')
+  FROM pg_catalog.unnest(v_src) s;
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows, is_large)
+  SELECT target, s.schema_name, s.table_name, t.relid::oid, s.bytes, s.row_estimate,
+         s.bytes > (v_opts->>'large_table_threshold')::bigint
+  FROM pg_catalog.unnest(v_src) s JOIN pg_catalog.unnest(v_dst) t USING (schema_name, table_name);
+
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init from %s', source));
+  v_job := steep_repl.enqueue_job(CASE method WHEN 'fast' THEN 'init.fast' ELSE 'init.start' END,
+                                  pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.start_init(text, text, text, jsonb) IS
+  'Starts initializing the local node target from source: method snapshot (copy_data = true subscription), fast (parallel block-range COPY inside the slot''s exported snapshot, indexes after the load, then a subscription from the slot), two_phase, or merge (both nodes hold data: union with conflict resolution, then subscriptions both ways; job init.merge). Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start (init.fast) job id; watch steep_repl.init_progress.';
+
+
+CREATE OR REPLACE FUNCTION steep_repl.init_cancelled(node text, detail jsonb DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_list text[];
+  v_tables text;
+  v_state text;
+  r record;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
+  -- The tables this init filled: those it subscribed to, and those a cancelled two-phase init or
+  -- apply of this init had already loaded (before CATCHING_UP there is no init_tables row).
+  v_list := ARRAY(SELECT DISTINCT x.t FROM (
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) t
+    FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
+      -- A merge's tables held the node's own data before it: never emptied.
+      AND NOT EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = t.node AND p.method = 'merge')
+    UNION ALL
+    SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name)
+    FROM steep_repl.snapshot_apply_tables t
+    JOIN steep_repl.snapshot_applies a ON a.id = t.apply_id
+    JOIN steep_repl.jobs j ON j.id = a.job_id
+    JOIN steep_repl.nodes n ON n.name = j.node
+    WHERE j.node = init_cancelled.node AND j.kind IN ('snapshot.init', 'snapshot.apply')
+      AND j.cancel_requested_at IS NOT NULL AND j.created_at >= n.init_started_at) x
+  WHERE pg_catalog.to_regclass(x.t) IS NOT NULL ORDER BY x.t);
+  v_tables := NULLIF(pg_catalog.array_to_string(v_list, ', '), '');
+  -- As each table's owner (one statement per owner), so no TRUNCATE trigger runs with our rights.
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ') AS tables
+           FROM pg_catalog.unnest(v_list) x(t)
+           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  -- What a fast init dropped comes back, built on the emptied tables.
+  IF steep_repl._fast_restore_all(node) > 0 THEN
+    detail := coalesce(detail, '{}') || pg_catalog.jsonb_build_object('indexes_restored', true);
+  END IF;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = init_cancelled.node;
+  IF v_state <> 'uninitialized' THEN
+    PERFORM steep_repl.transition(node, 'uninitialized', 'init cancelled');
+  END IF;
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (node, 'init.cancelled', v_state, 'uninitialized',
+          coalesce(detail, '{}') || pg_catalog.jsonb_build_object('truncated', coalesce(v_tables, '')));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_cancelled(text, jsonb) IS 'Sidecar step: replication objects are gone; truncate the init''s tables, re-create the indexes and constraints a fast init dropped, clear progress, UNINITIALIZED.';
+
+
+CREATE OR REPLACE FUNCTION steep_repl.cancel_init(node text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+  v_job bigint;
+  r record;
+BEGIN
+  PERFORM steep_repl._require('node', node);
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = cancel_init.node FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(node);
+  END IF;
+  SELECT j.id INTO v_job FROM steep_repl.jobs j
+  WHERE j.kind = 'init.cancel' AND j.node = cancel_init.node AND j.state IN ('queued', 'running');
+  IF FOUND THEN
+    RAISE NOTICE 'cancel of the init of node "%" is already under way (job %)', node, v_job;
+    RETURN v_job;
+  END IF;
+  IF v_state = 'uninitialized' AND NOT EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node) THEN
+    RAISE NOTICE 'node "%" has no init to cancel', node;
+    RETURN NULL;
+  END IF;
+  IF v_state IN ('synchronized', 'diverged') THEN
+    RAISE EXCEPTION 'node "%" is % and has no init to cancel', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'cancel_init stops an init in PREPARING, COPYING or CATCHING_UP, a reinit in REINITIALIZING, or cleans up a FAILED one.';
+  END IF;
+  IF v_state = 'catching_up' AND EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = cancel_init.node AND p.options ? 'reinit') THEN
+    RAISE EXCEPTION 'the reinit of node "%" has copied every table and is catching up', node
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Nothing is left to cancel: the node becomes SYNCHRONIZED once the apply lag is under the threshold.';
+  END IF;
+  -- The jobs that fill the node: an automatic init's start, a reinit, a two-phase init or an apply.
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'init.merge', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
+           AND j.state IN ('queued', 'running') LOOP
+    PERFORM steep_repl.cancel_job(r.id);
+  END LOOP;
+  v_job := steep_repl.enqueue_job('init.cancel', pg_catalog.jsonb_build_object('target', node), node, 5);
+  INSERT INTO steep_repl.events (node, event, from_state, detail)
+  VALUES (node, 'init.cancel_requested', v_state, pg_catalog.jsonb_build_object('job', v_job));
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.cancel_init(text) IS
+  'Cancels the init of node: the sidecar drops the subscription, its slots on the source and a publication created for it, truncates the tables it filled; the node goes back to UNINITIALIZED. A reinit in REINITIALIZING is cancelled instead by taking its tables out of the publication and emptying them, the node DIVERGED with them named. Idempotent; returns the init.cancel job id (NULL with a notice when there is nothing to cancel).';
+
+
+-- start_init(target, source, 'merge'): both nodes hold data. The sidecar's init.merge job unions
+-- them (steep_repl._merge_plan / _merge_rows / _merge_apply, sql/73_merge.sql) in one transaction
+-- per node, then under a short write freeze (steep_repl._merge_lock) re-plans what changed,
+-- creates a slot on each node for the other and subscribes both ways (origin = none). These are
+-- start_init's half and the job's steps; the source's half (init_merge_link) is called by the
+-- target's sidecar over its session to the source.
+
+-- The options of start_init that a merge shares with the other methods; the rest are
+-- _merge_options'.
+CREATE FUNCTION steep_repl._merge_init_keys() RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ARRAY['lag_threshold', 'stall_timeout', 'source_timeout'];
+$$;
+COMMENT ON FUNCTION steep_repl._merge_init_keys() IS
+  'Internal: the start_init options a merge takes besides _merge_options'' own (lag_threshold, stall_timeout, source_timeout).';
+
+-- The state of the source's local node and whether it knows the target: its tick needs the
+-- target's conninfo to read the lag of the reverse link.
+CREATE FUNCTION steep_repl._merge_peer_state(peer text, target text, OUT init_state text, OUT knows_target boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE pg_catalog.format('SELECT s, k FROM %I.dblink($1, $2) AS t(s text, k boolean)', steep_repl._dblink_schema())
+    INTO init_state, knows_target USING steep_repl._conninfo(peer), pg_catalog.format(
+      'SELECT (SELECT n.init_state FROM steep_repl.nodes n WHERE n.is_local), EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name OPERATOR(pg_catalog.=) %L)',
+      target);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_peer_state(text, text) IS
+  'Internal: the init state of peer''s local node and whether peer has target registered, read through dblink.';
+
+-- start_init's method merge (called by start_init, SECURITY DEFINER): checks everything, creates
+-- nothing on error, records the init and queues init.merge.
+CREATE FUNCTION steep_repl._start_merge_init(target text, source text, options jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_mopts jsonb;
+  v_iopts jsonb;
+  v_node steep_repl.nodes;
+  v_names record;
+  v_peer record;
+  v_err text;
+  v_bad text;
+  v_src steep_repl.table_info[];
+  v_dst steep_repl.table_info[];
+  v_scope jsonb;
+  v_job bigint;
+BEGIN
+  IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- 22023 on an unknown key, a bad strategy, dry_run not a boolean, ...
+  v_mopts := steep_repl._merge_options(options - steep_repl._merge_init_keys());
+  v_iopts := steep_repl._init_options((SELECT coalesce(pg_catalog.jsonb_object_agg(e.key, e.value), '{}')
+                                       FROM pg_catalog.jsonb_each(options) e WHERE e.key = ANY (steep_repl._merge_init_keys()))
+                                      || pg_catalog.jsonb_build_object('verify', v_mopts->'verify'));
+  IF target = source THEN
+    RAISE EXCEPTION 'target and source are the same node "%"', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Merge a node with another node.';
+  END IF;
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.name = target FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM steep_repl._unknown_node(target);
+  END IF;
+  IF NOT v_node.is_local THEN
+    RAISE EXCEPTION 'node "%" is not this database''s local node', target
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Call start_init on the target node itself (the node registered with is_local => true).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = source) THEN
+    PERFORM steep_repl._unknown_node(source);
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" already has an init in state %', target, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'A merge joins two nodes that are not replicating yet; a SYNCHRONIZED node needs no merge (steep_repl.verify compares it).';
+  END IF;
+  IF EXISTS (SELECT 1 FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'init.merge', 'init.cancel') AND j.node = target
+             AND j.state IN ('queued', 'running')) THEN
+    RAISE EXCEPTION 'an init job for node "%" is still queued or running', target
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Wait for it (steep_repl.jobs) or cancel it.';
+  END IF;
+  v_err := steep_repl._probe(source);
+  IF v_err IS NOT NULL THEN
+    RAISE EXCEPTION 'source node "%" is not reachable: %', source, v_err
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection',
+            HINT = 'Check the source is up and that its registered conninfo works from this server.';
+  END IF;
+  -- The source ends with a link of its own (its subscription from this node): it must be free too.
+  SELECT * INTO v_peer FROM steep_repl._merge_peer_state(source, target);
+  IF v_peer.init_state IS NULL OR v_peer.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'source node "%" is %', source, coalesce(pg_catalog.upper(v_peer.init_state), 'not registered as its own local node')
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Both nodes of a merge must be UNINITIALIZED or FAILED: the merge subscribes each to the other.';
+  END IF;
+  IF NOT v_peer.knows_target THEN
+    RAISE EXCEPTION 'source node "%" has no node "%" registered', source, target
+      USING ERRCODE = 'undefined_object',
+            HINT = pg_catalog.format('On %s: SELECT steep_repl.register_node(%L, <conninfo of %s>) (its subscription from this node uses it).', source, target, target);
+  END IF;
+
+  -- The scope: the tables option, else every user table; on both nodes.
+  v_scope := pg_catalog.jsonb_build_object('tables', v_mopts->'tables');
+  v_src := ARRAY(SELECT t FROM steep_repl._remote_tables(source) t WHERE steep_repl._in_scope(v_scope, t.schema_name, t.table_name));
+  v_dst := ARRAY(SELECT t FROM steep_repl._local_tables() t WHERE steep_repl._in_scope(v_scope, t.schema_name, t.table_name));
+  SELECT pg_catalog.string_agg(x.n, ', ') INTO v_bad FROM (
+    SELECT s.schema_name || '.' || s.table_name n FROM pg_catalog.unnest(v_src) s
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_dst) d WHERE d.schema_name = s.schema_name AND d.table_name = s.table_name)
+    UNION ALL
+    SELECT d.schema_name || '.' || d.table_name || ' (only here)' FROM pg_catalog.unnest(v_dst) d
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_src) s WHERE d.schema_name = s.schema_name AND d.table_name = s.table_name)) x;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables in scope not on both nodes: %', v_bad
+      USING ERRCODE = 'undefined_table', HINT = 'Create them on the other node (steep_repl.schema_ddl) or leave them out with "tables".';
+  END IF;
+  IF pg_catalog.cardinality(v_dst) = 0 THEN
+    RAISE EXCEPTION 'nothing to merge: no user tables in scope' USING ERRCODE = 'invalid_parameter_value', HINT = 'Check the tables option.';
+  END IF;
+
+  SELECT * INTO v_names FROM steep_repl._init_names(target, source);
+  DELETE FROM steep_repl.init_progress p WHERE p.node = target;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription, slot_name,
+    parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, bytes_total, rows_total, message)
+  SELECT target, source, 'merge',
+    -- The plan reads both nodes' tables as the role that asked (merge_as), as verify_as for "verify".
+    v_iopts || pg_catalog.jsonb_build_object('merge', v_mopts, 'merge_as', steep_repl._caller()::text),
+    -- The merge's publications are its own (named for this pair): it drops them on cancel.
+    v_names.publication, true, v_names.subscription, v_names.slot_name,
+    1, (v_iopts->>'lag_threshold')::bigint,
+    pg_catalog.make_interval(secs => (v_iopts->>'stall_timeout')::float8),
+    pg_catalog.make_interval(secs => (v_iopts->>'source_timeout')::float8),
+    pg_catalog.count(*), coalesce(pg_catalog.sum(d.bytes), 0), 0,
+    CASE WHEN (v_mopts->>'dry_run')::boolean THEN 'merge dry run: planning' ELSE 'merge: planning' END
+  FROM pg_catalog.unnest(v_dst) d;
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, source_bytes, source_rows)
+  SELECT target, d.schema_name, d.table_name, d.relid::oid, s.bytes, 0
+  FROM pg_catalog.unnest(v_dst) d JOIN pg_catalog.unnest(v_src) s USING (schema_name, table_name);
+  UPDATE steep_repl.nodes n SET init_source_node = source WHERE n.name = target;
+  PERFORM steep_repl.transition(target, 'preparing', pg_catalog.format('start_init merge with %s%s', source,
+    CASE WHEN (v_mopts->>'dry_run')::boolean THEN ' (dry run)' ELSE '' END));
+  v_job := steep_repl.enqueue_job('init.merge', pg_catalog.jsonb_build_object('target', target, 'source', source), target, 3);
+  UPDATE steep_repl.init_progress p SET job_id = v_job WHERE p.node = target;
+  RETURN v_job;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._start_merge_init(text, text, jsonb) IS
+  'Internal (start_init method merge): validates (22023, 42704, 42P01, 55000, 08001), records the init (method merge, options {merge: _merge_options, merge_as: the caller}) and queues init.merge.';
+
+-- For the sidecar: what init.merge needs besides init_plan.
+CREATE FUNCTION steep_repl.init_merge_plan(node text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.jsonb_build_object('options', p.options->'merge', 'as_role', p.options->>'merge_as',
+    'lag_threshold', p.options->'lag_threshold', 'stall_timeout', p.options->'stall_timeout',
+    'source_timeout', p.options->'source_timeout',
+    -- The reverse link: publication here, subscription on the source, slot here.
+    'reverse_publication', r.publication, 'reverse_subscription', r.subscription, 'reverse_slot', r.slot_name)
+  FROM steep_repl.init_progress p, steep_repl._init_names(p.source_node, p.node) r
+  WHERE p.node = init_merge_plan.node AND p.method = 'merge';
+$$;
+COMMENT ON FUNCTION steep_repl.init_merge_plan(text) IS
+  'Sidecar step of init.merge: the merge options, the role that asked, and the names of the reverse link (publication and slot here, subscription on the source); NULL unless node''s init is a merge.';
+
+-- PREPARING -> COPYING with the rows to move per table (tables: [{schema_name, table_name, rows}]).
+CREATE FUNCTION steep_repl.init_merge_copying(node text, tables jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_merge_copying.node FOR UPDATE;
+  IF v_state NOT IN ('preparing', 'copying') THEN
+    RAISE EXCEPTION 'the merge of node "%" is %, not preparing or copying', node, pg_catalog.upper(v_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE steep_repl.init_tables t SET source_rows = coalesce(x.rows, 0), rows_copied = 0,
+    fraction = CASE WHEN coalesce(x.rows, 0) = 0 THEN 1 ELSE 0 END,
+    sync_state = CASE WHEN coalesce(x.rows, 0) = 0 THEN 'synced' ELSE 'pending' END, started_at = NULL, finished_at = NULL
+  FROM steep_repl.init_tables t2
+  LEFT JOIN pg_catalog.jsonb_to_recordset(tables) AS x(schema_name text, table_name text, rows bigint)
+    ON x.schema_name = t2.schema_name AND x.table_name = t2.table_name
+  WHERE t.node = init_merge_copying.node AND t2.node = t.node AND t2.schema_name = t.schema_name AND t2.table_name = t.table_name;
+  UPDATE steep_repl.init_progress p SET rows_total = (SELECT coalesce(pg_catalog.sum(t.source_rows), 0) FROM steep_repl.init_tables t WHERE t.node = p.node),
+    rows_done = 0, bytes_done = 0, percent = 0,
+    tables_done = (SELECT pg_catalog.count(*) FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'synced'),
+    message = 'merge: moving rows', last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_merge_copying.node;
+  IF v_state = 'preparing' THEN
+    PERFORM steep_repl.transition(node, 'copying', 'merge: moving rows both ways');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_merge_copying(text, jsonb) IS
+  'Sidecar step of init.merge: records the rows to move per table ([{schema_name, table_name, rows}]), PREPARING -> COPYING.';
+
+-- Rows moved so far of one table (done: all of them), and the line the console and init status show.
+CREATE FUNCTION steep_repl.init_merge_moved(node text, schema_name text, table_name text, moved bigint, done boolean, message text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE steep_repl.init_tables t SET rows_copied = init_merge_moved.moved,
+    fraction = CASE WHEN done THEN 1 ELSE least(0.99, init_merge_moved.moved::numeric / NULLIF(t.source_rows, 0)) END,
+    sync_state = CASE WHEN done THEN 'synced' ELSE 'copying' END,
+    started_at = coalesce(t.started_at, pg_catalog.now()), finished_at = CASE WHEN done THEN pg_catalog.now() END
+  WHERE t.node = init_merge_moved.node AND t.schema_name = init_merge_moved.schema_name AND t.table_name = init_merge_moved.table_name;
+  UPDATE steep_repl.init_progress p SET
+    rows_done = (SELECT coalesce(pg_catalog.sum(t.rows_copied), 0) FROM steep_repl.init_tables t WHERE t.node = p.node),
+    tables_done = (SELECT pg_catalog.count(*) FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'synced'),
+    current_tables = CASE WHEN done THEN '{}' ELSE ARRAY[pg_catalog.format('%I.%I', init_merge_moved.schema_name, init_merge_moved.table_name)] END,
+    percent = greatest(p.percent, least(99.99, pg_catalog.round(100.0 * (SELECT coalesce(pg_catalog.sum(t.rows_copied), 0) FROM steep_repl.init_tables t WHERE t.node = p.node)
+                                            / NULLIF(p.rows_total, 0), 2))),
+    message = coalesce(init_merge_moved.message, p.message), last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_merge_moved.node;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_merge_moved(text, text, text, bigint, boolean, text) IS
+  'Sidecar step of init.merge: rows moved so far of one table (done: all), and the progress message.';
+
+CREATE FUNCTION steep_repl.init_merge_message(node text, message text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE steep_repl.init_progress p SET message = init_merge_message.message, updated_at = pg_catalog.now()
+  WHERE p.node = init_merge_message.node;
+$$;
+COMMENT ON FUNCTION steep_repl.init_merge_message(text, text) IS 'Sidecar step of init.merge: the progress message (freeze, subscribing).';
+
+-- A dry run is over: the plan is in merges / merge_audit_log, nothing moved; PREPARING -> UNINITIALIZED.
+CREATE FUNCTION steep_repl.init_merge_planned(node text, merge_id bigint, counts jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_state text;
+BEGIN
+  SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_merge_planned.node FOR UPDATE;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = init_merge_planned.node;
+  IF v_state <> 'uninitialized' THEN
+    PERFORM steep_repl.transition(node, 'uninitialized', pg_catalog.format('merge dry run %s planned; nothing moved', merge_id));
+  END IF;
+  INSERT INTO steep_repl.events (node, event, from_state, to_state, detail)
+  VALUES (node, 'init.merge_planned', v_state, 'uninitialized', pg_catalog.jsonb_build_object('merge_id', merge_id, 'tables', counts));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_merge_planned(text, bigint, jsonb) IS
+  'Sidecar step of init.merge: a dry run recorded its plan (merge_id, counts per table and direction in the event init.merge_planned); the node goes back to UNINITIALIZED.';
+
+-- The write freeze: LOCK every table in scope IN EXCLUSIVE MODE (reads go on, writes wait) for
+-- the rest of the caller's transaction; the caller sets lock_timeout.
+CREATE FUNCTION steep_repl._merge_lock(tables jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_list text;
+  n integer;
+BEGIN
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', x.schema, x."table"), ', ' ORDER BY x.schema, x."table"), pg_catalog.count(*)
+    INTO v_list, n FROM pg_catalog.jsonb_to_recordset(tables) AS x(schema text, "table" text);
+  IF v_list IS NULL THEN
+    RAISE EXCEPTION 'no tables to lock' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  EXECUTE 'LOCK TABLE ' || v_list || ' IN EXCLUSIVE MODE';
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_lock(jsonb) IS
+  'Sidecar step of init.merge (its write freeze): LOCK TABLE [{schema, table}] IN EXCLUSIVE MODE until the caller''s transaction ends; returns how many.';
+
+-- Called on the SOURCE of a merge by the target's sidecar once the source's subscription from
+-- the target exists: the source's own init, method merge, with the target as its init source,
+-- so its tick takes it COPYING -> CATCHING_UP -> SYNCHRONIZED like any init's.
+CREATE FUNCTION steep_repl.init_merge_link(peer text, subscription text, slot_name text, publication text,
+                                           tables jsonb, options jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_node steep_repl.nodes;
+  v_sub oid;
+BEGIN
+  SELECT * INTO v_node FROM steep_repl.nodes n WHERE n.is_local FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'this database has no local node' USING ERRCODE = 'undefined_object';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM steep_repl.nodes n WHERE n.name = peer) THEN
+    PERFORM steep_repl._unknown_node(peer);
+  END IF;
+  SELECT s.oid INTO v_sub FROM pg_catalog.pg_subscription s
+  WHERE s.subname = init_merge_link.subscription AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+  IF v_sub IS NULL THEN
+    RAISE EXCEPTION 'subscription % does not exist', subscription USING ERRCODE = 'undefined_object';
+  END IF;
+  IF v_node.init_state NOT IN ('uninitialized', 'failed') THEN
+    RAISE EXCEPTION 'node "%" is %: the merge cannot link it', v_node.name, pg_catalog.upper(v_node.init_state)
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  DELETE FROM steep_repl.init_progress p WHERE p.node = v_node.name;
+  INSERT INTO steep_repl.init_progress (node, source_node, method, options, publication, publication_created, subscription, slot_name,
+    subscription_oid, parallel_workers, lag_threshold_bytes, stall_timeout, source_timeout, tables_total, message)
+  VALUES (v_node.name, peer, 'merge', options, publication, true, subscription, slot_name, v_sub, 1,
+    coalesce((options->>'lag_threshold')::bigint, 1048576),
+    pg_catalog.make_interval(secs => coalesce((options->>'stall_timeout')::float8, 60)),
+    pg_catalog.make_interval(secs => coalesce((options->>'source_timeout')::float8, 60)),
+    pg_catalog.jsonb_array_length(tables), pg_catalog.format('merged with %s; subscribed from it', peer));
+  INSERT INTO steep_repl.init_tables (node, schema_name, table_name, relid, sync_state, fraction)
+  SELECT v_node.name, x.schema, x."table", pg_catalog.to_regclass(pg_catalog.format('%I.%I', x.schema, x."table"))::oid, 'synced', 1
+  FROM pg_catalog.jsonb_to_recordset(tables) AS x(schema text, "table" text);
+  UPDATE steep_repl.nodes n SET init_source_node = peer WHERE n.name = v_node.name;
+  PERFORM steep_repl.transition(v_node.name, 'preparing', pg_catalog.format('merge with %s: subscribed from it', peer));
+  PERFORM steep_repl.transition(v_node.name, 'copying', pg_catalog.format('merge with %s: rows merged on both nodes', peer));
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_merge_link(text, text, text, text, jsonb, jsonb) IS
+  'Sidecar step of init.merge, on the merge''s source: records its subscription from the target (peer) as its own init, method merge, so tick() takes it to SYNCHRONIZED and the console shows the link.';
+
+-- The merge's writes on a node carry the replication origin of that node's subscription from
+-- the other (created disabled before pass 1, its progress untouched until advanced to the
+-- slot's LSN): the other node's subscription (origin = none) does not send them back, and on 18 a
+-- later update of such a row by that subscription is no update_origin_differs conflict (the
+-- row's origin is the subscription's own). steep_repl_merge (_merge_origin_begin) would be one.
+CREATE FUNCTION steep_repl._merge_origin_as(subscription text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_origin text;
+BEGIN
+  SELECT 'pg_' || s.oid INTO v_origin FROM pg_catalog.pg_subscription s
+  WHERE s.subname = _merge_origin_as.subscription
+    AND s.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+  IF v_origin IS NULL THEN
+    RAISE EXCEPTION 'subscription % does not exist', subscription USING ERRCODE = 'undefined_object';
+  END IF;
+  IF pg_catalog.pg_replication_origin_session_is_setup() THEN
+    PERFORM pg_catalog.pg_replication_origin_session_reset();
+  END IF;
+  PERFORM pg_catalog.pg_replication_origin_session_setup(v_origin);
+  RETURN v_origin;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_origin_as(text) IS
+  'Sidecar step of init.merge: this session''s writes carry the replication origin of subscription (pg_<oid>) until _merge_origin_end; returns the origin''s name.';
+
+-- Audit rows of the freeze's re-check: a row moved again since pass 1 keeps one audit row (the
+-- primary key is per merge and key), now saying what the freeze did; the loser's image of pass 1
+-- is kept when the freeze has none.
+CREATE FUNCTION steep_repl._merge_audit_again(merge_id bigint, rows jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v_n bigint;
+BEGIN
+  INSERT INTO steep_repl.merge_audit_log AS a (merge_id, schema_name, table_name, key, category, resolution, tie, local_hash, peer_hash,
+                                               local_row, peer_row, local_committed_at, peer_committed_at)
+  SELECT _merge_audit_again.merge_id, x.schema_name, x.table_name, x.key, x.category, x.resolution, coalesce(x.tie, false),
+         x.local_hash, x.peer_hash, x.local_row, x.peer_row, x.local_committed_at, x.peer_committed_at
+  FROM pg_catalog.jsonb_to_recordset(rows) AS x(schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
+         local_hash bigint, peer_hash bigint, local_row jsonb, peer_row jsonb, local_committed_at timestamptz, peer_committed_at timestamptz)
+  ON CONFLICT (merge_id, schema_name, table_name, key) DO UPDATE SET category = EXCLUDED.category, resolution = EXCLUDED.resolution,
+    tie = EXCLUDED.tie, local_hash = EXCLUDED.local_hash, peer_hash = EXCLUDED.peer_hash,
+    local_row = coalesce(EXCLUDED.local_row, a.local_row), peer_row = coalesce(EXCLUDED.peer_row, a.peer_row),
+    local_committed_at = EXCLUDED.local_committed_at, peer_committed_at = EXCLUDED.peer_committed_at,
+    logged_at = pg_catalog.clock_timestamp();
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_audit_again(bigint, jsonb) IS
+  'Sidecar step of init.merge: audit rows of the write freeze''s re-check, replacing those of pass 1 for a row moved again; returns how many.';
+
+-- Of the rows of rel with the given primary keys, the keys (as _merge_plan prints them) of those
+-- whose version was committed after since by a transaction of another origin than origin (the
+-- merge's own writes carry it): the rows a user changed on this node since the merge began. The
+-- freeze's re-check gives a row changed on one side only to that side, whatever the strategy
+-- (the other side holds a copy pass 1 made, or the row as it was). NULL without
+-- track_commit_timestamp (the strategy then decides).
+CREATE FUNCTION steep_repl._merge_changed_since(rel regclass, keys jsonb, since timestamptz, origin text) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v text[];
+BEGIN
+  IF NOT pg_catalog.current_setting('track_commit_timestamp')::boolean THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE pg_catalog.format(
+    'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
+     FROM %s r CROSS JOIN LATERAL pg_catalog.pg_xact_commit_timestamp_origin(r.xmin) c
+     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset($1) AS k(%s))
+       AND c."timestamp" OPERATOR(pg_catalog.>) $2
+       AND c.roident IS DISTINCT FROM (SELECT o.roident FROM pg_catalog.pg_replication_origin o WHERE o.roname OPERATOR(pg_catalog.=) $3)',
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    rel,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)))
+    INTO v USING keys, since, origin;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_changed_since(regclass, jsonb, timestamptz, text) IS
+  'Sidecar step of init.merge (the freeze''s re-check): keys of the given rows of rel last committed after since by another origin than origin (a user''s change since the merge began); NULL without track_commit_timestamp.';
+
+REVOKE ALL ON FUNCTION
+  steep_repl._merge_init_keys(),
+  steep_repl._merge_peer_state(text, text),
+  steep_repl._start_merge_init(text, text, jsonb),
+  steep_repl.init_merge_plan(text),
+  steep_repl.init_merge_copying(text, jsonb),
+  steep_repl.init_merge_moved(text, text, text, bigint, boolean, text),
+  steep_repl.init_merge_message(text, text),
+  steep_repl.init_merge_planned(text, bigint, jsonb),
+  steep_repl._merge_lock(jsonb),
+  steep_repl.init_merge_link(text, text, text, text, jsonb, jsonb),
+  steep_repl._merge_origin_as(text),
+  steep_repl._merge_audit_again(bigint, jsonb),
+  steep_repl._merge_changed_since(regclass, jsonb, timestamptz, text)
+FROM PUBLIC;

@@ -113,10 +113,13 @@ BEGIN
     -- Generate on the source into a shared path, apply here, subscribe from the snapshot's LSN
     -- (the apply creates the tables, so it validates on its own: see 60_snapshot_user.sql).
     RETURN steep_repl._start_two_phase_init(target, source, options);
+  ELSIF method = 'merge' THEN
+    -- Both nodes hold data: union them, then subscribe each to the other (75_merge_init.sql).
+    RETURN steep_repl._start_merge_init(target, source, options);
   ELSIF method NOT IN ('snapshot', 'fast') THEN
     RAISE EXCEPTION 'unknown init method "%"', method
       USING ERRCODE = 'invalid_parameter_value',
-            HINT = '"snapshot" copies through the subscription (copy_data = true); "fast" copies in parallel block ranges inside the slot''s snapshot, indexes built after the load; "two_phase" generates a snapshot on the source and applies it here (option path).';
+            HINT = '"snapshot" copies through the subscription (copy_data = true); "fast" copies in parallel block ranges inside the slot''s snapshot, indexes built after the load; "two_phase" generates a snapshot on the source and applies it here (option path); "merge" joins two nodes that both hold data.';
   END IF;
   -- fast has one option of its own (split_threshold); every other is start_init's.
   v_fast := steep_repl._fast_options(method, options);
@@ -257,7 +260,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl.start_init(text, text, text, jsonb) IS
-  'Starts initializing the local node target from source: method snapshot (copy_data = true subscription), fast (parallel block-range COPY inside the slot''s exported snapshot, indexes after the load, then a subscription from the slot) or two_phase. Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start (init.fast) job id; watch steep_repl.init_progress.';
+  'Starts initializing the local node target from source: method snapshot (copy_data = true subscription), fast (parallel block-range COPY inside the slot''s exported snapshot, indexes after the load, then a subscription from the slot), two_phase, or merge (both nodes hold data: union with conflict resolution, then subscriptions both ways; job init.merge). Validates first (22023, 42704, 55000, 08001, 42P16, 42P01), creates nothing on error. Returns the init.start (init.fast) job id; watch steep_repl.init_progress.';
 
 CREATE FUNCTION steep_repl._has_rows(qualified_table text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

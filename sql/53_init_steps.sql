@@ -111,6 +111,8 @@ BEGIN
   v_list := ARRAY(SELECT DISTINCT x.t FROM (
     SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name) t
     FROM steep_repl.init_tables t WHERE t.node = init_cancelled.node
+      -- A merge's tables held the node's own data before it: never emptied.
+      AND NOT EXISTS (SELECT 1 FROM steep_repl.init_progress p WHERE p.node = t.node AND p.method = 'merge')
     UNION ALL
     SELECT pg_catalog.format('%I.%I', t.schema_name, t.table_name)
     FROM steep_repl.snapshot_apply_tables t
@@ -176,7 +178,7 @@ BEGIN
             HINT = 'Nothing is left to cancel: the node becomes SYNCHRONIZED once the apply lag is under the threshold.';
   END IF;
   -- The jobs that fill the node: an automatic init's start, a reinit, a two-phase init or an apply.
-  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
+  FOR r IN SELECT j.id FROM steep_repl.jobs j WHERE j.kind IN ('init.start', 'init.fast', 'init.merge', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND j.node = cancel_init.node
            AND j.state IN ('queued', 'running') LOOP
     PERFORM steep_repl.cancel_job(r.id);
   END LOOP;

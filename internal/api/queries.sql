@@ -109,7 +109,7 @@ WHERE slot_name = $1 OR ($2::oid IS NOT NULL AND slot_name LIKE 'pg\_' || $2::te
 SELECT pg_catalog.pg_drop_replication_slot($1);
 
 -- name: ActiveInitStartJobs
-SELECT count(*) FROM steep_repl.jobs WHERE kind IN ('init.start', 'init.fast', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND node = $1
+SELECT count(*) FROM steep_repl.jobs WHERE kind IN ('init.start', 'init.fast', 'init.merge', 'reinit.start', 'snapshot.init', 'snapshot.apply') AND node = $1
   AND state IN ('queued', 'running');
 
 -- name: StartReinit

@@ -88,6 +88,32 @@ const (
 	qListenJobs                            // queries.sql
 	qLocalForeignKeys                      // snapshot.sql
 	qLocalNode                             // snapshot.sql
+	qMergeApply                            // merge.sql
+	qMergeAudit                            // merge.sql
+	qMergeAuditAgain                       // merge.sql
+	qMergeBegin                            // merge.sql
+	qMergeChangedSince                     // merge.sql
+	qMergeClock                            // merge.sql
+	qMergeCopying                          // merge.sql
+	qMergeCreateSlot                       // merge.sql
+	qMergeCurrentXid                       // merge.sql
+	qMergeFinish                           // merge.sql
+	qMergeInitPlan                         // merge.sql
+	qMergeLink                             // merge.sql
+	qMergeLocalTimeouts                    // merge.sql
+	qMergeLock                             // merge.sql
+	qMergeMaxPrepared                      // merge.sql
+	qMergeMessage                          // merge.sql
+	qMergeMoved                            // merge.sql
+	qMergeOriginAs                         // merge.sql
+	qMergeOriginEnd                        // merge.sql
+	qMergePlan                             // merge.sql
+	qMergePlanAs                           // merge.sql
+	qMergePlanned                          // merge.sql
+	qMergePreparedXacts                    // merge.sql
+	qMergeRows                             // merge.sql
+	qMergeSessionTimeout                   // merge.sql
+	qMergeXactStatus                       // merge.sql
 	qNodeConninfo                          // snapshot.sql
 	qOriginAdvance                         // snapshot.sql
 	qPrepareInit                           // manual.sql
@@ -229,6 +255,32 @@ var queryNames = [...]string{
 	qListenJobs:               "ListenJobs",
 	qLocalForeignKeys:         "LocalForeignKeys",
 	qLocalNode:                "LocalNode",
+	qMergeApply:               "MergeApply",
+	qMergeAudit:               "MergeAudit",
+	qMergeAuditAgain:          "MergeAuditAgain",
+	qMergeBegin:               "MergeBegin",
+	qMergeChangedSince:        "MergeChangedSince",
+	qMergeClock:               "MergeClock",
+	qMergeCopying:             "MergeCopying",
+	qMergeCreateSlot:          "MergeCreateSlot",
+	qMergeCurrentXid:          "MergeCurrentXid",
+	qMergeFinish:              "MergeFinish",
+	qMergeInitPlan:            "MergeInitPlan",
+	qMergeLink:                "MergeLink",
+	qMergeLocalTimeouts:       "MergeLocalTimeouts",
+	qMergeLock:                "MergeLock",
+	qMergeMaxPrepared:         "MergeMaxPrepared",
+	qMergeMessage:             "MergeMessage",
+	qMergeMoved:               "MergeMoved",
+	qMergeOriginAs:            "MergeOriginAs",
+	qMergeOriginEnd:           "MergeOriginEnd",
+	qMergePlan:                "MergePlan",
+	qMergePlanAs:              "MergePlanAs",
+	qMergePlanned:             "MergePlanned",
+	qMergePreparedXacts:       "MergePreparedXacts",
+	qMergeRows:                "MergeRows",
+	qMergeSessionTimeout:      "MergeSessionTimeout",
+	qMergeXactStatus:          "MergeXactStatus",
 	qNodeConninfo:             "NodeConninfo",
 	qOriginAdvance:            "OriginAdvance",
 	qPrepareInit:              "PrepareInit",

@@ -52,6 +52,7 @@ func commands() []command {
 	cmds = append(cmds, snapshotCommands()...)
 	cmds = append(cmds, schemaCommands()...)
 	cmds = append(cmds, compareCommands()...)
+	cmds = append(cmds, mergeCommand())
 	return cmds
 }
 

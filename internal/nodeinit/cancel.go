@@ -79,6 +79,9 @@ func teardown(ctx context.Context, job *runner.Job, plan *api.InitPlan, detail m
 	if srcErr == nil {
 		defer src.Close(context.Background())
 	}
+	if err := cancelMerge(ctx, job, plan, src, detail, log); err != nil { // a merge's own links; nothing otherwise
+		return err
+	}
 	exists, err := api.SubscriptionExists(ctx, job.DB, plan.Subscription)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ func Handlers(cfg Config) map[string]runner.Handler {
 		"init.start":   func(ctx context.Context, job *runner.Job) (map[string]any, error) { return start(ctx, job, log) },
 		"init.cancel":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return cancel(ctx, job, log) },
 		"init.fast":    func(ctx context.Context, job *runner.Job) (map[string]any, error) { return fast(ctx, job, log) },
+		"init.merge":   func(ctx context.Context, job *runner.Job) (map[string]any, error) { return merge(ctx, job, log) },
 		"reinit.start": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return reinit(ctx, job, log) },
 		"init.verify":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return verify(ctx, job, log) },
 		"init.export": func(ctx context.Context, job *runner.Job) (map[string]any, error) {

@@ -19,7 +19,7 @@ func TestHandlersCoverEveryWayToBringANodeIn(t *testing.T) {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
-	if want := []string{"init.cancel", "init.export", "init.fast", "init.start", "init.verify", "reinit.start"}; !slices.Equal(kinds, want) {
+	if want := []string{"init.cancel", "init.export", "init.fast", "init.merge", "init.start", "init.verify", "reinit.start"}; !slices.Equal(kinds, want) {
 		t.Fatalf("kinds %v, want %v", kinds, want)
 	}
 }

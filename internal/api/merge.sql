@@ -1,0 +1,84 @@
+-- name: MergeInitPlan
+SELECT steep_repl.init_merge_plan($1)::text;
+
+-- name: MergePlanAs
+SELECT apply_order, schema_name, table_name, key::text, category, resolution, tie, local_hash, peer_hash,
+       local_committed_at, peer_committed_at
+FROM steep_repl._merge_plan($1, $2::jsonb, $3::regrole)
+ORDER BY apply_order, schema_name, table_name, key::text;
+
+-- name: MergePlan
+SELECT apply_order, schema_name, table_name, key::text, category, resolution, tie, local_hash, peer_hash,
+       local_committed_at, peer_committed_at
+FROM steep_repl.merge_plan($1, $2::jsonb)
+ORDER BY apply_order, schema_name, table_name, key::text;
+
+-- name: MergeRows
+SELECT steep_repl._merge_rows($1::regclass, $2::jsonb)::text;
+
+-- name: MergeApply
+SELECT steep_repl._merge_apply($1::regclass, $2::jsonb);
+
+-- name: MergeOriginEnd
+SELECT steep_repl._merge_origin_end();
+
+-- name: MergeBegin
+SELECT steep_repl._merge_begin($1, $2::jsonb, $3::regrole);
+
+-- name: MergeAudit
+SELECT steep_repl._merge_audit($1, $2::jsonb);
+
+-- name: MergeFinish
+SELECT steep_repl._merge_finish($1, $2, $3::jsonb);
+
+-- name: MergeCopying
+SELECT steep_repl.init_merge_copying($1, $2::jsonb);
+
+-- name: MergeMoved
+SELECT steep_repl.init_merge_moved($1, $2, $3, $4, $5, $6);
+
+-- name: MergeMessage
+SELECT steep_repl.init_merge_message($1, $2);
+
+-- name: MergePlanned
+SELECT steep_repl.init_merge_planned($1, $2, $3::jsonb);
+
+-- name: MergeLock
+SELECT steep_repl._merge_lock($1::jsonb);
+
+-- name: MergeLink
+SELECT steep_repl.init_merge_link($1, $2, $3, $4, $5::jsonb, $6::jsonb);
+
+-- name: MergeLocalTimeouts
+SELECT pg_catalog.set_config('lock_timeout', $1, true), pg_catalog.set_config('statement_timeout', $2, true);
+
+-- name: MergeSessionTimeout
+SELECT pg_catalog.set_config('statement_timeout', $1, false);
+
+-- name: MergeCreateSlot
+SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput');
+
+-- name: MergeMaxPrepared
+SELECT pg_catalog.current_setting('max_prepared_transactions')::int;
+
+-- name: MergePreparedXacts
+SELECT gid FROM pg_catalog.pg_prepared_xacts
+WHERE gid LIKE $1 || '%' AND database = pg_catalog.current_database() ORDER BY gid;
+
+-- name: MergeCurrentXid
+SELECT pg_catalog.pg_current_xact_id()::text;
+
+-- name: MergeXactStatus
+SELECT pg_catalog.pg_xact_status($1::xid8);
+
+-- name: MergeOriginAs
+SELECT steep_repl._merge_origin_as($1);
+
+-- name: MergeAuditAgain
+SELECT steep_repl._merge_audit_again($1, $2::jsonb);
+
+-- name: MergeChangedSince
+SELECT steep_repl._merge_changed_since($1::regclass, $2::jsonb, $3, $4);
+
+-- name: MergeClock
+SELECT pg_catalog.clock_timestamp();
