@@ -409,3 +409,37 @@ func TestMergeRollsBackBothNodesAndStopsOnManualConflicts(t *testing.T) {
 		t.Fatalf("refused options created something")
 	}
 }
+
+// cancel_init while pass 1 moves rows rolls it back on both nodes and drops what the merge made:
+// both nodes hold exactly their rows of before, no table emptied, no subscription, slot,
+// publication or prepared transaction left.
+func TestMergeCancelledWhileMovingLeavesBothNodesAsTheyWere(t *testing.T) {
+	t.Parallel()
+	p := mergePair(t)
+	// Enough rows in small batches that pass 1 is still moving when the cancel comes.
+	p.a.Exec(t, "", "INSERT INTO parent SELECT g, 'a ' || g FROM generate_series(100001, 200000) g")
+	before := [2]string{digest(t, p.a), digest(t, p.b)}
+	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source", "batch_rows": 100}')`)
+	p.b.WaitFor(t, time.Minute, "pass 1 moving rows", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT coalesce((SELECT rows_done FROM steep_repl.init_progress WHERE node = 'node_b'), 0)") >= 1000
+	})
+	if st := mergeNodeState(t, p.b, "node_b"); st != "copying" {
+		t.Fatalf("node_b is %s while pass 1 moves rows", st)
+	}
+	dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	waitMergeState(t, p.b, "node_b", "uninitialized", time.Minute)
+	if after := [2]string{digest(t, p.a), digest(t, p.b)}; after != before {
+		t.Fatalf("a cancelled merge changed rows")
+	}
+	for _, n := range []*harness.Node{p.a, p.b} {
+		for _, q := range []string{"SELECT count(*) FROM pg_subscription", "SELECT count(*) FROM pg_replication_slots",
+			"SELECT count(*) FROM pg_publication", "SELECT count(*) FROM pg_prepared_xacts", "SELECT count(*) FROM steep_repl.init_progress"} {
+			if c := harness.QueryOne[int64](t, n, "", q); c != 0 {
+				t.Errorf("%s after the cancel: %s = %d", n.Name, q, c)
+			}
+		}
+	}
+	if st := mergeNodeState(t, p.a, "node_a"); st != "uninitialized" {
+		t.Fatalf("node_a is %s after the cancel", st)
+	}
+}
