@@ -21,7 +21,7 @@ import (
 // commit available, the sidecar on node_b, and parent/child (a foreign key) holding overlapping
 // data: ids 1..200 identical, 201..220 conflicting, 221..260 only on node_a, 261..300 only on
 // node_b (children: the same categories, each referencing a parent of its own category).
-func mergePair(t *testing.T) *pair {
+func mergePair(t *testing.T, sidecarArgs ...string) *pair {
 	t.Helper()
 	opts := harness.DefaultOptions()
 	opts.Settings = maps.Clone(fastSupervisor)
@@ -44,7 +44,7 @@ func mergePair(t *testing.T) *pair {
 		INSERT INTO child SELECT g, g - 100, 'a ' || g FROM generate_series(301, 360) g`)
 	b.Exec(t, "", `INSERT INTO parent SELECT g, 'b ' || g FROM generate_series(201, 220) g UNION ALL SELECT g, 'b ' || g FROM generate_series(261, 300) g;
 		INSERT INTO child SELECT g, g - 100, 'b ' || g FROM generate_series(301, 320) g UNION ALL SELECT g, g - 100, 'b ' || g FROM generate_series(361, 400) g`)
-	return &pair{a: a, b: b, car: startSidecar(t, b, "sidecar_b")}
+	return &pair{a: a, b: b, car: startSidecar(t, b, "sidecar_b", sidecarArgs...)}
 }
 
 func mergeNodeState(t testing.TB, n *harness.Node, node string) string {
@@ -441,5 +441,28 @@ func TestMergeCancelledWhileMovingLeavesBothNodesAsTheyWere(t *testing.T) {
 	}
 	if st := mergeNodeState(t, p.a, "node_a"); st != "uninitialized" {
 		t.Fatalf("node_a is %s after the cancel", st)
+	}
+}
+
+// A sidecar killed while pass 1 moves rows: its transactions die with it; the job, retried by
+// another sidecar once the lease expired, starts over and completes the merge.
+func TestMergeRetriedAfterAKilledSidecarCompletes(t *testing.T) {
+	t.Parallel()
+	p := mergePair(t, "--lease", "3s")
+	p.a.Exec(t, "", "INSERT INTO parent SELECT g, 'a ' || g FROM generate_series(100001, 150000) g")
+	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source", "batch_rows": 100}')`)
+	p.b.WaitFor(t, time.Minute, "pass 1 moving rows", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT coalesce((SELECT rows_done FROM steep_repl.init_progress WHERE node = 'node_b'), 0)") >= 1000
+	})
+	p.car.kill()
+	startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
+	waitMergeState(t, p.b, "node_b", "synchronized", 3*time.Minute)
+	waitMergeState(t, p.a, "node_a", "synchronized", time.Minute)
+	p.waitEqual(t, 30*time.Second)
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.merges WHERE NOT dry_run"); n != 2 {
+		t.Fatalf("%d merges recorded, want 2 (the killed attempt and the retry)", n)
+	}
+	if n := dbaQuery[int64](t, p.b, "SELECT count(*) FROM steep_repl.merge_plan('node_a', '{\"strategy\": \"prefer-source\"}')"); n != 0 {
+		t.Fatalf("a plan after the retried merge has %d rows to move", n)
 	}
 }
