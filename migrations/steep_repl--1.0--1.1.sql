@@ -7201,3 +7201,28 @@ REVOKE ALL ON FUNCTION
   steep_repl._merge_audit_again(bigint, jsonb),
   steep_repl._merge_changed_since(regclass, jsonb, timestamptz, text)
 FROM PUBLIC;
+
+-- fast init (#14, engineer C): option copy_format (auto: binary COPY where both sides can read it).
+CREATE OR REPLACE FUNCTION steep_repl._fast_options(method text, options jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF method <> 'fast' OR pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    RETURN '{}';
+  END IF;
+  IF options ? 'copy_format' AND (pg_catalog.jsonb_typeof(options->'copy_format') <> 'string'
+                                   OR NOT options->>'copy_format' IN ('auto', 'binary', 'text')) THEN
+    RAISE EXCEPTION 'copy_format must be "auto", "binary" or "text", got %', options->'copy_format'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'auto (the default) copies in COPY''s binary format when both servers are of the same major and a table''s column types match, text otherwise; binary forces it.';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object('copy_format', coalesce(options->>'copy_format', 'auto'), 'split_threshold', steep_repl._int_option(options, 'split_threshold', 67108864, 8192,
+    1099511627776, 'split_threshold is the size in bytes above which a table is copied in block ranges of that size (default 64 MiB, at least 8192).'),
+    'maintenance_work_mem', steep_repl._fast_size_option(options, 'maintenance_work_mem', '256MB', 1024, 2147483647,
+      'maintenance_work_mem is the memory of each session that rebuilds indexes after the load, as for SET (default ''256MB'', 1MB to 2TB).'),
+    'max_parallel_maintenance_workers', steep_repl._int_option(options, 'max_parallel_maintenance_workers',
+      steep_repl._int_option(options, 'parallel', 4, 1, 16, 'parallel is the number of tables copied at once (default 4).') / 2, 0, 64,
+      'max_parallel_maintenance_workers is the helpers of each index build after the load (default half of parallel, 0 to 64).'));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._fast_options(text, jsonb) IS
+  'Internal: the options only method fast has (split_threshold 8192..1 TiB, maintenance_work_mem 1MB..2TB, max_parallel_maintenance_workers 0..64, copy_format auto | binary | text, else 22023), validated with their defaults; {} for the other methods.';

@@ -52,14 +52,21 @@ COMMENT ON FUNCTION steep_repl._fast_size_option(jsonb, text, text, bigint, bigi
 -- The fast init's own options: tables larger than split_threshold bytes are copied in block
 -- ranges of about that size, so one large table uses every worker; the sessions that rebuild
 -- indexes and constraints run with maintenance_work_mem and max_parallel_maintenance_workers
--- (default half of parallel: parallel sessions build at once, each with that many helpers).
+-- (default half of parallel: parallel sessions build at once, each with that many helpers);
+-- copy_format chooses COPY's format (auto: binary where both sides can read it).
 CREATE FUNCTION steep_repl._fast_options(method text, options jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF method <> 'fast' OR pg_catalog.jsonb_typeof(options) <> 'object' THEN
     RETURN '{}';
   END IF;
-  RETURN pg_catalog.jsonb_build_object('split_threshold', steep_repl._int_option(options, 'split_threshold', 67108864, 8192,
+  IF options ? 'copy_format' AND (pg_catalog.jsonb_typeof(options->'copy_format') <> 'string'
+                                   OR NOT options->>'copy_format' IN ('auto', 'binary', 'text')) THEN
+    RAISE EXCEPTION 'copy_format must be "auto", "binary" or "text", got %', options->'copy_format'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'auto (the default) copies in COPY''s binary format when both servers are of the same major and a table''s column types match, text otherwise; binary forces it.';
+  END IF;
+  RETURN pg_catalog.jsonb_build_object('copy_format', coalesce(options->>'copy_format', 'auto'), 'split_threshold', steep_repl._int_option(options, 'split_threshold', 67108864, 8192,
     1099511627776, 'split_threshold is the size in bytes above which a table is copied in block ranges of that size (default 64 MiB, at least 8192).'),
     'maintenance_work_mem', steep_repl._fast_size_option(options, 'maintenance_work_mem', '256MB', 1024, 2147483647,
       'maintenance_work_mem is the memory of each session that rebuilds indexes after the load, as for SET (default ''256MB'', 1MB to 2TB).'),
@@ -69,7 +76,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl._fast_options(text, jsonb) IS
-  'Internal: the options only method fast has (split_threshold 8192..1 TiB, maintenance_work_mem 1MB..2TB, max_parallel_maintenance_workers 0..64, else 22023), validated with their defaults; {} for the other methods.';
+  'Internal: the options only method fast has (split_threshold 8192..1 TiB, maintenance_work_mem 1MB..2TB, max_parallel_maintenance_workers 0..64, copy_format auto | binary | text, else 22023), validated with their defaults; {} for the other methods.';
 
 -- Empty what an attempt copied (as each table's owner) and reset the per-table progress: a new
 -- attempt has a new snapshot, so it starts over, and a failed one leaves nothing half-copied (its

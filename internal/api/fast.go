@@ -69,10 +69,70 @@ func FastSplitThreshold(ctx context.Context, db DB, node string) (int64, error) 
 	return scalar[int64](ctx, db, "fast init of "+node+": split_threshold", qFastSplitThreshold, node)
 }
 
-// FastTable is one table of a fast init as the target has it: its owner and the columns COPY fills.
+// FastTable is one table of a fast init as the target has it: its owner, the columns COPY
+// fills with their types (format_type), whether every one of those types has binary I/O, and
+// whether it is copied in COPY's binary format (decided against the source: BinaryCopy).
 type FastTable struct {
 	Schema, Name, Owner string
 	Columns             []string
+	Types               []string
+	BinaryIO            bool
+	Binary              bool
+}
+
+// SourceColumns is a table's columns on the source: name -> format_type, and whether every
+// type has binary I/O.
+type SourceColumns struct {
+	Schema, Name string
+	Columns      []string
+	Types        []string
+	BinaryIO     bool
+}
+
+// FastSourceColumns reads the column types of tables on the source.
+func FastSourceColumns(ctx context.Context, db DB, tables []FastTable) ([]SourceColumns, error) {
+	schemas, names := make([]string, len(tables)), make([]string, len(tables))
+	for i, t := range tables {
+		schemas[i], names[i] = t.Schema, t.Name
+	}
+	rows, err := db.Query(ctx, q(qFastSourceColumns), schemas, names)
+	if err != nil {
+		return nil, fmt.Errorf("column types on the source: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SourceColumns])
+	if err != nil {
+		return nil, fmt.Errorf("column types on the source: %w", err)
+	}
+	return out, nil
+}
+
+// BinaryCopy says whether t can be copied in COPY's binary format from a source whose columns
+// are src: binary data is only read back by the same types, so every column the target fills
+// must have the same type there, and every type binary I/O on both sides.
+func BinaryCopy(t FastTable, src SourceColumns) bool {
+	if !t.BinaryIO || !src.BinaryIO || len(t.Columns) != len(t.Types) || len(src.Columns) != len(src.Types) {
+		return false
+	}
+	types := make(map[string]string, len(src.Columns))
+	for i, c := range src.Columns {
+		types[c] = src.Types[i]
+	}
+	for i, c := range t.Columns {
+		if typ, ok := types[c]; !ok || typ != t.Types[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// FastCopyFormat is the copy_format option of node's fast init: auto, binary or text.
+func FastCopyFormat(ctx context.Context, db DB, node string) (string, error) {
+	return scalar[string](ctx, db, "fast init of "+node+": copy_format", qFastCopyFormat, node)
+}
+
+// ServerMajor is the major version of db's server (18 of 18.4).
+func ServerMajor(ctx context.Context, db DB) (int, error) {
+	return scalar[int](ctx, db, "server version", qFastServerMajor)
 }
 
 // FastTargetTables lists node's init tables with their owners and insertable columns.
@@ -119,10 +179,25 @@ func SetStatementTimeout(ctx context.Context, db DB, d time.Duration) error {
 }
 
 // CopyRangeOut streams the rows of schema.table whose ctid lies in blocks [from, to) (to < 0:
-// to the end) from db, inside the snapshot its transaction imported, as COPY text into w.
+// to the end) from db, inside the snapshot its transaction imported, as COPY text (binary
+// when t.Binary) into w.
 func CopyRangeOut(ctx context.Context, conn *pgx.Conn, w io.Writer, t FastTable, from, to int64) (int64, error) {
 	tag, err := conn.PgConn().CopyTo(ctx, w, copyRangeSQL(t, from, to))
 	return tag.RowsAffected(), err
+}
+
+// CopyRangeIn loads what CopyRangeOut streamed into t's columns.
+func CopyRangeIn(ctx context.Context, conn *pgx.Conn, r io.Reader, t FastTable) (int64, error) {
+	tag, err := conn.PgConn().CopyFrom(ctx, r, fmt.Sprintf("COPY %s (%s) FROM STDIN%s", Identifier(t.Schema, t.Name),
+		columnList(t.Columns), copyFormat(t)))
+	return tag.RowsAffected(), err
+}
+
+func copyFormat(t FastTable) string {
+	if t.Binary {
+		return " (FORMAT binary)"
+	}
+	return ""
 }
 
 func copyRangeSQL(t FastTable, from, to int64) string {
@@ -138,7 +213,7 @@ func copyRangeSQL(t FastTable, from, to int64) string {
 		}
 		where += fmt.Sprintf(" ctid OPERATOR(pg_catalog.<) '(%d,0)'::pg_catalog.tid", to)
 	}
-	return fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT", columnList(t.Columns), Identifier(t.Schema, t.Name), where)
+	return fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT%s", columnList(t.Columns), Identifier(t.Schema, t.Name), where, copyFormat(t))
 }
 
 // AsTableOwner makes the rest of tx run as owner, as a subscription's apply does: its triggers,

@@ -49,6 +49,7 @@ const (
 	qExportedSnapshot                      // manual.sql
 	qFastChunkDone                         // fast.sql
 	qFastChunkTimeout                      // fast.sql
+	qFastCopyFormat                        // fast.sql
 	qFastCopying                           // fast.sql
 	qFastDropObjects                       // fast.sql
 	qFastIndexSession                      // fast.sql
@@ -61,7 +62,9 @@ const (
 	qFastOriginSetup                       // fast.sql
 	qFastReset                             // fast.sql
 	qFastRestoreObject                     // fast.sql
+	qFastServerMajor                       // fast.sql
 	qFastSourceBlocks                      // fast.sql
+	qFastSourceColumns                     // fast.sql
 	qFastSplitThreshold                    // fast.sql
 	qFastTargetTables                      // fast.sql
 	qFindSnapshotByPath                    // snapshot.sql
@@ -216,6 +219,7 @@ var queryNames = [...]string{
 	qExportedSnapshot:         "ExportedSnapshot",
 	qFastChunkDone:            "FastChunkDone",
 	qFastChunkTimeout:         "FastChunkTimeout",
+	qFastCopyFormat:           "FastCopyFormat",
 	qFastCopying:              "FastCopying",
 	qFastDropObjects:          "FastDropObjects",
 	qFastIndexSession:         "FastIndexSession",
@@ -228,7 +232,9 @@ var queryNames = [...]string{
 	qFastOriginSetup:          "FastOriginSetup",
 	qFastReset:                "FastReset",
 	qFastRestoreObject:        "FastRestoreObject",
+	qFastServerMajor:          "FastServerMajor",
 	qFastSourceBlocks:         "FastSourceBlocks",
+	qFastSourceColumns:        "FastSourceColumns",
 	qFastSplitThreshold:       "FastSplitThreshold",
 	qFastTargetTables:         "FastTargetTables",
 	qFindSnapshotByPath:       "FindSnapshotByPath",

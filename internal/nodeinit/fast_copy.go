@@ -84,6 +84,9 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 	if err != nil {
 		return copied{}, err
 	}
+	if err := chooseCopyFormat(ctx, job.DB, src, plan, tables, log); err != nil {
+		return copied{}, err
+	}
 	sizes, err := api.FastSourceBlocks(ctx, src, tables)
 	if err != nil {
 		return copied{}, fmt.Errorf("on source node %s: %w", plan.Source, err)
@@ -122,6 +125,43 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 		return copied{}, err
 	}
 	return total, context.Cause(ctx)
+}
+
+// chooseCopyFormat sets each table's Binary by the copy_format option: text; binary; or auto,
+// binary where both servers are of the same major and the table's columns have the same types
+// with binary I/O on both sides (binary COPY skips parsing and printing every value).
+func chooseCopyFormat(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.InitPlan, tables []api.FastTable, log *slog.Logger) error {
+	format, err := api.FastCopyFormat(ctx, db, plan.Target)
+	if err != nil || format == "text" {
+		return err
+	}
+	srcMajor, err := api.ServerMajor(ctx, src)
+	if err != nil {
+		return fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	major, err := api.ServerMajor(ctx, db)
+	if err != nil {
+		return err
+	}
+	cols, err := api.FastSourceColumns(ctx, src, tables)
+	if err != nil {
+		return fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	bySrc := map[string]api.SourceColumns{}
+	for _, c := range cols {
+		bySrc[c.Schema+"."+c.Name] = c
+	}
+	var text []string
+	for i := range tables {
+		t := &tables[i]
+		t.Binary = format == "binary" || (srcMajor == major && api.BinaryCopy(*t, bySrc[t.Schema+"."+t.Name]))
+		if !t.Binary {
+			text = append(text, api.Identifier(t.Schema, t.Name))
+		}
+	}
+	log.Info("copy format chosen", "event", "init.fast_copy_format", "copy_format", format, "source_major", srcMajor,
+		"target_major", major, "binary_tables", len(tables)-len(text), "text_tables", text)
+	return nil
 }
 
 // copyWorker imports the snapshot on its own source session and copies chunks until there are none.
@@ -185,7 +225,7 @@ func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk, co
 		pw.CloseWithError(err)
 		outErr <- err
 	}()
-	rows, inErr := api.CopyIn(ctx, tx.Conn(), pr, c.Table.Schema, c.Table.Name, c.Table.Columns, 0, 0)
+	rows, inErr := api.CopyRangeIn(ctx, tx.Conn(), pr, c.Table)
 	pr.CloseWithError(fmt.Errorf("the target stopped reading"))
 	oErr := <-outErr
 	if inErr != nil { // first: a target that stopped reading makes the source's side fail too
