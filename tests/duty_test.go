@@ -25,9 +25,10 @@ func catchingUpFrom(t *testing.T, n *harness.Node, source string) {
 		SELECT 'node_a', $1, 'snapshot', '{}', 'sr_pub_node_a', $2::text, $2::text, s.oid, 1, 0, '1 hour', '1 hour'
 		FROM pg_subscription s WHERE s.subname = $2::text`, source, sub)
 	n.Exec(t, "", "UPDATE steep_repl.nodes SET init_source_node = $1 WHERE name = 'node_a'", source)
-	for _, s := range []string{"preparing", "copying", "catching_up"} {
-		n.Exec(t, "", "SELECT steep_repl.transition('node_a', $1, 'test')", s)
-	}
+	// One statement, so a tick cannot come between COPYING and CATCHING_UP (with no tables to
+	// copy it would move the node on itself).
+	n.Exec(t, "", `SELECT steep_repl.transition('node_a', s, 'test')
+		FROM unnest(ARRAY['preparing', 'copying', 'catching_up']) WITH ORDINALITY AS x(s, o) ORDER BY o`)
 }
 
 // expiredLeaseAndSlot queues a job whose lease expired at 2000-01-01 00:01 and records a
