@@ -319,7 +319,7 @@ func TestMergeDryRunIsWhatTheMergeMovesAndASecondPlanIsEmpty(t *testing.T) {
 	if len(planned) != 2*(20+40+40) {
 		t.Fatalf("dry run planned %d rows, want 200: %v", len(planned), planned)
 	}
-	out, errOut, code = runCLI(t, "merge", "node_b", "--from", "node_a", "--strategy", "prefer-target", "--follow", "--timeout", "3m", "--db", dbaURL(t, p.b))
+	out, errOut, code = runCLI(t, "merge", "node_b", "--from", "node_a", "--strategy", "prefer-target", "--verify", "--follow", "--timeout", "3m", "--db", dbaURL(t, p.b))
 	if code != 0 {
 		t.Fatalf("merge --follow exited %d:\n%s\n%s", code, out, errOut)
 	}
@@ -328,6 +328,13 @@ func TestMergeDryRunIsWhatTheMergeMovesAndASecondPlanIsEmpty(t *testing.T) {
 		t.Fatalf("the merge moved\n%v\nthe dry run planned\n%v", moved, planned)
 	}
 	p.waitEqual(t, 30*time.Second)
+	// "verify": true: init.verify compared every row with node_a once SYNCHRONIZED.
+	p.b.WaitFor(t, time.Minute, "init.verified", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.verified'") == 1
+	})
+	if d := harness.QueryOne[string](t, p.b, "", "SELECT detail->>'differences' FROM steep_repl.events WHERE event = 'init.verified'"); d != "0" {
+		t.Fatalf("init.verified after the merge: %s differences", d)
+	}
 	if n := dbaQuery[int64](t, p.b, "SELECT count(*) FROM steep_repl.merge_plan('node_a', '{\"strategy\": \"prefer-target\"}')"); n != 0 {
 		t.Fatalf("a plan after the merge has %d rows to move", n)
 	}

@@ -34,7 +34,7 @@ func (t tableStrategies) Set(s string) error {
 
 func mergeCommand() command {
 	var from, strategy, tables string
-	var dryRun, follow, asJSON, quiet, noColor bool
+	var dryRun, follow, asJSON, quiet, noColor, verify bool
 	var timeout time.Duration
 	perTable := tableStrategies{}
 	return command{
@@ -48,6 +48,7 @@ func mergeCommand() command {
 			fs.StringVar(&tables, "tables", "", "only these tables, comma-separated schema.table (default: every user table)")
 			fs.BoolVar(&dryRun, "dry-run", false, "print what would move per table and direction (merge_plan), change nothing, start no init")
 			fs.BoolVar(&asJSON, "json", false, "with --dry-run: print every row of the plan as a JSON array")
+			fs.BoolVar(&verify, "verify", false, "once SYNCHRONIZED, compare every row with the other node (steep_repl.verify; event init.verified)")
 			fs.BoolVar(&follow, "follow", false, "show progress until SYNCHRONIZED (exit 0), FAILED or cancelled (exit 1)")
 			fs.BoolVar(&quiet, "quiet", false, "print only the final result line (or the error)")
 			fs.BoolVar(&noColor, "no-color", false, "no ANSI colors (also off when NO_COLOR is set or stdout is not a terminal)")
@@ -67,6 +68,9 @@ func mergeCommand() command {
 			}
 			if len(perTable) > 0 {
 				opts["table_strategies"] = map[string]string(perTable)
+			}
+			if verify {
+				opts["verify"] = true
 			}
 			if list := splitList(tables); len(list) > 0 {
 				opts["tables"] = list
