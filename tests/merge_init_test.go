@@ -415,6 +415,27 @@ func TestMergeRollsBackBothNodesAndStopsOnManualConflicts(t *testing.T) {
 		harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.merges") != merges || mergeNodeState(t, p.b, "node_b") != "failed" {
 		t.Fatalf("refused options created something")
 	}
+
+	// A transaction on node_a that wrote to parent and stays open: the freeze's lock waits on it,
+	// times out (freeze_timeout 1 s) three times, and the merge fails saying so, without links.
+	hold, err := p.a.Pool(t, "").Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(context.Background())
+	if _, err := hold.Exec(context.Background(), "INSERT INTO parent VALUES (9000, 'held')"); err != nil {
+		t.Fatal(err)
+	}
+	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source", "freeze_timeout": 1}')`)
+	waitMergeState(t, p.b, "node_b", "failed", 2*time.Minute)
+	reason = harness.QueryOne[string](t, p.b, "", "SELECT last_error FROM steep_repl.nodes WHERE name = 'node_b'")
+	if !strings.Contains(reason, "write freeze timed out 3 times") {
+		t.Fatalf("freeze failure reason: %s", reason)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.merge_freeze_retry'"); n != 2 {
+		t.Fatalf("%d freeze retries recorded, want 2", n)
+	}
+	noLinks()
 }
 
 // cancel_init while pass 1 moves rows rolls it back on both nodes and drops what the merge made:
