@@ -121,9 +121,9 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = '"snapshot" copies through the subscription (copy_data = true); "fast" copies in parallel block ranges inside the slot''s snapshot, indexes built after the load; "two_phase" generates a snapshot on the source and applies it here (option path); "merge" joins two nodes that both hold data.';
   END IF;
-  -- fast has one option of its own (split_threshold); every other is start_init's.
+  -- fast has options of its own (_fast_options: split_threshold, copy_format, ...); every other is start_init's.
   v_fast := steep_repl._fast_options(method, options);
-  v_opts := steep_repl._init_options(CASE WHEN method = 'fast' THEN options - 'split_threshold' ELSE options END) || v_fast;
+  v_opts := steep_repl._init_options(options - ARRAY(SELECT pg_catalog.jsonb_object_keys(v_fast))) || v_fast;
   IF target = source THEN
     RAISE EXCEPTION 'target and source are the same node "%"', target
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Initialize a node from another node.';

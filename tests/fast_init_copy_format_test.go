@@ -9,7 +9,7 @@ import (
 )
 
 // copyFormatEvent is the sidecar's init.fast_copy_format event: how many tables go binary, and
-// which go as text.
+// which go as text (auto only).
 func copyFormatEvent(t testing.TB, s *sidecar) (binary int, text []any) {
 	t.Helper()
 	ev := s.events("init.fast_copy_format")
@@ -17,7 +17,7 @@ func copyFormatEvent(t testing.TB, s *sidecar) (binary int, text []any) {
 		t.Fatalf("%d init.fast_copy_format events, want 1", len(ev))
 	}
 	n, _ := ev[0]["binary_tables"].(float64)
-	text, _ = ev[0]["text_tables"].([]any)
+	text, _ = ev[0]["text"].([]any)
 	return int(n), text
 }
 

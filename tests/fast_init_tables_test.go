@@ -35,10 +35,13 @@ func TestFastInitCopiesAPartitionedTableAndRestoresItsPartitionedIndexes(t *test
 	if !strings.Contains(catalog, "meas_2024_v_idx") || !strings.Contains(catalog, "meas_v_at") {
 		t.Fatalf("the partitions' indexes are not in the catalog:\n%s", catalog)
 	}
-	p.startFastInit(t, `{"parallel": 2, "split_threshold": 65536}`)
+	p.startFastInit(t, `{"parallel": 2, "split_threshold": 65536, "copy_format": "text"}`)
 	p.waitState(t, "synchronized", 120*time.Second)
 	p.waitEqual(t, 60*time.Second)
 	assertCatalogRestored(t, p, catalog)
+	if binary, _ := copyFormatEvent(t, p.car); binary != 0 {
+		t.Fatalf("copy_format text copied %d tables in binary", binary)
+	}
 	if n := harness.QueryOne[int64](t, p.b, "", `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 		WHERE c.relname IN ('meas_v', 'meas_v_at', 'meas_pkey') AND c.relkind = 'I' AND i.indisvalid`); n != 3 {
 		t.Fatalf("%d of the 3 partitioned indexes of meas are valid after the init", n)
@@ -95,7 +98,7 @@ func TestFastInitCopiesAReplicaIdentityFullTableWithoutKeyUnderUpdatesAndDeletes
 		}
 	})
 	before := waitWrites(t, p.a, &writes, 50, "before the init starts")
-	p.startFastInit(t, `{"parallel": 2, "split_threshold": 65536}`)
+	p.startFastInit(t, `{"parallel": 2, "split_threshold": 65536, "maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 0}`)
 	p.waitState(t, "synchronized", 120*time.Second)
 	synced := writes.Load()
 	after := waitWrites(t, p.a, &writes, 50, "after the init") - synced
@@ -104,6 +107,9 @@ func TestFastInitCopiesAReplicaIdentityFullTableWithoutKeyUnderUpdatesAndDeletes
 	assertWritesInEveryPhase(t, before, synced-before, after)
 	p.waitEqual(t, 60*time.Second)
 	assertCatalogRestored(t, p, catalog)
+	if _, _, _, settings, _ := indexingRow(t, p); settings != "64MB 0" {
+		t.Fatalf("the indexes were rebuilt with %q, want the options' maintenance_work_mem 64MB and max_parallel_maintenance_workers 0", settings)
+	}
 	if chunks := harness.QueryOne[int64](t, p.b, "", "SELECT chunks_total FROM steep_repl.init_tables WHERE node = 'node_b' AND table_name = 'nokey'"); chunks < 2 {
 		t.Fatalf("nokey was copied in %d chunks, want it split", chunks)
 	}

@@ -132,8 +132,12 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 // with binary I/O on both sides (binary COPY skips parsing and printing every value).
 func chooseCopyFormat(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.InitPlan, tables []api.FastTable, log *slog.Logger) error {
 	format, err := api.FastCopyFormat(ctx, db, plan.Target)
-	if err != nil || format == "text" {
+	if err != nil {
 		return err
+	}
+	if format == "text" {
+		log.Info("copy format chosen", "event", "init.fast_copy_format", "copy_format", format, "binary_tables", 0, "text_tables", len(tables))
+		return nil
 	}
 	srcMajor, err := api.ServerMajor(ctx, src)
 	if err != nil {
@@ -160,7 +164,7 @@ func chooseCopyFormat(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.I
 		}
 	}
 	log.Info("copy format chosen", "event", "init.fast_copy_format", "copy_format", format, "source_major", srcMajor,
-		"target_major", major, "binary_tables", len(tables)-len(text), "text_tables", text)
+		"target_major", major, "binary_tables", len(tables)-len(text), "text_tables", len(text), "text", text)
 	return nil
 }
 
