@@ -490,6 +490,8 @@ func TestMergeRetriedAfterAKilledSidecarCompletes(t *testing.T) {
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.merges WHERE NOT dry_run"); n != 2 {
 		t.Fatalf("%d merges recorded, want 2 (the killed attempt and the retry)", n)
 	}
+	t.Logf("write freeze with %d rows per node: %.1f ms", harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM parent"),
+		harness.QueryOne[float64](t, p.b, "", "SELECT freeze_ms::float8 FROM steep_repl.merges WHERE merge_id = $1", lastMergeID(t, p.b, false)))
 	if n := dbaQuery[int64](t, p.b, "SELECT count(*) FROM steep_repl.merge_plan('node_a', '{\"strategy\": \"prefer-source\"}')"); n != 0 {
 		t.Fatalf("a plan after the retried merge has %d rows to move", n)
 	}
