@@ -14,13 +14,14 @@ GOFLAGS_TEST ?= -count=1 -timeout 18m -parallel 4
 EXT_MAKE_FLAGS := PG_CONFIG=$(PG_CONFIG_CACHED) with_llvm=no CC=gcc \
 	CFLAGS="-O2 -g -Wall -Wmissing-prototypes -Wpointer-arith -Wdeclaration-after-statement -Werror=vla -Wendif-labels -Wformat-security -fno-strict-aliasing -fwrapv"
 
-.PHONY: all setup install-ext build test test-go bench soak cluster cluster-down demo clean help
+.PHONY: all setup install-ext build test test-all test-go bench soak cluster cluster-down demo clean help
 
 all: build install-ext
 
 help:
 	@echo "make demo          two local nodes, a job enqueued in psql and run by a sidecar"
-	@echo "make test          every test against real PostgreSQL 18 and 17 clusters (PG_MAJORS=18 for one)"
+	@echo "make test          every test against real PostgreSQL 18 and 17 clusters (PG_MAJORS=18 for one); long scenarios on 18 only"
+	@echo "make test-all      make test with the long scenarios against every major too"
 	@echo "make bench         benchmarks (queue latency and throughput)"
 	@echo "make soak          the soak tests: write load, inits and snapshots, sidecar kills (STEEP_SOAK_MINUTES=20)"
 	@echo "make cluster       start node_a and node_b with a sidecar each (.steep/cluster.env)"
@@ -41,16 +42,24 @@ build:
 	$(GO) build -o bin/steep-console ./console
 
 # The whole suite runs against each supported server build (18 is the reference, then 17).
+# The long end-to-end scenarios (tests that call scenario(t): faults, console and CLI sessions
+# followed to the end, reinits under load) run against the first major only, which keeps make
+# test inside its time budget; make test-all runs them against every major.
 PG_MAJORS ?= 18 17
+SCENARIO_MAJORS ?= $(firstword $(PG_MAJORS))
 
 test: build
 	@scripts/test-deps.sh
 	$(GO) vet ./...
 	@for major in $(PG_MAJORS); do \
 		$(MAKE) --no-print-directory install-ext PG_MAJOR=$$major || exit 1; \
-		echo "== tests against PostgreSQL $$major"; \
-		STEEP_PG_HOME=$(CURDIR)/.cache/pg$$major $(GO) test $(GOFLAGS_TEST) ./... || exit 1; \
+		case " $(SCENARIO_MAJORS) " in *" $$major "*) scenarios=all;; *) scenarios=none;; esac; \
+		echo "== tests against PostgreSQL $$major (long scenarios: $$scenarios)"; \
+		STEEP_SCENARIOS=$$scenarios STEEP_PG_HOME=$(CURDIR)/.cache/pg$$major $(GO) test $(GOFLAGS_TEST) ./... || exit 1; \
 	done
+
+test-all:
+	@$(MAKE) --no-print-directory test SCENARIO_MAJORS="$(PG_MAJORS)"
 
 bench: install-ext build
 	@scripts/test-deps.sh

@@ -55,6 +55,7 @@ func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
 // escape sequences: nothing reaches the terminal raw, names are quoted as format('%I.%I'),
 // JSON stays valid and carries the real names, and exported DDL still creates the same tables.
 func TestCLIControlCharactersNeverReachTheTerminal(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	a, b := setupEmptyPair(t)
 	evilTable := ident("public", evilName)

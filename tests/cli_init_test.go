@@ -28,6 +28,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestCLIInitFollowPrintsProgressUntilSynchronized(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	out, errOut, code := runCLI(t, "init", "node_b", "--from", "node_a", "--db", dbaURL(t, p.b),
@@ -78,6 +79,7 @@ func TestCLIInitRefusalShowsTheSQLStateAndHint(t *testing.T) {
 }
 
 func TestCLIInitCancelWaitsForUninitialized(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 20000, 2*time.Millisecond)

@@ -58,6 +58,7 @@ var queuedRE = regexp.MustCompile(`snapshot (snap_\w+) of node_a queued into`)
 // generate_snapshot with SQLSTATE 22023, shown in the form, and nothing is recorded; a
 // directory beneath the root with lz4 queues the snapshot, which the sidecar completes.
 func TestConsoleGGeneratesASnapshotAndShowsTheServersRefusalOfABadDirectory(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	n, root := setupConsoleSnapshotNode(t)
 	ensureDBA(t, n)
@@ -138,6 +139,7 @@ func TestConsoleGAsARoleOutsideSteepReplAdminShowsTheServersRefusal(t *testing.T
 // running (its progress moves on, no cancel is requested), "y" cancels it through
 // cancel_job: the job and the snapshot end cancelled, its slot and publication dropped.
 func TestConsoleCCancelsARunningSnapshotOnlyAfterAYes(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	n, root := setupConsoleSnapshotNode(t)
 	id := dbaQuery[string](t, n, "SELECT steep_repl.generate_snapshot($1, $2)", filepath.Join(root, "slow"),

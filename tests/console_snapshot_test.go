@@ -15,6 +15,7 @@ import (
 // kB/s: some 20 s): node_a's row shows the SNAP marker, S lists the snapshot, Enter shows
 // its progress with a growing percent and then COMPLETE, and q exits with status 0.
 func TestConsoleShowsASnapshotBeingGenerated(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupSnapPair(t)
 	c := startConsole(t, "--db", p.a.ConnString(""))

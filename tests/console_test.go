@@ -12,6 +12,7 @@ import (
 // real pair during an init: COPYING with a growing percent, D lists the tables, C + y cancels
 // and UNINITIALIZED is drawn within 2 s of the state change, q exits with status 0.
 func TestConsoleShowsInitProgressDetailCancelAndQuits(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 20000, 2*time.Millisecond) // about 40 s of copying
@@ -86,6 +87,7 @@ func TestConsoleShowsInitProgressDetailCancelAndQuits(t *testing.T) {
 // node_b) runs: its row says UNREACHABLE, the console keeps running, and the row recovers
 // once node_a is back.
 func TestConsoleShowsAnUnreachableNodeAndItsRecovery(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	a, b := setupConsoleNodes(t)
 	c := startConsole(t, "--db", b.ConnString(""))

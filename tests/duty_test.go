@@ -151,6 +151,7 @@ func blackhole(t *testing.T) int {
 // the drift duty the duty timeout (10 s: failed, logged once, backed off); the other duties run
 // in the same tick, the next tick is quick, and the caller's statement timer is left as it was.
 func TestDutyBlackholePeerDoesNotHangTick(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	n := setupNodeWith(t, idleSupervisor)
 	port := blackhole(t)

@@ -28,6 +28,7 @@ func (p *pair) cancelAndWait(t *testing.T) {
 // Then FAILED (a table-sync error: a CHECK on the target refuses a source row): the cancel
 // removes the disabled subscription, its slot, the publication and the rows copied.
 func TestCancelWhilePreparingAndWhenFailedLeavesNothingAndANewInitEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.car.kill()
@@ -82,6 +83,7 @@ func TestCancelWhilePreparingAndWhenFailedLeavesNothingAndANewInitEndsEqual(t *t
 // source keeps writing). SYNCHRONIZED: cancel_init is refused with 55000 and a HINT, and changes
 // nothing (no job, no event, the subscription replicates on).
 func TestCancelWhileCatchingUpLeavesNothingAndWhenSynchronizedIsRefused(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := loadPair(t)
 	_, stop := p.catchingUpUnderLoad(t)

@@ -14,6 +14,7 @@ import (
 // COPYING needs no sidecar: the subscription copies and tick() moves the states, so an init
 // whose sidecar was SIGKILLed mid-copy reaches SYNCHRONIZED before any sidecar comes back.
 func TestSidecarKilledDuringAnAutomaticInitsCopyEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 3000, 2*time.Millisecond)
@@ -38,6 +39,7 @@ func TestSidecarKilledDuringAnAutomaticInitsCopyEndsEqual(t *testing.T) {
 // load; it restarts within source_timeout: the apply worker reconnects, the load's writes arrive,
 // SYNCHRONIZED, equal.
 func TestSourceCrashDuringCatchingUpReachesSynchronizedAndEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := loadPair(t)
 	// The apply worker tries its source again after 1 s instead of 5 (wal_retrieve_retry_interval).
@@ -78,6 +80,7 @@ func TestSourceCrashDuringCatchingUpReachesSynchronizedAndEqual(t *testing.T) {
 // The target stops without a checkpoint mid-copy: its table-sync worker's COPY is rolled back by
 // crash recovery and started again after the restart (a new table-sync slot), SYNCHRONIZED, equal.
 func TestTargetCrashDuringCopyingEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 3000, 2*time.Millisecond)
@@ -118,6 +121,7 @@ func TestTargetCrashDuringCatchingUpEndsEqual(t *testing.T) {
 // kill -9 of the supervisor backend mid-copy: the postmaster restarts every backend (the
 // table-sync and apply workers, the sidecar's sessions) and the init still completes, equal.
 func TestSupervisorKilledDuringCopyingTheInitStillCompletesEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 3000, 2*time.Millisecond)

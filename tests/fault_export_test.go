@@ -44,6 +44,7 @@ func importSnapshotErr(t *testing.T, a *harness.Node, snapshot string) error {
 // release_init_snapshot says it is not held); prepare_init_export again for the same slot replaces
 // it, and the dump, release and complete_init then end equal.
 func TestSidecarKilledDuringTheExportHoldSaysTheSnapshotIsLostAndARetryEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	a := manualSource(t)
 	b := harness.Start(t, harness.DefaultOptions())

@@ -68,6 +68,7 @@ func startSidecarWithFileLimit(t *testing.T, n *harness.Node, name string, bytes
 // and no partial file is left; delete_snapshot removes its directory, and a generation without
 // the limit into the same path succeeds, applied equal.
 func TestDiskFullWhileGeneratingFailsCleanlyAndARetryWithoutTheLimitSucceeds(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	a, b, root := rootedSnapPair(t)
 	full := startSidecarWithFileLimit(t, a, "sidecar_a_full", 40000, "--snapshot-root", root)

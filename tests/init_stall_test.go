@@ -9,6 +9,7 @@ import (
 )
 
 func TestStalledCopyRaisesAnEventWithoutFailingAndLargeTablesAreReported(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	// A SHARE lock on one target table blocks its table-sync worker (COPY needs ROW EXCLUSIVE)

@@ -47,6 +47,7 @@ func TestChinookInitReachesSynchronizedAndKeepsReplicating(t *testing.T) {
 }
 
 func TestCancelMidCopyRemovesEverythingAndAllowsANewInit(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 20000, 2*time.Millisecond) // about 40 s of copying
@@ -80,6 +81,7 @@ func TestCancelMidCopyRemovesEverythingAndAllowsANewInit(t *testing.T) {
 }
 
 func TestSourceCrashMidCopyFailsWithAReasonAndARetrySucceeds(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.addSlowTable(t, 20000, 2*time.Millisecond)

@@ -51,6 +51,7 @@ func retryEvents(t *testing.T, p *pair) int64 {
 // 60): the init.start job retries inside the same attempt, each retry an event and one log
 // line, and once the source answers again the init ends SYNCHRONIZED and equal.
 func TestInitSourceRefusingDuringPreparingIsRetriedAndEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p, proxy := setupProxiedPair(t, nil)
 	job := p.startInit(t, `{"source_timeout": 60}`)
@@ -87,6 +88,7 @@ func TestInitSourceRefusingDuringPreparingIsRetriedAndEndsEqual(t *testing.T) {
 // The source refuses for longer than a short source_timeout (5 s): FAILED with a reason that
 // names the source and the attempts; once it forwards again a new start_init ends equal.
 func TestInitSourceRefusingPastSourceTimeoutFailsWithTheAttemptsThenARetrySucceeds(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p, proxy := setupProxiedPair(t, nil)
 	job := p.startInit(t, `{"source_timeout": 5}`)
@@ -150,6 +152,7 @@ func TestInitPermanentFailureFailsAtOnceWithoutRetries(t *testing.T) {
 // heartbeat sees the request within 2 s; the backoff is by then 4-5 s): the job is cancelled and
 // the node UNINITIALIZED, though the source still refuses.
 func TestInitCancelInterruptsTheRetryWait(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p, proxy := setupProxiedPair(t, nil)
 	job := p.startInit(t, `{"source_timeout": 60}`)

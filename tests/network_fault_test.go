@@ -20,6 +20,7 @@ func subscriptionErrors(t *testing.T, p *pair) int64 {
 // which is the source's outage, not the init's failure; they reconnect once it forwards again
 // and the init ends SYNCHRONIZED and equal.
 func TestNetworkResetDuringCopyingEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p, proxy := setupProxiedPair(t, nil)
 	p.addSlowTable(t, 300, 10*time.Millisecond) // a copy of about 3 s
@@ -74,6 +75,7 @@ func reapLatencies(t *testing.T, n *harness.Node, d time.Duration) []time.Durati
 // unreachable instead of hanging, and once the network forwards again it reaches SYNCHRONIZED
 // and equal.
 func TestNetworkBlackholeDuringCatchingUpKeepsTickRhythmAndRecovers(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	// Status every second: once forwarding again the confirmed position (the lag) follows quickly.
 	p, proxy := setupProxiedPair(t, map[string]string{"wal_receiver_status_interval": "1s"})
@@ -132,6 +134,7 @@ func TestNetworkBlackholeDuringCatchingUpKeepsTickRhythmAndRecovers(t *testing.T
 // answers; they do not recur, so after the quiet period they are forgiven (init.errors_forgiven)
 // and the init ends SYNCHRONIZED and equal instead of FAILED.
 func TestNetworkBlipDuringCopyingIsForgivenAndEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p, proxy := setupProxiedPair(t, nil)
 	p.addSlowTable(t, 300, 10*time.Millisecond) // a copy of about 3 s

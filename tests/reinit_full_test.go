@@ -17,6 +17,7 @@ func subscriptionOID(t *testing.T, p *pair) int64 {
 }
 
 func TestReinitFullUnderLoadEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	oldSub := subscriptionOID(t, p)
@@ -59,6 +60,7 @@ func TestReinitFullUnderLoadEndsEqual(t *testing.T) {
 // until the tables match, listing the difference, and with schema_sync auto adds the column
 // here in the same call and copies the table again.
 func TestReinitAfterSchemaDriftWithSchemaSyncAuto(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	p.a.Exec(t, "", "ALTER TABLE sales.orders ADD COLUMN region text NOT NULL DEFAULT 'eu'")
@@ -88,6 +90,7 @@ func TestReinitAfterSchemaDriftWithSchemaSyncAuto(t *testing.T) {
 // A sidecar killed (SIGKILL) while the table-sync workers copy a full reinit: a restarted one
 // ends it, equal.
 func TestReinitFullSurvivesASidecarKilledMidCopy(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	corrupt(t, p)
@@ -110,6 +113,7 @@ func TestReinitFullSurvivesASidecarKilledMidCopy(t *testing.T) {
 // A reinit whose job fails (the source unreachable on its only attempt) is FAILED, its tables
 // named; start_reinit again retries it, ending equal.
 func TestReinitFailedThenRetriedEndsEqual(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	corrupt(t, p)

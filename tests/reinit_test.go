@@ -132,6 +132,7 @@ func reinitEvents(t *testing.T, p *pair) string {
 }
 
 func TestReinitOfACorruptedTableUnderLoadEndsEqualWhileOthersReplicate(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	corrupt(t, p)
@@ -244,6 +245,7 @@ func expectReinitError(t *testing.T, p *pair, scope, state, msg string) {
 }
 
 func TestReinitCancelledMidCopyIsDivergedThenRetried(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	corrupt(t, p)
@@ -280,6 +282,7 @@ func TestReinitCancelledMidCopyIsDivergedThenRetried(t *testing.T) {
 }
 
 func TestReinitCLIFollowsToSynchronizedAndReportsACancel(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := syncedPair(t)
 	corrupt(t, p)

@@ -76,6 +76,7 @@ func waitNodesEqual(t *testing.T, a, b *harness.Node, timeout time.Duration) {
 // snapshot again); the expiry and the deletion of the snapshot drop the snapshot's own slot
 // (the template) and leave the copies that subscribers stream from, and their publication.
 func TestSnapshotServesTwoTargetsFromItsLSNAndEachSlotCopyLivesAsLongAsItsTarget(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	s := setupSnapTrio(t)
 	const tables = 3

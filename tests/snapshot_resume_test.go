@@ -14,6 +14,7 @@ import (
 const slowRate = `"max_rate": 40000`
 
 func TestSnapshotResumesAfterTheSidecarIsKilledMidGenerateAndMidApply(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	a, b := setupEmptyPair(t)
 	harness.LoadChinook(t, a, "")

@@ -18,6 +18,7 @@ const sourceSessionsSQL = "SELECT sessions FROM pg_stat_database WHERE datname =
 // supervisor at its default naptime of 1 s, and counts the sessions tick() opens on the source
 // over that minute. The lag keeps being measured: lag_bytes is set and follows the writes.
 func TestTickCatchingUpLagOpensFewSourceConnections(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	opts := harness.DefaultOptions()
 	opts.Settings = map[string]string{"steep_repl.naptime": "1s", "log_connections": "on"}

@@ -297,6 +297,7 @@ func TestCLIVerifyAndAnalyzeOverlap(t *testing.T) {
 // the role that started it, and records the outcome as init.verified; a value that is not a
 // boolean is refused before anything is created.
 func TestInitWithVerifyRecordsTheVerificationAsAnEvent(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	ensureDBA(t, p.b)
