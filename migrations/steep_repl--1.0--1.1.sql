@@ -8215,3 +8215,121 @@ REVOKE ALL ON FUNCTION steep_repl._merge_table_name(text), steep_repl._merge_str
 FROM PUBLIC;
 REVOKE ALL ON SEQUENCE steep_repl.merges_merge_id_seq FROM PUBLIC;
 -- ---- end of the merge's SQL layer (engineer A)
+
+-- fast init (#14, engineer C): resume (sql/53c_fast_resume.sql): the plan of block ranges and the snapshot holder.
+CREATE TABLE steep_repl.init_fast_chunks (
+  node        text NOT NULL REFERENCES steep_repl.nodes (name) ON DELETE CASCADE,
+  schema_name text NOT NULL,
+  table_name  text NOT NULL,
+  from_block  bigint NOT NULL,
+  to_block    bigint NOT NULL,
+  of_chunks   integer NOT NULL,
+  bytes       bigint NOT NULL,
+  done        boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (node, schema_name, table_name, from_block)
+);
+GRANT SELECT ON steep_repl.init_fast_chunks TO steep_repl_admin;
+COMMENT ON TABLE steep_repl.init_fast_chunks IS
+  'The block ranges [from_block, to_block) (to_block -1: to the end) a fast init copies, planned once per snapshot; done when the range''s transaction committed on this node.';
+
+CREATE TABLE steep_repl.init_fast_holder (
+  node       text PRIMARY KEY REFERENCES steep_repl.nodes (name) ON DELETE CASCADE,
+  pid        integer NOT NULL,
+  slot_name  text NOT NULL,
+  snapshot   text NOT NULL,
+  lsn        pg_lsn NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+GRANT SELECT ON steep_repl.init_fast_holder TO steep_repl_admin;
+COMMENT ON TABLE steep_repl.init_fast_holder IS
+  'The process (pid, on the sidecar''s host) holding the replication connection of a fast init''s slot and its exported snapshot; it lets go once its row is gone or the init is no longer copying.';
+
+CREATE FUNCTION steep_repl.init_fast_plan(node text, chunks jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  DELETE FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_plan.node;
+  INSERT INTO steep_repl.init_fast_chunks (node, schema_name, table_name, from_block, to_block, of_chunks, bytes)
+  SELECT init_fast_plan.node, x.schema_name, x.table_name, x.from_block, x.to_block, x.of_chunks, x.bytes
+  FROM pg_catalog.jsonb_to_recordset(chunks) AS x(schema_name text, table_name text, from_block bigint, to_block bigint,
+                                                   of_chunks integer, bytes bigint);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_plan(text, jsonb) IS
+  'Sidecar step of init.fast: records the block ranges of this snapshot''s copy (a JSON array of {schema_name, table_name, from_block, to_block, of_chunks, bytes}), replacing an earlier plan; returns how many.';
+
+CREATE FUNCTION steep_repl.init_fast_range_done(node text, schema_name text, table_name text, from_block bigint) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE steep_repl.init_fast_chunks c SET done = true
+  WHERE c.node = init_fast_range_done.node AND c.schema_name = init_fast_range_done.schema_name
+    AND c.table_name = init_fast_range_done.table_name AND c.from_block = init_fast_range_done.from_block AND NOT c.done;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'block range %.% from % of node "%" is not planned or already copied', schema_name, table_name, from_block, node
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_range_done(text, text, text, bigint) IS
+  'Sidecar step of init.fast: the block range is copied (in the transaction that copied it); 55000 if it was not pending, so no range is loaded twice.';
+
+CREATE FUNCTION steep_repl.init_fast_holder_record(node text, pid integer, slot_name text, snapshot text, lsn pg_lsn) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  INSERT INTO steep_repl.init_fast_holder AS h (node, pid, slot_name, snapshot, lsn)
+  VALUES (init_fast_holder_record.node, init_fast_holder_record.pid, init_fast_holder_record.slot_name,
+          init_fast_holder_record.snapshot, init_fast_holder_record.lsn)
+  ON CONFLICT ON CONSTRAINT init_fast_holder_pkey DO UPDATE SET pid = excluded.pid, slot_name = excluded.slot_name,
+    snapshot = excluded.snapshot, lsn = excluded.lsn, started_at = pg_catalog.now();
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_holder_record(text, integer, text, text, pg_lsn) IS
+  'steep-repl hold-snapshot: records the holder of node''s fast init snapshot (its pid, the slot, the snapshot name and the slot''s consistent LSN).';
+
+CREATE FUNCTION steep_repl.init_fast_holder_wanted(node text, pid integer) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM steep_repl.init_fast_holder h JOIN steep_repl.nodes n ON n.name = h.node
+                 WHERE h.node = init_fast_holder_wanted.node AND h.pid = init_fast_holder_wanted.pid
+                   AND n.init_state IN ('preparing', 'copying'));
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer) IS
+  'steep-repl hold-snapshot: whether holder pid should keep node''s snapshot (its row is there and the init is still preparing or copying).';
+
+CREATE FUNCTION steep_repl.init_fast_holder_release(node text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_holder_release.node;
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_holder_release(text) IS
+  'Sidecar step of init.fast: the snapshot is no longer needed; its holder sees its row gone and exits.';
+
+CREATE OR REPLACE FUNCTION steep_repl.init_fast_reset(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes n WHERE n.name = init_fast_reset.node FOR UPDATE;
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
+           FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+           WHERE t.node = init_fast_reset.node AND (t.rows_copied > 0 OR t.chunks_done > 0)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+  END LOOP;
+  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
+    chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
+  WHERE t.node = init_fast_reset.node;
+  UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_reset.node;
+  -- The plan and the snapshot's holder belong to the attempt (sql/53c_fast_resume.sql).
+  DELETE FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_reset.node;
+  DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_reset.node;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
+  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner), resets the per-table progress and forgets the attempt''s plan and snapshot holder (a new attempt, or a failed one before its indexes and constraints are re-created).';
+REVOKE ALL ON FUNCTION steep_repl.init_fast_plan(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl.init_fast_range_done(text, text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl.init_fast_holder_record(text, integer, text, text, pg_lsn) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl.init_fast_holder_release(text) FROM PUBLIC;

@@ -99,10 +99,13 @@ BEGIN
   UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
     last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
   WHERE p.node = init_fast_reset.node;
+  -- The plan and the snapshot's holder belong to the attempt (sql/53c_fast_resume.sql).
+  DELETE FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_reset.node;
+  DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_reset.node;
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
-  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner) and resets the per-table progress (a new attempt, or a failed one before its indexes and constraints are re-created).';
+  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner), resets the per-table progress and forgets the attempt''s plan and snapshot holder (a new attempt, or a failed one before its indexes and constraints are re-created).';
 
 -- PREPARING -> COPYING (a retried job finds it COPYING already), with the tables emptied.
 CREATE FUNCTION steep_repl.init_fast_copying(node text) RETURNS void

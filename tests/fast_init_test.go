@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,12 +38,12 @@ func logEvents(t testing.TB, p *pair) {
 // fastInitLoadingSlow adds p.addSlowTable's table (rows x delay to load: its ENABLE ALWAYS
 // trigger fires in the fast COPY too) with a secondary index, starts a fast init and returns,
 // with the target's catalog from before, once indexes are dropped, chunks committed and slow loading.
-func (p *pair) fastInitLoadingSlow(t testing.TB, rows int, delay time.Duration) string {
+func (p *pair) fastInitLoadingSlow(t testing.TB, rows int, delay time.Duration, options string) string {
 	t.Helper()
 	p.addSlowTable(t, rows, delay)
 	p.b.Exec(t, "", "CREATE INDEX slow_payload ON slow (payload)")
 	catalog := targetCatalog(t, p)
-	p.startFastInit(t, `{"parallel": 2}`)
+	p.startFastInit(t, options)
 	p.b.WaitFor(t, 60*time.Second, "chunks committed and slow loading with the indexes dropped", func() bool {
 		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_objects") > 0 &&
 			harness.QueryOne[int64](t, p.b, "", "SELECT coalesce(sum(chunks_done), 0) FROM steep_repl.init_tables") > 0 &&
@@ -139,7 +140,7 @@ func TestFastInitUnderWriteLoadSplitsTablesAndEndsEqual(t *testing.T) {
 func TestFastInitCancelMidLoadRestoresIndexesAndLeavesNothing(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
-	catalog := p.fastInitLoadingSlow(t, 4000, 5*time.Millisecond)
+	catalog := p.fastInitLoadingSlow(t, 4000, 5*time.Millisecond, `{"parallel": 2}`)
 	if got := targetCatalog(t, p); got == catalog {
 		t.Fatal("nothing was dropped for the load")
 	}
@@ -186,16 +187,71 @@ func TestFastInitRefusesBadOptionsAndCreatesNothing(t *testing.T) {
 	}
 }
 
-// A sidecar killed mid-load takes the exported snapshot with it: the retried job (another
-// sidecar, once the lease expired) says so in an event, empties the tables, takes a new slot
-// and copies again; the node ends equal with its indexes and constraints as before.
-func TestFastInitSidecarKilledMidLoadStartsOverAndEndsEqual(t *testing.T) {
+// A sidecar killed mid-load leaves the exported snapshot with its holder (steep-repl
+// hold-snapshot, in its own session): the retried job (another sidecar, once the lease
+// expired) re-imports it and copies only the chunks not committed. The rows committed before
+// the kill are still the same row versions (not emptied and copied again), and the node ends
+// equal with its indexes and constraints as before.
+func TestFastInitSidecarKilledMidLoadResumesAtTheFirstChunkNotCopied(t *testing.T) {
 	t.Parallel()
 	p := setupPair(t)
 	p.car.kill()
 	p.car = startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
-	catalog := p.fastInitLoadingSlow(t, 2000, 3*time.Millisecond)
+	catalog := p.fastInitLoadingSlow(t, 4000, 3*time.Millisecond, `{"parallel": 2, "split_threshold": 16384}`)
+	p.b.WaitFor(t, 60*time.Second, "some chunks of slow committed, not all", func() bool {
+		return harness.QueryOne[bool](t, p.b, "", `SELECT chunks_done > 0 AND chunks_done < chunks_total - 2
+			FROM steep_repl.init_tables WHERE table_name = 'slow'`)
+	})
 	p.car.kill()
+	killedAt := harness.QueryOne[int64](t, p.b, "", "SELECT txid_current()")
+	kept := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM slow")
+	if kept == 0 {
+		t.Fatal("no row of slow committed before the kill")
+	}
+	p.removeSlowDown(t)
+	p.car = startSidecar(t, p.b, "sidecar_b3", "--lease", "3s")
+	p.waitState(t, "synchronized", 90*time.Second)
+	logEvents(t, p)
+	p.waitEqual(t, 60*time.Second)
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_resumed'"); n != 1 {
+		t.Fatalf("%d init.fast_resumed events, want 1", n)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 0 {
+		t.Fatalf("%d init.fast_restarted events, want none", n)
+	}
+	if old := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM slow WHERE xmin::text::bigint < $1", killedAt); old < kept {
+		t.Fatalf("%d rows of slow from before the kill are left, want the %d committed then: the copy started over", old, kept)
+	}
+	assertCatalogRestored(t, p, catalog)
+	assertHolderGone(t, p)
+	p.assertStatePath(t, "preparing copying catching_up synchronized")
+}
+
+// assertHolderGone waits for the snapshot holder to have let go: no row, no process, and only
+// the subscription's slot on the source.
+func assertHolderGone(t *testing.T, p *pair) {
+	t.Helper()
+	p.a.WaitFor(t, 30*time.Second, "the snapshot holder gone and one slot left", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.init_fast_holder") == 0 &&
+			harness.QueryOne[int64](t, p.a, "", "SELECT count(*) FROM pg_stat_replication WHERE application_name LIKE '%holder%'") == 0 &&
+			harness.QueryOne[int64](t, p.a, "", "SELECT count(*) FROM pg_replication_slots") == 1
+	})
+}
+
+// A sidecar killed mid-load together with its snapshot holder leaves no snapshot to resume
+// from: the retried job says so (init.fast_restarted), empties the tables, takes a new slot and
+// copies again; the node ends equal with its indexes and constraints as before.
+func TestFastInitSidecarKilledWithItsSnapshotHolderStartsOverAndEndsEqual(t *testing.T) {
+	t.Parallel()
+	p := setupPair(t)
+	p.car.kill()
+	p.car = startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
+	catalog := p.fastInitLoadingSlow(t, 2000, 3*time.Millisecond, `{"parallel": 2, "split_threshold": 16384}`)
+	pid := harness.QueryOne[int32](t, p.b, "", "SELECT pid FROM steep_repl.init_fast_holder")
+	p.car.kill()
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the snapshot holder %d: %v", pid, err)
+	}
 	p.removeSlowDown(t)
 	p.car = startSidecar(t, p.b, "sidecar_b3", "--lease", "3s")
 	p.waitState(t, "synchronized", 90*time.Second)
@@ -204,10 +260,11 @@ func TestFastInitSidecarKilledMidLoadStartsOverAndEndsEqual(t *testing.T) {
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 1 {
 		t.Fatalf("%d init.fast_restarted events, want 1", n)
 	}
-	assertCatalogRestored(t, p, catalog)
-	if n := harness.QueryOne[int64](t, p.a, "", "SELECT count(*) FROM pg_replication_slots"); n != 1 {
-		t.Fatalf("%d slots on the source, want the subscription's one", n)
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_resumed'"); n != 0 {
+		t.Fatalf("%d init.fast_resumed events, want none", n)
 	}
+	assertCatalogRestored(t, p, catalog)
+	assertHolderGone(t, p)
 	p.assertStatePath(t, "preparing copying catching_up synchronized")
 }
 

@@ -52,6 +52,10 @@ const (
 	qFastCopyFormat                        // fast.sql
 	qFastCopying                           // fast.sql
 	qFastDropObjects                       // fast.sql
+	qFastHolder                            // fast_resume.sql
+	qFastHolderRecord                      // fast_resume.sql
+	qFastHolderRelease                     // fast_resume.sql
+	qFastHolderWanted                      // fast_resume.sql
 	qFastIndexSession                      // fast.sql
 	qFastIndexSessionReset                 // fast.sql
 	qFastIndexSettings                     // fast.sql
@@ -60,6 +64,10 @@ const (
 	qFastObjects                           // fast.sql
 	qFastOriginReset                       // fast.sql
 	qFastOriginSetup                       // fast.sql
+	qFastPendingRanges                     // fast_resume.sql
+	qFastPlan                              // fast_resume.sql
+	qFastPlanned                           // fast_resume.sql
+	qFastRangeDone                         // fast_resume.sql
 	qFastReset                             // fast.sql
 	qFastRestoreObject                     // fast.sql
 	qFastServerMajor                       // fast.sql
@@ -222,6 +230,10 @@ var queryNames = [...]string{
 	qFastCopyFormat:           "FastCopyFormat",
 	qFastCopying:              "FastCopying",
 	qFastDropObjects:          "FastDropObjects",
+	qFastHolder:               "FastHolder",
+	qFastHolderRecord:         "FastHolderRecord",
+	qFastHolderRelease:        "FastHolderRelease",
+	qFastHolderWanted:         "FastHolderWanted",
 	qFastIndexSession:         "FastIndexSession",
 	qFastIndexSessionReset:    "FastIndexSessionReset",
 	qFastIndexSettings:        "FastIndexSettings",
@@ -230,6 +242,10 @@ var queryNames = [...]string{
 	qFastObjects:              "FastObjects",
 	qFastOriginReset:          "FastOriginReset",
 	qFastOriginSetup:          "FastOriginSetup",
+	qFastPendingRanges:        "FastPendingRanges",
+	qFastPlan:                 "FastPlan",
+	qFastPlanned:              "FastPlanned",
+	qFastRangeDone:            "FastRangeDone",
 	qFastReset:                "FastReset",
 	qFastRestoreObject:        "FastRestoreObject",
 	qFastServerMajor:          "FastServerMajor",

@@ -53,6 +53,7 @@ func commands() []command {
 	cmds = append(cmds, schemaCommands()...)
 	cmds = append(cmds, compareCommands()...)
 	cmds = append(cmds, mergeCommand())
+	cmds = append(cmds, holdSnapshotCommand())
 	return cmds
 }
 

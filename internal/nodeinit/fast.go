@@ -7,8 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/steepdb/steep_repl/internal/api"
-	"github.com/steepdb/steep_repl/internal/dbconn"
 	"github.com/steepdb/steep_repl/internal/runner"
 )
 
@@ -40,9 +41,11 @@ func restoreAfterFailure(ctx context.Context, job *runner.Job, plan *api.InitPla
 	}
 }
 
-// fastAttempt is one attempt: leftovers dropped, tables emptied and stripped of their indexes,
-// the publication, the slot with its exported snapshot, the parallel copy, the indexes back, the
-// subscription from the slot's LSN.
+// fastAttempt is one attempt: a resumed copy of what is missing when the previous attempt's
+// snapshot holder lives; else leftovers dropped, tables emptied and stripped of their indexes,
+// the publication, the slot with its exported snapshot (held by steep-repl hold-snapshot), the
+// subscription created disabled. Then the parallel copy, the indexes back, the subscription
+// enabled from the slot's LSN.
 func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
 	started := time.Now()
 	src, err := connectSource(ctx, plan.Source, plan.SourceConninfo)
@@ -50,49 +53,26 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 		return nil, err
 	}
 	defer src.Close(context.Background())
-	if err := dropLeftovers(ctx, job.DB, src, plan, log); err != nil {
-		return nil, err
-	}
-	if plan.Phase == api.StateCopying {
-		// An earlier attempt (a killed sidecar, a lost source session) was copying: its exported
-		// snapshot died with its session, so what it copied is emptied and the copy starts over.
-		log.Warn("the previous attempt's snapshot is gone: starting over", "event", "init.fast_restarted")
-		if err := api.RecordEvent(ctx, job.DB, plan.Target, "init.fast_restarted", map[string]any{"job": job.ID, "attempt": job.Attempt,
-			"reason": "the exported snapshot of the previous attempt is gone with its session: tables emptied, new slot"}); err != nil {
-			return nil, err
-		}
-	}
-	if err := api.FastCopying(ctx, job.DB, plan.Target); err != nil {
-		return nil, err
-	}
-	dropped, err := api.FastDropObjects(ctx, job.DB, plan.Target)
+	sub := api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo, Publication: plan.Publication, Slot: plan.SlotName}
+	holder, origin, resumed, err := resumeCopy(ctx, job, plan, src, sub, log)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("indexes and constraints dropped for the load", "event", "init.fast_objects_dropped", "objects", dropped)
+	if !resumed {
+		if holder, origin, err = freshCopy(ctx, job, plan, src, sub, log); err != nil {
+			return nil, err
+		}
+	}
 	created, err := EnsurePublication(ctx, src, plan.Publication, plan.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
 	pubCreated := created || plan.PublicationCreated
-	cfg, err := dbconn.PeerConfig(plan.SourceConninfo, "steep-repl fast init slot")
+	copied, err := copyAll(ctx, job, plan, src, holder.Snapshot, origin, log)
 	if err != nil {
-		return nil, fmt.Errorf("source node %s: %w", plan.Source, err)
+		return nil, err // the holder keeps the snapshot: a retried attempt resumes
 	}
-	slot, err := CreateExportedSlot(ctx, &cfg.Config, plan.SlotName, "steep-repl fast init slot", false)
-	if err != nil {
-		return nil, fmt.Errorf("on source node %s: %w", plan.Source, dbconn.RedactError(err, plan.SourceConninfo))
-	}
-	log.Info("slot created; snapshot exported", "event", "init.fast_slot_created", "slot", plan.SlotName, "lsn", slot.LSN)
-	sub := api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo, Publication: plan.Publication, Slot: plan.SlotName}
-	origin, err := createDisabledSubscription(ctx, job.DB, sub, log)
-	if err != nil {
-		slot.Conn.Close(context.Background())
-		return nil, err
-	}
-	copied, err := copyAll(ctx, job, plan, src, slot.Snapshot, origin, log)
-	slot.Conn.Close(context.Background()) // the snapshot is no longer needed
-	if err != nil {
+	if err := api.FastHolderRelease(ctx, job.DB, plan.Target); err != nil { // the snapshot is no longer needed
 		return nil, err
 	}
 	n, err := indexStep(ctx, job, plan, log)
@@ -101,7 +81,7 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	}
 	// The subscription exists, disabled: its origin, which the copied rows carry but whose
 	// progress they did not move, goes to the slot's consistent point, then it is enabled.
-	err = subscribeAt(ctx, job.DB, sub, slot.LSN, "init.fast", nil, log)
+	err = subscribeAt(ctx, job.DB, sub, holder.LSN, "init.fast", nil, log)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +91,77 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	}
 	log.Info("fast init copied; catching up", "event", "init.fast_copied", "rows", copied.rows, "bytes", copied.bytes,
 		"chunks", copied.chunks, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
-	return map[string]any{"subscription": plan.Subscription, "lsn": slot.LSN, "rows": copied.rows, "bytes": copied.bytes,
+	return map[string]any{"subscription": plan.Subscription, "lsn": holder.LSN, "resumed": resumed, "rows": copied.rows, "bytes": copied.bytes,
 		"chunks": copied.chunks, "indexes_restored": n}, nil
+}
+
+// resumeCopy decides whether an attempt that finds the init COPYING resumes: the previous
+// attempt's snapshot holder is alive with an importable snapshot, and its plan and disabled
+// subscription are there. Otherwise it releases a holder that is of no use and records
+// init.fast_restarted; the caller starts over.
+func resumeCopy(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, sub api.Subscription,
+	log *slog.Logger) (holder api.SnapshotHolder, origin string, resumed bool, err error) {
+	if plan.Phase != api.StateCopying {
+		return holder, "", false, nil
+	}
+	holder, ok, err := api.FastHolder(ctx, job.DB, plan.Target)
+	if err != nil {
+		return holder, "", false, err
+	}
+	oid, enabled, err := api.SubscriptionState(ctx, job.DB, sub.Name)
+	if err != nil {
+		return holder, "", false, err
+	}
+	planned, err := api.FastPlanned(ctx, job.DB, plan.Target)
+	if err != nil {
+		return holder, "", false, err
+	}
+	if ok && oid != 0 && !enabled && planned && holderAlive(ctx, src, holder) {
+		log.Info("the previous attempt's snapshot is held: resuming at the first chunk not copied", "event", "init.fast_resumed",
+			"pid", holder.PID, "snapshot", holder.Snapshot)
+		err := api.RecordEvent(ctx, job.DB, plan.Target, "init.fast_resumed", map[string]any{"job": job.ID, "attempt": job.Attempt,
+			"holder_pid": holder.PID, "reason": "the snapshot holder of the previous attempt lives: copying the chunks not committed"})
+		return holder, fmt.Sprintf("pg_%d", oid), err == nil, err
+	}
+	if ok {
+		if err := api.FastHolderRelease(ctx, job.DB, plan.Target); err != nil { // it exits, freeing the slot
+			return holder, "", false, err
+		}
+	}
+	// The snapshot is gone (its holder died or was never started): what was copied is emptied
+	// and the copy starts over.
+	log.Warn("the previous attempt's snapshot is gone: starting over", "event", "init.fast_restarted")
+	err = api.RecordEvent(ctx, job.DB, plan.Target, "init.fast_restarted", map[string]any{"job": job.ID, "attempt": job.Attempt,
+		"reason": "the exported snapshot of the previous attempt is gone with its holder: tables emptied, new slot"})
+	return api.SnapshotHolder{}, "", false, err
+}
+
+// freshCopy sets up a copy from scratch: leftovers of an earlier attempt dropped, the tables
+// emptied and stripped of their indexes and constraints, the publication, the slot and its
+// snapshot (held by a new holder), the subscription created disabled.
+func freshCopy(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, sub api.Subscription,
+	log *slog.Logger) (api.SnapshotHolder, string, error) {
+	if err := dropLeftovers(ctx, job.DB, src, plan, log); err != nil {
+		return api.SnapshotHolder{}, "", err
+	}
+	if err := api.FastCopying(ctx, job.DB, plan.Target); err != nil {
+		return api.SnapshotHolder{}, "", err
+	}
+	dropped, err := api.FastDropObjects(ctx, job.DB, plan.Target)
+	if err != nil {
+		return api.SnapshotHolder{}, "", err
+	}
+	log.Info("indexes and constraints dropped for the load", "event", "init.fast_objects_dropped", "objects", dropped)
+	if _, err := EnsurePublication(ctx, src, plan.Publication, plan.Tables); err != nil {
+		return api.SnapshotHolder{}, "", fmt.Errorf("on source node %s: %w", plan.Source, err)
+	}
+	holder, err := startHolder(ctx, job.DB, plan, log)
+	if err != nil {
+		return holder, "", err
+	}
+	log.Info("slot created; snapshot exported", "event", "init.fast_slot_created", "slot", plan.SlotName, "lsn", holder.LSN)
+	origin, err := createDisabledSubscription(ctx, job.DB, sub, log)
+	return holder, origin, err
 }
 
 // indexStep is the indexing step: what was dropped for the load is re-created, its progress

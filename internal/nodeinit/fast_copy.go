@@ -70,8 +70,9 @@ type copied struct {
 	chunks      int
 }
 
-// copyAll copies every chunk of the plan's tables with plan.Parallel workers, each inside the
-// exported snapshot, each chunk committed with its progress row under replication origin origin.
+// copyAll copies every chunk of the plan's tables not copied yet with plan.Parallel workers,
+// each inside the exported snapshot, each chunk committed with its progress row under
+// replication origin origin.
 func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, snap, origin string, log *slog.Logger) (copied, error) {
 	tables, err := api.FastTargetTables(ctx, job.DB, plan.Target)
 	if err != nil {
@@ -87,15 +88,10 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 	if err := chooseCopyFormat(ctx, job.DB, src, plan, tables, log); err != nil {
 		return copied{}, err
 	}
-	sizes, err := api.FastSourceBlocks(ctx, src, tables)
+	chunks, err := pendingChunks(ctx, job.DB, src, plan, tables, threshold, log)
 	if err != nil {
-		return copied{}, fmt.Errorf("on source node %s: %w", plan.Source, err)
+		return copied{}, err
 	}
-	chunks, err := planChunks(tables, sizes, threshold)
-	if err != nil {
-		return copied{}, fmt.Errorf("on source node %s: %w", plan.Source, err)
-	}
-	log.Info("copy planned", "event", "init.fast_planned", "tables", len(tables), "chunks", len(chunks), "split_threshold", threshold)
 	work := make(chan chunk)
 	commits := &originCommits{origin: origin}
 	var total copied
@@ -125,6 +121,54 @@ func copyAll(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.
 		return copied{}, err
 	}
 	return total, context.Cause(ctx)
+}
+
+// pendingChunks returns the chunks still to copy: on the snapshot's first attempt it plans them
+// and records the plan; a resumed attempt reads what the plan has not marked done.
+func pendingChunks(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.InitPlan, tables []api.FastTable,
+	threshold int64, log *slog.Logger) ([]chunk, error) {
+	planned, err := api.FastPlanned(ctx, db, plan.Target)
+	if err != nil {
+		return nil, err
+	}
+	if !planned {
+		sizes, err := api.FastSourceBlocks(ctx, src, tables)
+		if err != nil {
+			return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
+		}
+		chunks, err := planChunks(tables, sizes, threshold)
+		if err != nil {
+			return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
+		}
+		ranges := make([]api.FastRange, len(chunks))
+		for i, c := range chunks {
+			ranges[i] = api.FastRange{Schema: c.Table.Schema, Table: c.Table.Name, From: c.From, To: c.To, Of: c.Of, Bytes: c.Bytes}
+		}
+		if err := api.FastPlan(ctx, db, plan.Target, ranges); err != nil {
+			return nil, err
+		}
+		log.Info("copy planned", "event", "init.fast_planned", "tables", len(tables), "chunks", len(chunks), "split_threshold", threshold)
+	}
+	ranges, err := api.FastPendingRanges(ctx, db, plan.Target)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]api.FastTable{}
+	for _, t := range tables {
+		byName[t.Schema+"."+t.Name] = t
+	}
+	out := make([]chunk, 0, len(ranges))
+	for _, r := range ranges {
+		t, ok := byName[r.Schema+"."+r.Table]
+		if !ok {
+			return nil, fmt.Errorf("planned table %s is not in the init", api.Identifier(r.Schema, r.Table))
+		}
+		out = append(out, chunk{Table: t, From: r.From, To: r.To, Bytes: r.Bytes, Of: r.Of})
+	}
+	if planned {
+		log.Info("resuming the copy", "event", "init.fast_pending", "chunks", len(out))
+	}
+	return out, nil
 }
 
 // chooseCopyFormat sets each table's Binary by the copy_format option: text; binary; or auto,
@@ -242,6 +286,9 @@ func copyChunk(ctx context.Context, src, dst *pgx.Conn, node string, c chunk, co
 		return 0, 0, err
 	}
 	if err := api.FastChunkDone(ctx, tx, node, c.Table.Schema, c.Table.Name, rows, n.Load(), c.Of); err != nil {
+		return 0, 0, err
+	}
+	if err := api.FastRangeDone(ctx, tx, node, c.Table.Schema, c.Table.Name, c.From); err != nil {
 		return 0, 0, err
 	}
 	if err := commits.commit(ctx, tx); err != nil {
