@@ -140,4 +140,9 @@ func TestMergeApplyReportsEveryUniqueCollisionAtOnceAndWritesNothing(t *testing.
 	if got != "1 a@x B1 c1, 2 z@x B2 , 3 c@x B3 c3" {
 		t.Errorf("people after the apply: %s", got)
 	}
+	// An identity ALWAYS column outside the primary key cannot be set by an update: refused up front.
+	b.Exec(t, "", "CREATE TABLE numbered (id int PRIMARY KEY, seq int GENERATED ALWAYS AS IDENTITY)")
+	if state, pgErr := execState(t, b.Pool(t, ""), `SELECT steep_repl._merge_apply('numbered', '[{"id": "1", "seq": "7"}]')`); state != "0A000" || !strings.Contains(pgErr.Message, "seq") {
+		t.Errorf("_merge_apply into a table with an identity ALWAYS column outside its key: %s %v, want 0A000 naming seq", state, pgErr)
+	}
 }
