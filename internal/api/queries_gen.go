@@ -127,6 +127,8 @@ const (
 	qMergeXactStatus                       // merge.sql
 	qNodeConninfo                          // snapshot.sql
 	qOriginAdvance                         // snapshot.sql
+	qOverlapPeerTable                      // overlap.sql
+	qOverlapScope                          // overlap.sql
 	qPrepareInit                           // manual.sql
 	qPrepareInitExport                     // manual.sql
 	qPublicationExists                     // queries.sql
@@ -305,6 +307,8 @@ var queryNames = [...]string{
 	qMergeXactStatus:          "MergeXactStatus",
 	qNodeConninfo:             "NodeConninfo",
 	qOriginAdvance:            "OriginAdvance",
+	qOverlapPeerTable:         "OverlapPeerTable",
+	qOverlapScope:             "OverlapScope",
 	qPrepareInit:              "PrepareInit",
 	qPrepareInitExport:        "PrepareInitExport",
 	qPublicationExists:        "PublicationExists",

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
+	"github.com/steepdb/steep_repl/internal/overlap"
 	"github.com/steepdb/steep_repl/internal/progress"
 )
 
@@ -92,11 +96,16 @@ func verifyCommand() command {
 
 func analyzeOverlapCommand() command {
 	var pt peerTables
+	var peerDB string
+	var inServer bool
 	return command{
 		name: "analyze-overlap", summary: "count, per table, the rows the --db node and --peer hold identically, with other values, or alone (only keys and row hashes cross the network)",
-		example: "steep-repl analyze-overlap --peer node_a --tables public.customers --json",
+		example: "steep-repl analyze-overlap --peer node_a --peer-db postgres://dba@10.0.0.1/postgres --tables public.customers --json",
 		flags: func(fs *flag.FlagSet) {
 			pt.register(fs, "the counts")
+			fs.StringVar(&peerDB, "peer-db", "", "the peer's own connection string for you (as the --db of a command run on it): steep-repl streams each table's keys and row hashes from both nodes and joins them itself; "+
+				"without it, --peer's registered conninfo (needs a superuser: it may hold a password)")
+			fs.BoolVar(&inServer, "in-server", false, "run steep_repl.analyze_overlap() in the --db node instead (through dblink, as psql would; slower, more bytes per row); --peer-db is not used")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 			if err := pt.check(args); err != nil {
@@ -104,7 +113,15 @@ func analyzeOverlapCommand() command {
 			}
 			peer, tables, asJSON := pt.peer, pt.tables, pt.asJSON
 			return withConn(ctx, env, func(db api.DB) error {
-				overlaps, err := api.AnalyzeOverlap(ctx, db, peer, splitList(tables))
+				var overlaps []api.Overlap
+				var err error
+				if inServer {
+					overlaps, err = api.AnalyzeOverlap(ctx, db, peer, splitList(tables))
+				} else {
+					overlaps, err = overlap.Analyze(ctx, db.(*pgx.Conn), func(ctx context.Context) (*pgx.Conn, error) {
+						return connectOverlapPeer(ctx, env, peer, peerDB)
+					}, peer, splitList(tables), overlap.Aggregated)
+				}
 				if err != nil {
 					return err
 				}
@@ -125,4 +142,30 @@ func analyzeOverlapCommand() command {
 			})
 		},
 	}
+}
+
+// overlapApp is the application_name of analyze-overlap's session to the peer.
+const overlapApp = "steep-repl analyze-overlap"
+
+// connectOverlapPeer opens the session the streaming analysis reads the peer through: peerDB
+// (the DBA's own connection to it) or, without it, the peer's registered conninfo as schema
+// export resolves --peer; pinned as every peer session, with analyze_overlap's hour-long
+// statement timeout (a large table streams for longer than the usual 60 s).
+func connectOverlapPeer(ctx context.Context, env *Env, peer, peerDB string) (*pgx.Conn, error) {
+	var cfg *pgx.ConnConfig
+	var err error
+	if peerDB != "" {
+		if cfg, err = dbconn.PeerConfig(peerDB, overlapApp); err != nil {
+			return nil, usageError{fmt.Sprintf("--peer-db is neither a postgres:// URL nor a key=value conninfo: %v", err)}
+		}
+	} else if cfg, _, err = exportTarget(ctx, env, peer); err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["application_name"] = overlapApp
+	cfg.RuntimeParams["statement_timeout"] = "3600s"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to node %s (%s): %w", peer, dbconn.Describe(cfg), dbconn.RedactError(err, peerDB))
+	}
+	return conn, nil
 }

@@ -79,7 +79,7 @@ func exportTarget(ctx context.Context, env *Env, peer string) (*pgx.ConnConfig, 
 		return err
 	})
 	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "42501" {
-		return nil, "", fmt.Errorf("reading node %s's conninfo needs a superuser (it may hold a password): run schema export with --db set to node %s's own connection string instead of --peer",
+		return nil, "", fmt.Errorf("reading node %s's conninfo needs a superuser (it may hold a password): give node %s's own connection string instead (schema export: as --db instead of --peer; analyze-overlap: as --peer-db)",
 			peer, peer)
 	}
 	if err != nil {
