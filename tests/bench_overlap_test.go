@@ -9,10 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steepdb/steep_repl/internal/api"
+	"github.com/steepdb/steep_repl/internal/dbconn"
+	"github.com/steepdb/steep_repl/internal/overlap"
 	"github.com/steepdb/steep_repl/tests/harness"
 )
 
-// BenchmarkAnalyzeOverlap: analyze_overlap of a bench-data-like table held by two nodes with 1%
+// BenchmarkAnalyzeOverlap: the overlap analysis (the SQL analyze_overlap, then the streaming one
+// of steep-repl analyze-overlap in its two stream shapes) of a bench-data-like table held by two nodes with 1%
 // of its rows differing (0.5% changed, 0.25% only on each side), against in the same run the
 // server's own hash floor: COPY (SELECT id, row_hash(t) FROM t) TO '/dev/null' on both nodes at
 // once. The peer is reached through a TCP proxy that counts the bytes it sends, so bytes/row is
@@ -61,31 +67,73 @@ func BenchmarkAnalyzeOverlap(b *testing.B) {
 		wg.Wait()
 		return time.Since(start)
 	}
-	before := floor()
-	sent := proxy.BytesFromTarget()
-	start := time.Now()
-	var identical, conflicting, localOnly, peerOnly int64
-	err := t.Pool(b, "").QueryRow(context.Background(), `SELECT identical, conflicting, local_only, peer_only
-		FROM steep_repl.analyze_overlap('node_a', ARRAY['big'])`).Scan(&identical, &conflicting, &localOnly, &peerOnly)
-	if err != nil {
-		b.Fatal(err)
+	// Each path is timed between two floors and against their mean (the machine's load drifts).
+	type result struct {
+		took  time.Duration
+		base  time.Duration
+		bytes int64
 	}
-	took := time.Since(start)
-	bytes := proxy.BytesFromTarget() - sent
-	after := floor()
-	base := (before + after) / 2
-
-	// Ids 7 mod 400 are never multiples of 200: the changed and the deleted rows are distinct.
-	changed, gone, added := int64(rows/200), int64((rows+393)/400), int64(rows/400)
-	if conflicting != changed || peerOnly != gone || localOnly != added || identical != int64(rows)-changed-gone {
-		b.Fatalf("analyze_overlap: %d identical, %d conflicting, %d local only, %d peer only; want %d, %d, %d, %d",
-			identical, conflicting, localOnly, peerOnly, int64(rows)-changed-gone, changed, added, gone)
+	measure := func(name string, run func() api.Overlap) result {
+		before := floor()
+		sent := proxy.BytesFromTarget()
+		start := time.Now()
+		o := run()
+		took := time.Since(start)
+		bytes := proxy.BytesFromTarget() - sent
+		after := floor()
+		// Ids 7 mod 400 are never multiples of 200: the changed and the deleted rows are distinct.
+		changed, gone, added := int64(rows/200), int64((rows+393)/400), int64(rows/400)
+		if o.Conflicting != changed || o.PeerOnly != gone || o.LocalOnly != added || o.Identical != int64(rows)-changed-gone {
+			b.Fatalf("%s: %d identical, %d conflicting, %d local only, %d peer only; want %d, %d, %d, %d",
+				name, o.Identical, o.Conflicting, o.LocalOnly, o.PeerOnly, int64(rows)-changed-gone, changed, added, gone)
+		}
+		r := result{took, (before + after) / 2, bytes}
+		b.Logf("%d rows, 1%% differing: %s %s, hash floor on both nodes at once %s then %s (ratio to their mean %.2f); the peer sent %d bytes (%.1f per row)",
+			rows, name, took.Round(time.Millisecond), before.Round(time.Millisecond), after.Round(time.Millisecond),
+			took.Seconds()/r.base.Seconds(), bytes, float64(bytes)/float64(rows))
+		return r
 	}
-	b.ReportMetric(took.Seconds(), "overlap_s")
-	b.ReportMetric(base.Seconds(), "hash_floor_s")
-	b.ReportMetric(took.Seconds()/base.Seconds(), "overlap_vs_floor_x")
-	b.ReportMetric(float64(bytes)/float64(rows), "peer_bytes/row")
-	b.Logf("%d rows, 1%% differing: analyze_overlap %s, hash floor on both nodes at once %s then %s (ratio to their mean %.2f); the peer sent %d bytes (%.1f per row)",
-		rows, took.Round(time.Millisecond), before.Round(time.Millisecond), after.Round(time.Millisecond),
-		took.Seconds()/base.Seconds(), bytes, float64(bytes)/float64(rows))
+	sql := measure("analyze_overlap", func() api.Overlap {
+		var o api.Overlap
+		err := t.Pool(b, "").QueryRow(context.Background(), `SELECT identical, conflicting, local_only, peer_only
+			FROM steep_repl.analyze_overlap('node_a', ARRAY['big'])`).Scan(&o.Identical, &o.Conflicting, &o.LocalOnly, &o.PeerOnly)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return o
+	})
+	// The streaming path as steep-repl analyze-overlap runs it: this node's session and one to the
+	// peer through the proxy (as --peer-db gives it).
+	streaming := func(mode overlap.Mode) func() api.Overlap {
+		return func() api.Overlap {
+			ctx := context.Background()
+			local, err := pgx.Connect(ctx, t.ConnString(""))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer local.Close(ctx)
+			out, err := overlap.Analyze(ctx, local, func(ctx context.Context) (*pgx.Conn, error) {
+				cfg, err := dbconn.PeerConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres user=postgres", proxy.Port()), "bench")
+				if err != nil {
+					return nil, err
+				}
+				return pgx.ConnectConfig(ctx, cfg)
+			}, "node_a", []string{"big"}, mode)
+			if err != nil || len(out) != 1 {
+				b.Fatalf("streaming analysis: %v %v", out, err)
+			}
+			return out[0]
+		}
+	}
+	agg := measure("streaming, one COPY row per 32-block range", streaming(overlap.Aggregated))
+	perRow := measure("streaming, one COPY row per table row", streaming(overlap.PerRow))
+	for _, m := range []struct {
+		name string
+		r    result
+	}{{"sql", sql}, {"stream", agg}, {"stream_per_row", perRow}} {
+		b.ReportMetric(m.r.took.Seconds(), m.name+"_s")
+		b.ReportMetric(m.r.took.Seconds()/m.r.base.Seconds(), m.name+"_vs_floor_x")
+		b.ReportMetric(float64(m.r.bytes)/float64(rows), m.name+"_peer_bytes/row")
+	}
+	b.ReportMetric(agg.base.Seconds(), "hash_floor_s")
 }
