@@ -155,3 +155,44 @@ func TestOverlapStreamRefusesBadInputAndRecordsNothing(t *testing.T) {
 		t.Errorf("overlap_rows after a good call: %q, want keyed 3 conflicting only", got)
 	}
 }
+
+// Without --peer-db, a superuser's analyze-overlap streams through the peer's registered
+// conninfo, and a DBA's (who may not read it) runs in the server, saying so; --in-server runs in
+// the server for anyone. All give the same counts and overlap_rows.
+func TestOverlapCLIWithoutPeerDBUsesTheRegisteredConninfoOrTheServer(t *testing.T) {
+	t.Parallel()
+	a, b := setupEmptyPair(t)
+	for _, n := range []*harness.Node{a, b} {
+		ensureDBA(t, n)
+		n.Exec(t, "", `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 500) g;
+			GRANT SELECT ON items TO dba`)
+	}
+	b.Exec(t, "", "UPDATE items SET v = 'other' WHERE id = 5; DELETE FROM items WHERE id = 6; INSERT INTO items VALUES (900, 'b')")
+	const streamed = "no --peer-db"
+	var want, wantRows string
+	for i, c := range []struct {
+		name     string
+		db       string
+		extra    []string
+		inServer bool
+	}{
+		{"superuser, registered conninfo", b.ConnString(""), nil, false},
+		{"dba, in the server", dbaURL(t, b), nil, true},
+		{"dba, --in-server", dbaURL(t, b), []string{"--in-server"}, false},
+	} {
+		b.Exec(t, "", "DELETE FROM steep_repl.overlap_rows")
+		out, errOut, code := runCLI(t, append([]string{"analyze-overlap", "--peer", "node_a", "--db", c.db, "--json"}, c.extra...)...)
+		if code != 0 || strings.Contains(errOut, streamed) != c.inServer {
+			t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", c.name, code, out, errOut)
+		}
+		got, rows := normJSON(t, out), overlapRowsNow(t, b)
+		if i == 0 {
+			want, wantRows = got, rows
+			if !strings.Contains(want, `"conflicting":1,"identical":498,"local_only":1,"peer_only":1`) {
+				t.Fatalf("%s: %s", c.name, want)
+			}
+		} else if got != want || rows != wantRows {
+			t.Errorf("%s: %s\n%s\nwant %s\n%s", c.name, got, rows, want, wantRows)
+		}
+	}
+}

@@ -50,3 +50,12 @@ func OverlapPeerTable(ctx context.Context, db DB, schema, table string) (PeerKey
 	}
 	return k, nil
 }
+
+// CanReadConninfo is whether this session may read the nodes' registered conninfos.
+func CanReadConninfo(ctx context.Context, db DB) (bool, error) {
+	var ok bool
+	if err := db.QueryRow(ctx, q(qCanReadConninfo)).Scan(&ok); err != nil {
+		return false, fmt.Errorf("check access to the nodes' conninfos: %w", err)
+	}
+	return ok, nil
+}

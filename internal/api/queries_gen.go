@@ -20,6 +20,7 @@ const (
 	qApplyRequester                        // snapshot_requester.sql
 	qApplySnapshot                         // snapshot.sql
 	qApplySnapshotID                       // snapshot.sql
+	qCanReadConninfo                       // overlap.sql
 	qCancelInit                            // queries.sql
 	qCancelJob                             // queries.sql
 	qCaptureFingerprints                   // schema.sql
@@ -200,6 +201,7 @@ var queryNames = [...]string{
 	qApplyRequester:           "ApplyRequester",
 	qApplySnapshot:            "ApplySnapshot",
 	qApplySnapshotID:          "ApplySnapshotID",
+	qCanReadConninfo:          "CanReadConninfo",
 	qCancelInit:               "CancelInit",
 	qCancelJob:                "CancelJob",
 	qCaptureFingerprints:      "CaptureFingerprints",

@@ -104,7 +104,7 @@ func analyzeOverlapCommand() command {
 		flags: func(fs *flag.FlagSet) {
 			pt.register(fs, "the counts")
 			fs.StringVar(&peerDB, "peer-db", "", "the peer's own connection string for you (as the --db of a command run on it): steep-repl streams each table's keys and row hashes from both nodes and joins them itself; "+
-				"without it, --peer's registered conninfo (needs a superuser: it may hold a password)")
+				"without it, --peer's registered conninfo for a superuser (it may hold a password), and --in-server for anyone else")
 			fs.BoolVar(&inServer, "in-server", false, "run steep_repl.analyze_overlap() in the --db node instead (through dblink, as psql would; slower, more bytes per row); --peer-db is not used")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
@@ -115,6 +115,17 @@ func analyzeOverlapCommand() command {
 			return withConn(ctx, env, func(db api.DB) error {
 				var overlaps []api.Overlap
 				var err error
+				if !inServer && peerDB == "" {
+					// Without --peer-db the stream needs the registered conninfo, a superuser's to read.
+					canRead, err := api.CanReadConninfo(ctx, db)
+					if err != nil {
+						return err
+					}
+					if !canRead {
+						fmt.Fprintln(env.Stderr, "no --peer-db: analyzing in the server (steep_repl.analyze_overlap); give --peer-db with your own connection to the peer for the faster streaming analysis")
+						inServer = true
+					}
+				}
 				if inServer {
 					overlaps, err = api.AnalyzeOverlap(ctx, db, peer, splitList(tables))
 				} else {
