@@ -79,15 +79,29 @@ type Subscription struct {
 	Disabled bool
 }
 
-func createSubscriptionSQL(s Subscription) string {
-	return fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (copy_data = %t, create_slot = %t, slot_name = %s, enabled = %t, origin = none)",
+// ParallelStreamingMinMajor is the first major whose subscriptions take streaming = parallel:
+// a large transaction is applied by a parallel worker while it arrives, not spooled to disk and
+// applied at its commit (17's default is off; 16 and 17 need it said).
+const ParallelStreamingMinMajor = 16
+
+// createSubscriptionSQL is s's statement for a subscriber whose major version is major.
+func createSubscriptionSQL(s Subscription, major int) string {
+	streaming := ""
+	if major >= ParallelStreamingMinMajor {
+		streaming = ", streaming = parallel"
+	}
+	return fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (copy_data = %t, create_slot = %t, slot_name = %s, enabled = %t, origin = none%s)",
 		Identifier(s.Name), quoteLiteral(s.Conninfo), Identifier(s.Publication), s.CopyData, s.CreateSlot,
-		quoteLiteral(s.Slot), !s.Disabled)
+		quoteLiteral(s.Slot), !s.Disabled, streaming)
 }
 
-// CreateSubscription creates subscription s.
+// CreateSubscription creates subscription s on db, with the streaming its server supports.
 func CreateSubscription(ctx context.Context, db DB, s Subscription) error {
-	if _, err := db.Exec(ctx, createSubscriptionSQL(s)); err != nil {
+	major, err := ServerMajor(ctx, db)
+	if err == nil {
+		_, err = db.Exec(ctx, createSubscriptionSQL(s, major))
+	}
+	if err != nil {
 		return fmt.Errorf("create subscription %s: %w", s.Name, dbconn.RedactError(err, s.Conninfo))
 	}
 	return nil

@@ -42,13 +42,13 @@ func TestCopyStatementsQuoteNamesAndFollowTheServerVersion(t *testing.T) {
 
 func TestSubscriptionAndPublicationStatementsQuoteEveryName(t *testing.T) {
 	got := createSubscriptionSQL(Subscription{Name: "sub b", Conninfo: "host=x password='p'", Publication: "pub",
-		Slot: "slot_1", CopyData: true, CreateSlot: true})
-	want := `CREATE SUBSCRIPTION "sub b" CONNECTION 'host=x password=''p''' PUBLICATION "pub" WITH (copy_data = true, create_slot = true, slot_name = 'slot_1', enabled = true, origin = none)`
+		Slot: "slot_1", CopyData: true, CreateSlot: true}, 18)
+	want := `CREATE SUBSCRIPTION "sub b" CONNECTION 'host=x password=''p''' PUBLICATION "pub" WITH (copy_data = true, create_slot = true, slot_name = 'slot_1', enabled = true, origin = none, streaming = parallel)`
 	if got != want {
 		t.Errorf("createSubscriptionSQL = %s", got)
 	}
-	got = createSubscriptionSQL(Subscription{Name: "s", Conninfo: "c", Publication: "p", Slot: "x", Disabled: true})
-	want = `CREATE SUBSCRIPTION "s" CONNECTION 'c' PUBLICATION "p" WITH (copy_data = false, create_slot = false, slot_name = 'x', enabled = false, origin = none)`
+	got = createSubscriptionSQL(Subscription{Name: "s", Conninfo: "c", Publication: "p", Slot: "x", Disabled: true}, 17)
+	want = `CREATE SUBSCRIPTION "s" CONNECTION 'c' PUBLICATION "p" WITH (copy_data = false, create_slot = false, slot_name = 'x', enabled = false, origin = none, streaming = parallel)`
 	if got != want {
 		t.Errorf("createSubscriptionSQL (disabled, existing slot) = %s", got)
 	}
@@ -58,5 +58,15 @@ func TestSubscriptionAndPublicationStatementsQuoteEveryName(t *testing.T) {
 	}
 	if _, err := tableList(nil); err == nil {
 		t.Error("a publication of no table must be refused")
+	}
+}
+
+func TestSubscriptionStreamsInParallelFrom16AndNamesNoStreamingBefore(t *testing.T) {
+	s := Subscription{Name: "s", Conninfo: "c", Publication: "p", Slot: "x"}
+	for major, want := range map[int]string{14: "", 15: "", 16: ", streaming = parallel", 17: ", streaming = parallel", 18: ", streaming = parallel"} {
+		full := `CREATE SUBSCRIPTION "s" CONNECTION 'c' PUBLICATION "p" WITH (copy_data = false, create_slot = false, slot_name = 'x', enabled = true, origin = none` + want + ")"
+		if got := createSubscriptionSQL(s, major); got != full {
+			t.Errorf("major %d: %s, want %s", major, got, full)
+		}
 	}
 }
