@@ -153,10 +153,14 @@ BEGIN
   EXECUTE pg_catalog.format('DROP PUBLICATION IF EXISTS %I', v_slot.publication);
   -- The statement holds the conninfo (maybe a password): an error is raised again without it,
   -- so no CONTEXT line carries the statement's text.
+  -- streaming = parallel (16+): a large transaction is applied by a parallel worker while it
+  -- arrives, not spooled and applied at its commit (as the sidecar's subscriptions).
   BEGIN
     EXECUTE pg_catalog.format(
-      'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false)',
-      v_names.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = source), v_slot.publication, slot_name);
+      'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false%s)',
+      v_names.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = source), v_slot.publication, slot_name,
+      CASE WHEN pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog.>=) 160000
+           THEN ', streaming = parallel' ELSE '' END);
   EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS v_err_code = RETURNED_SQLSTATE, v_err_msg = MESSAGE_TEXT, v_err_detail = PG_EXCEPTION_DETAIL;
     RAISE EXCEPTION 'create subscription % to node "%": %', v_names.subscription, source,
