@@ -267,13 +267,23 @@ func (g *generation) complete(ctx context.Context, m *snapshot.Manifest) (map[st
 	}
 	g.tr.step("manifest", "")
 	m.CompletedAt = time.Now().UTC()
-	expires, err := api.SnapshotComplete(ctx, g.pool, g.s.ID, len(m.Tables), rows, raw, file, g.s.Subscribable())
+	// COMPLETE commits only once the manifest is on disk: an apply started the moment the
+	// snapshot shows complete must find it. The manifest carries the expiry the completion sets.
+	tx, err := g.pool.Begin(ctx)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer tx.Rollback(context.Background())
+	expires, err := api.SnapshotComplete(ctx, tx, g.s.ID, len(m.Tables), rows, raw, file, g.s.Subscribable())
 	if err != nil {
 		return nil, classify(err)
 	}
 	m.SlotExpiresAt = expires
 	if err := g.dir.WriteManifest(m); err != nil {
 		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, classify(err)
 	}
 	if expires != nil {
 		if _, err := api.EnqueueJobAt(ctx, g.pool, "snapshot.expire", map[string]any{"snapshot_id": g.s.ID},
