@@ -35,12 +35,13 @@ func newJoiner() *joiner {
 func (j *joiner) add(side int, rows []row) {
 	mine, other := j.unmatched[side], j.unmatched[1-side]
 	for _, r := range rows {
-		h, ok := other[r.key]
+		// Neither the lookup nor the delete allocates: the key is copied only when kept.
+		h, ok := other[string(r.key)]
 		if !ok {
-			mine[r.key] = r.hash
+			mine[string(r.key)] = r.hash
 			continue
 		}
-		delete(other, r.key)
+		delete(other, string(r.key))
 		if h == r.hash {
 			j.identical++
 			continue
@@ -49,7 +50,7 @@ func (j *joiner) add(side int, rows []row) {
 		if side == 1 {
 			l, p = h, r.hash
 		}
-		j.diffs = append(j.diffs, Diff{Key: r.key, Local: &l, PeerHash: &p})
+		j.diffs = append(j.diffs, Diff{Key: string(r.key), Local: &l, PeerHash: &p})
 	}
 }
 

@@ -33,9 +33,10 @@ const rangeBlocks = 32
 
 // row is one table row as streamed: its key (each key column's send form, fixed-length ones
 // raw, others with a 4-byte length prefix: the same bytes on both nodes for the same key) and
-// its row_hash.
+// its row_hash. The key aliases the COPY row it came in (one buffer per range): the join copies
+// it only for a row it has to keep.
 type row struct {
-	key  string
+	key  []byte
 	hash int64
 }
 
@@ -126,6 +127,10 @@ func parse(ctx context.Context, r *bufio.Reader, t api.OverlapTable, mode Mode, 
 		var key []byte
 		for i := 0; i < int(nf); i++ {
 			var err error
+			// A range's rows alias its buffer: a new one per range, reused per table row.
+			if mode == Aggregated {
+				field = nil
+			}
 			if field, err = readField(r, field[:0]); err != nil {
 				return err
 			}
@@ -145,7 +150,7 @@ func parse(ctx context.Context, r *bufio.Reader, t api.OverlapTable, mode Mode, 
 				if len(field) != 8 {
 					return fmt.Errorf("copy tuple: a row hash of %d bytes", len(field))
 				}
-				batch = append(batch, row{string(key), int64(binary.BigEndian.Uint64(field))})
+				batch = append(batch, row{key, int64(binary.BigEndian.Uint64(field))})
 			}
 		}
 		if len(batch) >= 4096 {
@@ -201,7 +206,7 @@ func splitRange(b []byte, lens []int32, batch []row) ([]row, error) {
 		if len(b) < n+8 {
 			return batch, errors.New("copy range: truncated row")
 		}
-		batch = append(batch, row{string(b[:n]), int64(binary.BigEndian.Uint64(b[n:]))})
+		batch = append(batch, row{b[:n:n], int64(binary.BigEndian.Uint64(b[n:]))})
 		b = b[n+8:]
 	}
 	return batch, nil

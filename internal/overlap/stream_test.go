@@ -19,13 +19,13 @@ func TestSplitRangeAndSplitKeyRoundTripACompositeKey(t *testing.T) {
 		key = binary.BigEndian.AppendUint32(key, uint32(i+1))
 		blob = append(blob, key...)
 		blob = binary.BigEndian.AppendUint64(blob, uint64(int64(-1-i)))
-		want = append(want, row{string(key), int64(-1 - i)})
+		want = append(want, row{key, int64(-1 - i)})
 	}
 	got, err := splitRange(blob, lens, nil)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("splitRange: %v %v, want %v", got, err, want)
 	}
-	cols := splitKey(got[2].key, lens)
+	cols := splitKey(string(got[2].key), lens)
 	if string(cols[0]) != "a longer region" || binary.BigEndian.Uint32(cols[1]) != 3 {
 		t.Errorf("splitKey: %q", cols)
 	}
@@ -37,10 +37,10 @@ func TestSplitRangeAndSplitKeyRoundTripACompositeKey(t *testing.T) {
 // The symmetric join pairs rows whichever side sends them first, and leaves the rest one-sided.
 func TestJoinerCategoriesWhicheverSideComesFirst(t *testing.T) {
 	j := newJoiner()
-	j.add(0, []row{{"a", 1}, {"b", 2}, {"c", 3}})
-	j.add(1, []row{{"b", 2}, {"c", 4}, {"d", 5}})
-	j.add(1, []row{{"e", 6}})
-	j.add(0, []row{{"e", 6}})
+	j.add(0, []row{{[]byte("a"), 1}, {[]byte("b"), 2}, {[]byte("c"), 3}})
+	j.add(1, []row{{[]byte("b"), 2}, {[]byte("c"), 4}, {[]byte("d"), 5}})
+	j.add(1, []row{{[]byte("e"), 6}})
+	j.add(0, []row{{[]byte("e"), 6}})
 	diffs := j.finish()
 	cats := map[string]string{}
 	for _, d := range diffs {
