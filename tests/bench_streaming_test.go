@@ -68,7 +68,8 @@ func BenchmarkCatchUpLargeTransactions(b *testing.B) {
 			return harness.QueryOne[bool](b, p.a, "", "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", slot, lsn)
 		})
 		took := time.Since(start)
-		b.Logf("streaming = %s: slot %s, before the load %s, after the catch-up %s", mode, slot, statsBefore, slotStats(b, p.a, slot))
+		b.Logf("streaming = %s: slot %s, before the load %s, after the catch-up %s; workers %s", mode, slot, statsBefore, slotStats(b, p.a, slot),
+			harness.QueryOne[string](b, p.b, "", "SELECT string_agg(worker_type, ', ') FROM pg_stat_subscription WHERE subname = $1", sub))
 		if rep, err := harness.Compare(context.Background(), p.a.Pool(b, ""), p.b.Pool(b, ""), harness.CompareOptions{}); err != nil || !rep.Equal() {
 			b.Fatalf("the nodes differ after the catch-up with streaming = %s: %v %v", mode, rep, err)
 		}
