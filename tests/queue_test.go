@@ -62,7 +62,8 @@ func TestKilledSidecarsJobIsRequeuedAndFinishedByAnother(t *testing.T) {
 	first.kill()
 	second := startSidecar(t, n, "survivor", "--lease", "1500ms")
 	n.WaitFor(t, 30*time.Second, "job finished after the kill", func() bool {
-		return jobState(t, n, id) != "running" && jobState(t, n, id) != "queued"
+		st := jobState(t, n, id) // one read: two could see queued, then running
+		return st != "running" && st != "queued"
 	})
 	got := harness.QueryOne[string](t, n, "", "SELECT format('%s attempt=%s', state, attempt) FROM steep_repl.jobs WHERE id = $1", id)
 	if got != "succeeded attempt=2" {
