@@ -18,8 +18,8 @@ import (
 // logical slot is created on each node for the other from another session: it starts after every
 // user write merged so far, and every user write after the release comes after it. Then, in the
 // locked sessions, the plan is made again (it sees everything committed before the lock), what
-// changed since pass 1 is moved with the origin steep_repl_merge (which subscriptions with
-// origin = none do not send), and both commit. The freeze lasts from the second lock to the commit.
+// changed since pass 1 is moved under the origin of the node's own subscription from the other
+// (which the other's subscription, origin = none, does not send back), and both commit. The freeze lasts from the second lock to the commit.
 //
 // A slot's creation waits for every transaction that has an xid: a writer that wrote elsewhere
 // first and now waits on the lock would hold it forever. So each step is bounded by
