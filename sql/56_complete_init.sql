@@ -154,13 +154,15 @@ BEGIN
   -- The statement holds the conninfo (maybe a password): an error is raised again without it,
   -- so no CONTEXT line carries the statement's text.
   -- streaming = parallel (16+): a large transaction is applied by a parallel worker while it
-  -- arrives, not spooled and applied at its commit (as the sidecar's subscriptions).
+  -- arrives, not spooled and applied at its commit. origin = none (16+): only the source's own
+  -- changes, never what it received from another node, which would be forwarded or loop back
+  -- (as every subscription the sidecar makes).
   BEGIN
     EXECUTE pg_catalog.format(
       'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (copy_data = false, create_slot = false, slot_name = %L, enabled = false%s)',
       v_names.subscription, (SELECT n.conninfo FROM steep_repl.nodes n WHERE n.name = source), v_slot.publication, slot_name,
       CASE WHEN pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog.>=) 160000
-           THEN ', streaming = parallel' ELSE '' END);
+           THEN ', streaming = parallel, origin = none' ELSE '' END);
   EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS v_err_code = RETURNED_SQLSTATE, v_err_msg = MESSAGE_TEXT, v_err_detail = PG_EXCEPTION_DETAIL;
     RAISE EXCEPTION 'create subscription % to node "%": %', v_names.subscription, source,

@@ -103,4 +103,5 @@ func TestManualInitFromALogicalDumpInTheExportedSnapshot(t *testing.T) {
 	t.Logf("%d write transactions during the manual init", writes.Load())
 	assertWritesInEveryPhase(t, before, synced-before, after)
 	assertCleanReplication(t, p)
+	assertSubscribedOriginNone(t, p.b)
 }

@@ -131,11 +131,24 @@ func TestManualInitFromAPhysicalBackupUnderWriteLoad(t *testing.T) {
 	t.Logf("%d write transactions during the manual init", writes.Load())
 	assertWritesInEveryPhase(t, before, synced-before, after)
 	assertCleanReplication(t, p)
+	assertSubscribedOriginNone(t, b)
 	if local := harness.QueryOne[string](t, b, "", "SELECT name FROM steep_repl.nodes WHERE is_local"); local != "node_b" {
 		t.Fatalf("the restored copy thinks it is %s", local)
 	}
 	if used := harness.QueryOne[string](t, a, "", "SELECT coalesce(used_by, '') FROM steep_repl.init_slots WHERE slot_name = $1", slot); used != "node_b" {
 		t.Fatalf("the source did not record the slot as used (used_by %q)", used)
+	}
+}
+
+// assertSubscribedOriginNone: the subscription complete_init made on n takes only the source's
+// own changes (origin = none, as the sidecar's), so a change the source received from a third
+// node is neither forwarded here nor sent back around a loop.
+func assertSubscribedOriginNone(t *testing.T, n *harness.Node) {
+	t.Helper()
+	got := harness.QueryOne[string](t, n, "", `SELECT string_agg(subname || ' origin=' || suborigin || ' streaming=' || substream::text, ', ')
+		FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	if got != "sr_node_a_node_b origin=none streaming=p" {
+		t.Fatalf("subscriptions on %s: %s", n.Name, got)
 	}
 }
 
