@@ -6380,3 +6380,207 @@ BEGIN
     'schema_sync', v_sync->>'status');
 END
 $$;
+
+-- Comparisons read user tables as each table's owner (steep_repl._query_as): printing a key as
+-- jsonb runs a cast to json of a type the owner made.
+CREATE FUNCTION steep_repl._query_as(role regrole, query text) RETURNS SETOF record
+  LANGUAGE c AS 'MODULE_PATHNAME', 'steep_repl_query_as';
+COMMENT ON FUNCTION steep_repl._query_as(regrole, text) IS
+  'Internal: the rows of query run as role in a security-restricted operation (search_path pg_catalog), in the caller''s snapshot: SELECT * FROM steep_repl._query_as(owner, q) AS t(k text, h bigint).';
+REVOKE ALL ON FUNCTION steep_repl._query_as(regrole, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION steep_repl._compare_scope(tables text[], as_role regrole) RETURNS SETOF steep_repl.compare_table
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v_caller regrole := as_role;
+  v_scope steep_repl.compare_table[];
+  v_bad text;
+BEGIN
+  IF tables IS NOT NULL THEN
+    SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO v_bad FROM pg_catalog.unnest(tables) x
+    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._local_tables() l
+                      WHERE x = l.schema_name || '.' || l.table_name OR (l.schema_name = 'public' AND x = l.table_name));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'no such table on this node: %', v_bad USING ERRCODE = 'undefined_table',
+        HINT = 'Names as stored, without quotes: "public.orders", "My Schema.Odd Table"; a bare name means schema public.';
+    END IF;
+  END IF;
+  v_scope := ARRAY(
+    SELECT ROW(l.relid::oid::regclass, l.schema_name, l.table_name,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord),
+               ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord))::steep_repl.compare_table
+    FROM steep_repl._local_tables() l
+    WHERE tables IS NULL OR l.schema_name || '.' || l.table_name = ANY (tables)
+       OR (l.schema_name = 'public' AND l.table_name = ANY (tables))
+    ORDER BY l.schema_name, l.table_name);
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s WHERE pg_catalog.cardinality(s.key_cols) = 0;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key cannot be compared row by row: %', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add a primary key to each, or leave them out with the tables argument.';
+  END IF;
+  -- The hashes are read as each table's owner, who bypasses row-level security: the caller must
+  -- be able to read every row of every table itself, or the keys returned would tell it what it
+  -- may not see.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid
+  WHERE NOT pg_catalog.has_table_privilege(v_caller, s.relid, 'SELECT')
+     OR (c.relrowsecurity AND c.relowner <> v_caller
+         AND NOT (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = v_caller));
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'permission denied to compare %', v_bad USING ERRCODE = 'insufficient_privilege',
+      HINT = pg_catalog.format('Role %s needs SELECT on every row of each (row-level security included).', v_caller);
+  END IF;
+  -- Unless row-level security is forced on the owner: then the owner's read could miss rows.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid WHERE c.relforcerowsecurity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'row-level security is forced on the owner of %: a comparison reads as the owner and could miss rows', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while comparing, or leave them out with the tables argument.';
+  END IF;
+  RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_owned_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+    'SELECT x.k, x.h FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(k pg_catalog.text, h pg_catalog.int8)',
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = t.relid)::oid, steep_repl._compare_sql(t, keys));
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_peer_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT x.k, x.h FROM steep_repl._compare_hashes(%L, %L, %L::pg_catalog.jsonb) x',
+                           t.schema_name, t.table_name, keys::text);
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_hashes(schema_name text, table_name text, keys jsonb DEFAULT NULL)
+RETURNS TABLE (k text, h bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table;
+BEGIN
+  PERFORM steep_repl._require('schema_name', schema_name);
+  PERFORM steep_repl._require('table_name', table_name);
+  SELECT * INTO v_t FROM steep_repl._compare_scope(ARRAY[schema_name || '.' || table_name], steep_repl._caller());
+  RETURN QUERY EXECUTE steep_repl._compare_owned_sql(v_t, keys);
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_check_peer(peer text, conn text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v boolean;
+BEGIN
+  IF peer = steep_repl._local_node() THEN
+    RAISE EXCEPTION 'node % is this node: compare it with another one', peer USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  EXECUTE pg_catalog.format('SELECT ok FROM %I.dblink($1, $2) AS t(ok boolean)', steep_repl._dblink_schema()) INTO v
+    USING conn, 'SELECT pg_catalog.to_regprocedure(''steep_repl._compare_hashes(text, text, jsonb)'') IS NOT NULL';
+  IF NOT v THEN
+    RAISE EXCEPTION 'node % cannot compare rows (its steep_repl is older than 1.1)', peer
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('ALTER EXTENSION steep_repl UPDATE on node %s.', peer);
+  END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_peer_read(conn text, t steep_repl.compare_table, keys jsonb,
+  OUT hashes jsonb, OUT lsn pg_lsn)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  EXECUTE pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h) FILTER (WHERE k IS NOT NULL), ''{}''),
+            ''0/0''::pg_catalog.pg_lsn + pg_catalog.max(h) FILTER (WHERE k IS NULL)
+     FROM %I.dblink($1, $2) AS t(k text, h bigint)', steep_repl._dblink_schema())
+    INTO hashes, lsn
+    USING conn, 'SELECT NULL::pg_catalog.text, (pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) ''0/0''::pg_catalog.pg_lsn)::pg_catalog.int8 UNION ALL '
+                || steep_repl._compare_peer_sql(t, keys);
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_local_read(t steep_repl.compare_table, keys jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+BEGIN
+  EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h), ''{}'') FROM (' || steep_repl._compare_owned_sql(t, keys) || ') x(k, h)' INTO v;
+  RETURN v;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_join_sql(t steep_repl.compare_table) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+    'SELECT coalesce(l.k, p.k) AS k, l.h AS lh, p.h AS ph FROM (%s) l(k, h) FULL JOIN %I.dblink($1, $2) AS p(k text, h bigint) ON l.k = p.k',
+    steep_repl._compare_owned_sql(t), steep_repl._dblink_schema());
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_pass(conn text, t steep_repl.compare_table,
+  OUT key text, OUT local_hash bigint, OUT peer_hash bigint) RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE 'SELECT j.k, j.lh, j.ph FROM (' || steep_repl._compare_join_sql(t) || ') j WHERE j.lh IS DISTINCT FROM j.ph'
+    USING conn, steep_repl._compare_peer_sql(t);
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl.analyze_overlap(peer text, tables text[] DEFAULT NULL)
+RETURNS TABLE (schema_name text, table_name text, identical bigint, conflicting bigint, local_only bigint, peer_only bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_conn text;
+  v_t steep_repl.compare_table;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_kept bigint;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  v_conn := steep_repl._compare_conninfo(peer, 3600);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  v_conn := steep_repl._compare_link('steep_repl_overlap', v_conn);
+  BEGIN
+    FOR v_t IN SELECT * FROM steep_repl._compare_scope(tables, steep_repl._caller()) LOOP
+      DELETE FROM steep_repl.overlap_rows o
+      WHERE o.peer = analyze_overlap.peer AND o.schema_name = v_t.schema_name AND o.table_name = v_t.table_name;
+      -- One pass: the counts and the keys of what is not identical come from the same join.
+      EXECUTE 'WITH j AS (' || steep_repl._compare_join_sql(v_t) || '),
+        kept AS (INSERT INTO steep_repl.overlap_rows (peer, schema_name, table_name, key, category, local_hash, peer_hash, analyzed_at)
+                 SELECT $3, $4, $5, j.k::pg_catalog.jsonb,
+                        CASE WHEN j.lh IS NULL THEN ''peer_only'' WHEN j.ph IS NULL THEN ''local_only'' ELSE ''conflicting'' END,
+                        j.lh, j.ph, $6
+                 FROM j WHERE j.lh IS DISTINCT FROM j.ph RETURNING 1)
+        SELECT count(*) FILTER (WHERE j.lh = j.ph), count(*) FILTER (WHERE j.lh <> j.ph),
+               count(*) FILTER (WHERE j.ph IS NULL), count(*) FILTER (WHERE j.lh IS NULL), (SELECT count(*) FROM kept)
+        FROM j'
+        INTO identical, conflicting, local_only, peer_only, v_kept
+        USING v_conn, steep_repl._compare_peer_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
+      schema_name := v_t.schema_name;
+      table_name := v_t.table_name;
+      RETURN NEXT;
+    END LOOP;
+  EXCEPTION WHEN OTHERS THEN
+    PERFORM steep_repl._compare_unlink(v_conn);
+    RAISE;
+  END;
+  PERFORM steep_repl._compare_unlink(v_conn);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_scope(text[], regrole) IS
+  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000), ones as_role cannot read in full (42501) and ones whose row-level security is forced on their owner (55000).';
+COMMENT ON FUNCTION steep_repl._compare_owned_sql(steep_repl.compare_table, jsonb) IS
+  'Internal: _compare_sql(t, keys) run as the table''s owner in a security-restricted operation.';
+COMMENT ON FUNCTION steep_repl._compare_peer_sql(steep_repl.compare_table, jsonb) IS
+  'Internal: the query a comparison sends its peer: key and row_hash of a table''s rows (of keys only when given) through the peer''s _compare_hashes.';
+COMMENT ON FUNCTION steep_repl._compare_hashes(text, text, jsonb) IS
+  'Internal (a peer''s comparison): key and row_hash of a table''s rows (of keys only when given), read as its owner, for a role that may read all of them.';
+COMMENT ON FUNCTION steep_repl._compare_check_peer(text, text) IS 'Internal: 22023 for this node itself, 55000 unless the peer has _compare_hashes.';
+COMMENT ON FUNCTION steep_repl._compare_join_sql(steep_repl.compare_table) IS
+  'Internal: the full join of a table''s keys and row hashes here and on the peer (through dblink: $1 conninfo, $2 the peer''s query, _compare_peer_sql).';
+REVOKE ALL ON FUNCTION steep_repl._compare_owned_sql(steep_repl.compare_table, jsonb), steep_repl._compare_peer_sql(steep_repl.compare_table, jsonb),
+  steep_repl._compare_hashes(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl._compare_hashes(text, text, jsonb) TO steep_repl_admin, steep_repl_sidecar;
+GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO PUBLIC;

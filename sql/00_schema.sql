@@ -62,6 +62,11 @@ CREATE FUNCTION steep_repl._exec_as(role regrole, stmt text) RETURNS void
 COMMENT ON FUNCTION steep_repl._exec_as(regrole, text) IS
   'Internal: runs stmt as role in a security-restricted operation (search_path pg_catalog), as VACUUM or REFRESH MATERIALIZED VIEW run as the table owner.';
 
+CREATE FUNCTION steep_repl._query_as(role regrole, query text) RETURNS SETOF record
+  LANGUAGE c AS 'MODULE_PATHNAME', 'steep_repl_query_as';
+COMMENT ON FUNCTION steep_repl._query_as(regrole, text) IS
+  'Internal: the rows of query run as role in a security-restricted operation (search_path pg_catalog), in the caller''s snapshot: SELECT * FROM steep_repl._query_as(owner, q) AS t(k text, h bigint).';
+
 CREATE FUNCTION steep_repl._caller() RETURNS regrole
   LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'steep_repl_caller';
 COMMENT ON FUNCTION steep_repl._caller() IS

@@ -49,8 +49,9 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Add a primary key to each, or leave them out with the tables argument.';
   END IF;
-  -- The hashes are read as the extension's owner: the caller must be able to read every row
-  -- of every table itself, or the keys returned would tell it what it may not see.
+  -- The hashes are read as each table's owner, who bypasses row-level security: the caller must
+  -- be able to read every row of every table itself, or the keys returned would tell it what it
+  -- may not see.
   SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
   FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid
   WHERE NOT pg_catalog.has_table_privilege(v_caller, s.relid, 'SELECT')
@@ -60,11 +61,19 @@ BEGIN
     RAISE EXCEPTION 'permission denied to compare %', v_bad USING ERRCODE = 'insufficient_privilege',
       HINT = pg_catalog.format('Role %s needs SELECT on every row of each (row-level security included).', v_caller);
   END IF;
+  -- Unless row-level security is forced on the owner: then the owner's read could miss rows.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid WHERE c.relforcerowsecurity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'row-level security is forced on the owner of %: a comparison reads as the owner and could miss rows', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while comparing, or leave them out with the tables argument.';
+  END IF;
   RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
 END
 $$;
 COMMENT ON FUNCTION steep_repl._compare_scope(text[], regrole) IS
-  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000) and ones as_role cannot read in full (42501).';
+  'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000), ones as_role cannot read in full (42501) and ones whose row-level security is forced on their owner (55000).';
 
 -- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
 -- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:
@@ -85,6 +94,46 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION steep_repl._compare_sql(steep_repl.compare_table, jsonb) IS
   'Internal: SELECT key, row_hash of a table''s rows (or of the given keys), for both nodes of a comparison.';
+
+-- _compare_sql run as the table's owner (steep_repl._query_as): printing a key runs the cast to
+-- json of a column whose type the owner made, and that function must not run as the definer.
+CREATE FUNCTION steep_repl._compare_owned_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+    'SELECT x.k, x.h FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(k pg_catalog.text, h pg_catalog.int8)',
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = t.relid)::oid, steep_repl._compare_sql(t, keys));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_owned_sql(steep_repl.compare_table, jsonb) IS
+  'Internal: _compare_sql(t, keys) run as the table''s owner in a security-restricted operation.';
+
+-- The peer's half of a comparison: its _compare_hashes, which reads as the table's owner there.
+CREATE FUNCTION steep_repl._compare_peer_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT x.k, x.h FROM steep_repl._compare_hashes(%L, %L, %L::pg_catalog.jsonb) x',
+                           t.schema_name, t.table_name, keys::text);
+$$;
+COMMENT ON FUNCTION steep_repl._compare_peer_sql(steep_repl.compare_table, jsonb) IS
+  'Internal: the query a comparison sends its peer: key and row_hash of a table''s rows (of keys only when given) through the peer''s _compare_hashes.';
+
+-- Key and row_hash of one table's rows, for a peer's comparison through dblink: the session's
+-- role must be able to read every row of it (as _compare_scope checks), and the rows are read
+-- as the table's owner, under the settings keys are printed with on both nodes.
+CREATE FUNCTION steep_repl._compare_hashes(schema_name text, table_name text, keys jsonb DEFAULT NULL)
+RETURNS TABLE (k text, h bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table;
+BEGIN
+  PERFORM steep_repl._require('schema_name', schema_name);
+  PERFORM steep_repl._require('table_name', table_name);
+  SELECT * INTO v_t FROM steep_repl._compare_scope(ARRAY[schema_name || '.' || table_name], steep_repl._caller());
+  RETURN QUERY EXECUTE steep_repl._compare_owned_sql(v_t, keys);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._compare_hashes(text, text, jsonb) IS
+  'Internal (a peer''s comparison): key and row_hash of a table''s rows (of keys only when given), read as its owner, for a role that may read all of them.';
+GRANT EXECUTE ON FUNCTION steep_repl._compare_hashes(text, text, jsonb) TO steep_repl_admin, steep_repl_sidecar;
 
 -- A peer's conninfo for reading hashes: the pins of _conninfo with a statement timeout of the
 -- caller's choosing (hashing a large table takes longer than 60 s) and the settings the keys
@@ -121,7 +170,7 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._compare_unlink(text) IS 'Internal: closes the named dblink session link, if open.';
 
--- A comparison needs row_hash on the peer too.
+-- A comparison needs the peer's _compare_hashes too.
 CREATE FUNCTION steep_repl._compare_check_peer(peer text, conn text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -131,15 +180,15 @@ BEGIN
     RAISE EXCEPTION 'node % is this node: compare it with another one', peer USING ERRCODE = 'invalid_parameter_value';
   END IF;
   EXECUTE pg_catalog.format('SELECT ok FROM %I.dblink($1, $2) AS t(ok boolean)', steep_repl._dblink_schema()) INTO v
-    USING conn, 'SELECT pg_catalog.to_regprocedure(''steep_repl.row_hash(record)'') IS NOT NULL';
+    USING conn, 'SELECT pg_catalog.to_regprocedure(''steep_repl._compare_hashes(text, text, jsonb)'') IS NOT NULL';
   IF NOT v THEN
-    RAISE EXCEPTION 'node % has no steep_repl.row_hash (its steep_repl is older than 1.1)', peer
+    RAISE EXCEPTION 'node % cannot compare rows (its steep_repl is older than 1.1)', peer
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = pg_catalog.format('ALTER EXTENSION steep_repl UPDATE on node %s.', peer);
   END IF;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._compare_check_peer(text, text) IS 'Internal: 22023 for this node itself, 55000 unless the peer has row_hash.';
+COMMENT ON FUNCTION steep_repl._compare_check_peer(text, text) IS 'Internal: 22023 for this node itself, 55000 unless the peer has _compare_hashes.';
 
 -- key text -> row_hash of a table's rows on the peer (only those of keys when given), and the
 -- peer's WAL position read in the same statement: every commit the read saw is before it.
@@ -153,7 +202,7 @@ BEGIN
      FROM %I.dblink($1, $2) AS t(k text, h bigint)', steep_repl._dblink_schema())
     INTO hashes, lsn
     USING conn, 'SELECT NULL::pg_catalog.text, (pg_catalog.pg_current_wal_lsn() OPERATOR(pg_catalog.-) ''0/0''::pg_catalog.pg_lsn)::pg_catalog.int8 UNION ALL '
-                || steep_repl._compare_sql(t, keys);
+                || steep_repl._compare_peer_sql(t, keys);
 END
 $$;
 COMMENT ON FUNCTION steep_repl._compare_peer_read(text, steep_repl.compare_table, jsonb) IS
@@ -164,7 +213,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v jsonb;
 BEGIN
-  EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h), ''{}'') FROM (' || steep_repl._compare_sql(t, keys) || ') x(k, h)' INTO v;
+  EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, h), ''{}'') FROM (' || steep_repl._compare_owned_sql(t, keys) || ') x(k, h)' INTO v;
   RETURN v;
 END
 $$;
@@ -177,10 +226,10 @@ CREATE FUNCTION steep_repl._compare_join_sql(t steep_repl.compare_table) RETURNS
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_catalog.format(
     'SELECT coalesce(l.k, p.k) AS k, l.h AS lh, p.h AS ph FROM (%s) l(k, h) FULL JOIN %I.dblink($1, $2) AS p(k text, h bigint) ON l.k = p.k',
-    steep_repl._compare_sql(t), steep_repl._dblink_schema());
+    steep_repl._compare_owned_sql(t), steep_repl._dblink_schema());
 $$;
 COMMENT ON FUNCTION steep_repl._compare_join_sql(steep_repl.compare_table) IS
-  'Internal: the full join of a table''s keys and row hashes here and on the peer (through dblink: $1 conninfo, $2 the peer''s query).';
+  'Internal: the full join of a table''s keys and row hashes here and on the peer (through dblink: $1 conninfo, $2 the peer''s query, _compare_peer_sql).';
 
 -- The rows of a table whose hash differs between here and the peer.
 CREATE FUNCTION steep_repl._compare_pass(conn text, t steep_repl.compare_table,
@@ -188,7 +237,7 @@ CREATE FUNCTION steep_repl._compare_pass(conn text, t steep_repl.compare_table,
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RETURN QUERY EXECUTE 'SELECT j.k, j.lh, j.ph FROM (' || steep_repl._compare_join_sql(t) || ') j WHERE j.lh IS DISTINCT FROM j.ph'
-    USING conn, steep_repl._compare_sql(t);
+    USING conn, steep_repl._compare_peer_sql(t);
 END
 $$;
 COMMENT ON FUNCTION steep_repl._compare_pass(text, steep_repl.compare_table) IS

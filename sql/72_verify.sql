@@ -224,7 +224,7 @@ BEGIN
                count(*) FILTER (WHERE j.ph IS NULL), count(*) FILTER (WHERE j.lh IS NULL), (SELECT count(*) FROM kept)
         FROM j'
         INTO identical, conflicting, local_only, peer_only, v_kept
-        USING v_conn, steep_repl._compare_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
+        USING v_conn, steep_repl._compare_peer_sql(v_t), peer, v_t.schema_name, v_t.table_name, v_now;
       schema_name := v_t.schema_name;
       table_name := v_t.table_name;
       RETURN NEXT;

@@ -8,6 +8,10 @@ REVOKE ALL ON SCHEMA steep_repl FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA steep_repl FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA steep_repl FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA steep_repl FROM PUBLIC;
+-- But row_hash: a comparison reads each table as its owner (steep_repl._query_as), and the
+-- executor checks EXECUTE on row_hash as that owner. A pure function, and PUBLIC, without USAGE
+-- on the schema, cannot name it.
+GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_admin;
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_sidecar;
