@@ -12,14 +12,17 @@ CREATE TABLE steep_repl.init_fast_objects (
   name        text NOT NULL,
   ddl         text NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-  weight      bigint NOT NULL DEFAULT 0
+  weight      bigint NOT NULL DEFAULT 0,
+  stage       integer NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE steep_repl.init_fast_objects IS
-  'Indexes and constraints a fast init dropped from the target''s tables before loading them, with the DDL (pg_get_indexdef / pg_get_constraintdef of this node''s own catalog) that re-creates them as the table''s owner: after the load, on cancel_init, and before a new start_init.';
+  'Indexes and constraints a fast init dropped from the target''s tables before loading them, with the DDL (read from this node''s own catalog: pg_get_indexdef / pg_get_constraintdef, with the tablespace, storage parameters, comments, CLUSTER ON, statistics targets and attached partitions'' indexes) that re-creates them as they were, as the table''s owner: after the load, on cancel_init, and before a new start_init.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_fast_objects', '');
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.init_fast_objects_id_seq', '');
 COMMENT ON COLUMN steep_repl.init_fast_objects.weight IS
   'The bytes of the table the object is on (its source size, or its size here for a table out of the init): its weight in the indexing step''s percent.';
+COMMENT ON COLUMN steep_repl.init_fast_objects.stage IS
+  'Restore order within its kind (foreign keys after all the others): 0 for an object of a table, 100 - level for one of a partitioned table, so a partition''s index exists before the partitioned index that attaches it.';
 
 -- A size option as SET takes it for a memory setting ('256MB'; kB, MB, GB or TB), within
 -- [lo_kb, hi_kb] kilobytes: returned in kB, or 22023.
@@ -127,66 +130,6 @@ $$;
 COMMENT ON FUNCTION steep_repl.init_fast_copying(text) IS
   'Sidecar step of init.fast: empties what an earlier attempt copied (init_fast_reset), PREPARING -> COPYING.';
 
--- Record, then drop, the secondary indexes and the unique, exclusion and foreign-key constraints
--- of the init's tables (and foreign keys of other tables that reference them), and the primary
--- key of a table larger than split_threshold on the source (a small one keeps it): the replica
--- identity index, CHECK and NOT NULL stay. Partitions' inherited ones are left: a partitioned
--- table all of whose partitions are copied has its own dropped (not its primary key, kept).
-CREATE FUNCTION steep_repl.init_fast_drop_objects(node text) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r record;
-  n integer := 0;
-BEGIN
-  PERFORM 1 FROM steep_repl.nodes nd WHERE nd.name = init_fast_drop_objects.node FOR UPDATE;
-  FOR r IN
-    WITH leaves AS (SELECT t.relid FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node),
-    -- A partitioned table every partition of which is copied: its partitioned indexes and
-    -- constraints (those of its partitions are attached to them) are dropped and rebuilt whole.
-    parents AS (SELECT p.oid AS relid FROM pg_catalog.pg_class p
-                WHERE p.relkind = 'p' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = p.oid)
-                  AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p.oid) x WHERE x.isleaf)
-                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(p.oid) x WHERE x.isleaf AND x.relid NOT IN (SELECT relid FROM leaves))),
-    scope AS (SELECT relid FROM leaves UNION ALL SELECT relid FROM parents),
-    large AS (SELECT t.relid FROM steep_repl.init_tables t JOIN steep_repl.init_progress p ON p.node = t.node
-              WHERE t.node = init_fast_drop_objects.node AND t.source_bytes > coalesce((p.options->>'split_threshold')::bigint, 67108864))
-    SELECT c.conrelid AS relid, CASE c.contype WHEN 'f' THEN 'foreign_key' ELSE 'constraint' END AS kind, c.conname::text AS name,
-           pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid)) AS ddl,
-           pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_stmt,
-           CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS ord
-    FROM pg_catalog.pg_constraint c
-    WHERE c.conparentid = 0 AND (
-          (c.contype = 'f' AND (c.conrelid IN (SELECT relid FROM scope) OR c.confrelid IN (SELECT relid FROM scope)))
-       OR (c.contype IN ('u', 'x') AND c.conrelid IN (SELECT relid FROM scope)
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident))
-       OR (c.contype = 'p' AND c.conrelid IN (SELECT relid FROM large)
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid = c.conindid AND i.indisreplident)))
-    UNION ALL
-    -- A partitioned index's definition reads ON ONLY (for pg_dump): rebuilt, it must cover the partitions.
-    SELECT i.indrelid, 'index', ic.relname::text,
-           pg_catalog.regexp_replace(pg_catalog.pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX ("([^"]|"")+"|\S+) ON )ONLY ', '\1'),
-           pg_catalog.format('DROP INDEX %s', i.indexrelid::regclass), 2
-    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-    WHERE i.indrelid IN (SELECT relid FROM scope) AND NOT i.indisprimary AND NOT i.indisreplident
-      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
-      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid)
-    ORDER BY ord, name
-  LOOP
-    INSERT INTO steep_repl.init_fast_objects (node, relid, kind, name, ddl, weight)
-    VALUES (init_fast_drop_objects.node, r.relid, r.kind, r.name, r.ddl,
-            coalesce((SELECT t.source_bytes FROM steep_repl.init_tables t WHERE t.node = init_fast_drop_objects.node AND t.relid = r.relid),
-                     (SELECT pg_catalog.sum(t.source_bytes)::bigint FROM steep_repl.init_tables t
-                      WHERE t.node = init_fast_drop_objects.node AND t.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(r.relid) x)),
-                     pg_catalog.pg_relation_size(r.relid)));
-    PERFORM steep_repl._exec_as_owner(r.relid::regclass, r.drop_stmt);
-    n := n + 1;
-  END LOOP;
-  RETURN n;
-END
-$$;
-COMMENT ON FUNCTION steep_repl.init_fast_drop_objects(text) IS
-  'Sidecar step of init.fast: records in init_fast_objects, then drops as the owner, the secondary indexes and unique/exclusion/foreign-key constraints of the init''s tables (and foreign keys referencing them), and the primary key of tables larger than split_threshold. Returns how many.';
-
 -- The indexing step of a fast init: how many of the dropped objects are re-created, weighted
 -- by the bytes of their tables (an index of a large table takes longer), and the settings the
 -- rebuilding sessions had. One row per node, the last step's.
@@ -292,7 +235,7 @@ DECLARE
   n integer := 0;
 BEGIN
   FOR v_id IN SELECT f.id FROM steep_repl.init_fast_objects f WHERE f.node = _fast_restore_all.node
-              ORDER BY f.kind = 'foreign_key', f.id LOOP
+              ORDER BY f.kind = 'foreign_key', f.stage, f.id LOOP
     IF steep_repl.init_fast_restore_object(v_id) THEN
       n := n + 1;
     END IF;
@@ -301,7 +244,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl._fast_restore_all(text) IS
-  'Internal: re-creates every index and constraint a fast init of node dropped (foreign keys last); returns how many.';
+  'Internal: re-creates every index and constraint a fast init of node dropped (by stage: partitions'' before the partitioned ones that attach them; foreign keys last); returns how many.';
 
 -- One chunk (a block range of a table, or the whole table) is in, in the transaction that
 -- copied it: the table's and the init's progress.

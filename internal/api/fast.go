@@ -32,9 +32,13 @@ func FastDropObjects(ctx context.Context, db DB, node string) (int, error) {
 type FastObject struct {
 	ID         int64
 	ForeignKey bool
+	// Stage orders the re-creation within foreign keys and the others: a partition's index
+	// (stage 0) before the partitioned index that attaches it (100 - its level).
+	Stage int
 }
 
-// FastObjects lists what node's fast init dropped, in the order it was recorded.
+// FastObjects lists what node's fast init dropped, in the order to re-create it: the others
+// before the foreign keys, each by stage, then as recorded.
 func FastObjects(ctx context.Context, db DB, node string) ([]FastObject, error) {
 	rows, err := db.Query(ctx, q(qFastObjects), node)
 	if err != nil {

@@ -8,7 +8,7 @@ SELECT steep_repl.init_fast_reset($1);
 SELECT steep_repl.init_fast_drop_objects($1);
 
 -- name: FastObjects
-SELECT id, kind = 'foreign_key' FROM steep_repl.init_fast_objects WHERE node = $1 ORDER BY id;
+SELECT id, kind = 'foreign_key', stage FROM steep_repl.init_fast_objects WHERE node = $1 ORDER BY kind = 'foreign_key', stage, id;
 
 -- name: FastRestoreObject
 SELECT steep_repl.init_fast_restore_object($1);

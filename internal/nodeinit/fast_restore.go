@@ -12,9 +12,8 @@ import (
 )
 
 // restoreObjects re-creates, as each table's owner, the indexes and constraints node's fast init
-// dropped: parallel at once, the foreign keys after all the others (they need the unique
-// indexes they reference). Each object is its own transaction and is forgotten once re-created,
-// so a restore cut short resumes where it stopped. The sessions that build them run with the
+// dropped: parallel at once, group after group (restoreGroups). Each object is its own
+// transaction and is forgotten once re-created, so a restore cut short resumes where it stopped. The sessions that build them run with the
 // init's maintenance_work_mem and max_parallel_maintenance_workers. It returns how many it
 // re-created.
 func restoreObjects(ctx context.Context, db *pgxpool.Pool, node string, parallel int, log *slog.Logger) (int, error) {
@@ -26,16 +25,8 @@ func restoreObjects(ctx context.Context, db *pgxpool.Pool, node string, parallel
 	if err != nil {
 		return 0, err
 	}
-	var first, fks []int64
-	for _, o := range objs {
-		if o.ForeignKey {
-			fks = append(fks, o.ID)
-		} else {
-			first = append(first, o.ID)
-		}
-	}
 	n := 0
-	for _, ids := range [][]int64{first, fks} {
+	for _, ids := range restoreGroups(objs) {
 		k, err := restoreEach(ctx, db, ids, parallel, settings)
 		n += k
 		if err != nil {
@@ -43,6 +34,21 @@ func restoreObjects(ctx context.Context, db *pgxpool.Pool, node string, parallel
 		}
 	}
 	return n, nil
+}
+
+// restoreGroups splits objs (in FastObjects' order) into the groups re-created one after the
+// other: the foreign keys after all the others (they need the unique indexes they reference),
+// and within each, a stage after the one below (a partitioned index attaches its partitions'
+// indexes, which must exist). The objects of one group do not depend on each other.
+func restoreGroups(objs []api.FastObject) [][]int64 {
+	var groups [][]int64
+	for i, o := range objs {
+		if i == 0 || o.ForeignKey != objs[i-1].ForeignKey || o.Stage != objs[i-1].Stage {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], o.ID)
+	}
+	return groups
 }
 
 // restoreEach re-creates ids with up to parallel sessions, each set up with settings.
