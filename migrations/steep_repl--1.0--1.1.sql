@@ -6893,3 +6893,41 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._fast_restore_all(text) IS
   'Internal: re-creates every index and constraint a fast init of node dropped (by stage: partitions'' before the partitioned ones that attach them; foreign keys last); returns how many.';
+
+-- _merge_rows reads as the table's owner: parsing the keys into the key types runs a domain's CHECK.
+CREATE OR REPLACE FUNCTION steep_repl._merge_rows(rel regclass, keys jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_names text[];
+  v_values text;
+  v jsonb;
+BEGIN
+  PERFORM steep_repl._require('keys', keys);
+  IF pg_catalog.jsonb_typeof(keys) <> 'array' THEN
+    RAISE EXCEPTION 'keys must be a JSON array of primary key objects, got %', pg_catalog.left(keys::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum),
+         pg_catalog.string_agg(pg_catalog.format('CASE WHEN pg_catalog.num_nulls(r.%1$I) OPERATOR(pg_catalog.=) 1 THEN NULL ELSE pg_catalog.format(''%%s'', r.%1$I) END',
+                                                 a.attname), ', ' ORDER BY a.attnum)
+    INTO v_names, v_values
+  FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+  EXECUTE pg_catalog.format('SELECT x.v FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(v pg_catalog.jsonb)',
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::oid, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_object(%L::pg_catalog.text[], ARRAY[%s]::pg_catalog.text[])), ''[]'')
+     FROM %s r WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
+    v_names, v_values, rel,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o))))
+    INTO v;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_rows(regclass, jsonb) IS
+  'Sidecar: the rows of rel with the given primary keys, as a jsonb array of {column: text form} (generated columns left out), printed under pinned settings so that _merge_apply on another node writes the same values.';

@@ -34,9 +34,10 @@ COMMENT ON FUNCTION steep_repl._merge_table(regclass) IS 'Internal: rel with its
 
 -- The rows of rel with the given primary keys (a jsonb array of key objects, as _merge_plan
 -- returns them): a jsonb array of objects, column name -> its text form (NULL: JSON null),
--- generated columns left out. Read as the extension's owner, which bypasses row-level security
--- (a merge must see every row) and runs no user code: values are printed by their types' output
--- functions (format's %s), never through a cast.
+-- generated columns left out. Values are printed by their types' output functions (format's %s),
+-- never through a cast; read as the table's owner (steep_repl._query_as), who bypasses row-level
+-- security: the keys are parsed into the key columns' types, and a domain's CHECK is the owner's
+-- code.
 CREATE FUNCTION steep_repl._merge_rows(rel regclass, keys jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
   SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET bytea_output = 'hex' AS $$
@@ -57,15 +58,17 @@ BEGIN
     INTO v_names, v_values
   FROM pg_catalog.pg_attribute a
   WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
-  EXECUTE pg_catalog.format(
+  EXECUTE pg_catalog.format('SELECT x.v FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(v pg_catalog.jsonb)',
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::oid, pg_catalog.format(
     'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_object(%L::pg_catalog.text[], ARRAY[%s]::pg_catalog.text[])), ''[]'')
-     FROM %s r WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset($1) AS k(%s))',
+     FROM %s r WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
     v_names, v_values, rel,
     (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
     (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
     (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)))
-    INTO v USING keys;
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o))))
+    INTO v;
   RETURN v;
 END
 $$;

@@ -9,7 +9,8 @@ import (
 // ownerTrapDDL makes a table owner, mallory (no privilege but her own objects), whose table's
 // key is of her own enum type with her own cast to json. Printing a key as jsonb runs that cast,
 // and her function tries to make her a superuser: it would succeed if it ran as the API's
-// definer. It records who it ran as, so the test knows the cast did run.
+// definer. Her second table's key is of her domain whose CHECK does the same: parsing keys given
+// as jsonb into the key's type runs it. Both record who they ran as, so the test knows they ran.
 const ownerTrapDDL = `
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mallory') THEN CREATE ROLE mallory LOGIN; END IF;
@@ -29,7 +30,18 @@ BEGIN
 END $f$;
 CREATE CAST (mood AS json) WITH FUNCTION mood_json(mood);
 CREATE TABLE mallory_t (k mood PRIMARY KEY, v int);
-GRANT SELECT ON mallory_t TO dba;
+CREATE FUNCTION key_ok(k int) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO public.mallory_seen SELECT current_user, r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+  BEGIN
+    EXECUTE 'ALTER ROLE mallory SUPERUSER';
+  EXCEPTION WHEN insufficient_privilege THEN NULL;
+  END;
+  RETURN k > 0;
+END $f$;
+CREATE DOMAIN checked_id AS int CHECK (key_ok(VALUE));
+CREATE TABLE mallory_d (k checked_id PRIMARY KEY, v text);
+GRANT SELECT ON mallory_t, mallory_d TO dba;
 RESET ROLE`
 
 // assertCastRanOnlyAsTheOwner: mallory is no superuser on n, and her cast ran (at least once),
@@ -45,9 +57,10 @@ func assertCastRanOnlyAsTheOwner(t *testing.T, n *harness.Node) {
 	}
 }
 
-// analyze_overlap and verify, called by the dba operator, print the keys of the owner's table on
-// both nodes (here, and on the peer through dblink) as the table's owner: her cast runs as her,
-// so she stays without privileges, and the comparison is still right.
+// analyze_overlap and verify, called by the dba operator, and the merge's _merge_rows read the
+// owner's tables on both nodes (here, and on the peer through dblink) as the table's owner: her
+// cast and her domain's CHECK run as her, so she stays without privileges, and the results are
+// still right.
 func TestComparisonsReadAsTheTableOwnerSoTheOwnersCastCannotEscalate(t *testing.T) {
 	t.Parallel()
 	a, b := setupEmptyPair(t)
@@ -55,16 +68,22 @@ func TestComparisonsReadAsTheTableOwnerSoTheOwnersCastCannotEscalate(t *testing.
 		ensureDBA(t, n)
 		n.Exec(t, "", ownerTrapDDL)
 	}
-	a.Exec(t, "", "INSERT INTO mallory_t VALUES ('a', 1), ('b', 2), ('c', 3)")
-	b.Exec(t, "", "INSERT INTO mallory_t VALUES ('a', 1), ('b', 20), ('d', 4)")
+	// Her rows are written by her (the CHECK runs as the writer).
+	a.Exec(t, "", "SET ROLE mallory; INSERT INTO mallory_t VALUES ('a', 1), ('b', 2), ('c', 3); INSERT INTO mallory_d VALUES (1, 'x'), (2, 'y'); RESET ROLE")
+	b.Exec(t, "", "SET ROLE mallory; INSERT INTO mallory_t VALUES ('a', 1), ('b', 20), ('d', 4); INSERT INTO mallory_d VALUES (1, 'x'), (2, 'z'); RESET ROLE")
 
 	got := overlapSQL(t, b, "ARRAY['public.mallory_t']")
 	want := `[{"conflicting":1,"identical":1,"local_only":1,"peer_only":1,"schema_name":"public","table_name":"mallory_t"}]`
 	if normJSON(t, got) != want {
 		t.Fatalf("analyze_overlap: %s, want %s", got, want)
 	}
-	wantLines(t, "verify", verifyRows(t, b, "'node_a', ARRAY['public.mallory_t']"), []string{
+	wantLines(t, "verify", verifyRows(t, b, "'node_a', ARRAY['public.mallory_t', 'public.mallory_d']"), []string{
+		`public.mallory_d {"k": 2} differs`,
 		`public.mallory_t {"k": "b"} differs`, `public.mallory_t {"k": "c"} missing`, `public.mallory_t {"k": "d"} extra`})
+	// The merge's reads of rows by key (the sidecar's _merge_rows) parse the keys into the domain.
+	if got := harness.QueryOne[string](t, b, "", `SELECT steep_repl._merge_rows('mallory_d', '[{"k": 2}]')::text`); got != `[{"k": "2", "v": "z"}]` {
+		t.Fatalf("_merge_rows: %s", got)
+	}
 	for _, n := range []*harness.Node{a, b} {
 		assertCastRanOnlyAsTheOwner(t, n)
 	}
