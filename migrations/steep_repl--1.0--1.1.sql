@@ -6931,3 +6931,186 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl._merge_rows(regclass, jsonb) IS
   'Sidecar: the rows of rel with the given primary keys, as a jsonb array of {column: text form} (generated columns left out), printed under pinned settings so that _merge_apply on another node writes the same values.';
+
+-- #13: a delete made during a merge (after its baseline, before its write freeze) is propagated,
+-- never resurrected; the unused _merge_origin_begin (origin steep_repl_merge) is dropped.
+ALTER TABLE steep_repl.merges ADD COLUMN job_id bigint, ADD COLUMN baseline_local xid8, ADD COLUMN baseline_peer xid8,
+  ADD COLUMN pass_xids_local xid8[] NOT NULL DEFAULT '{}', ADD COLUMN pass_xids_peer xid8[] NOT NULL DEFAULT '{}';
+ALTER TABLE steep_repl.merge_audit_log DROP CONSTRAINT merge_audit_log_category_check,
+  ADD CONSTRAINT merge_audit_log_category_check CHECK (category IN ('conflicting', 'local_only', 'peer_only', 'deleted_during_merge', 'update_delete'));
+ALTER TABLE steep_repl.merge_audit_log DROP CONSTRAINT merge_audit_log_resolution_check,
+  ADD CONSTRAINT merge_audit_log_resolution_check CHECK (resolution IN ('to_local', 'to_peer', 'manual', 'delete_local', 'delete_peer'));
+COMMENT ON TABLE steep_repl.merges IS
+  'One row per merge (or dry run) of this node with a peer: who asked, the options, when, how long the write freeze lasted, the outcome; the job, each node''s baseline xid and the xids of its passes (how the write freeze tells a delete made during the merge).';
+COMMENT ON TABLE steep_repl.merge_audit_log IS
+  'The rows of each merge that were not identical on both nodes: category (conflicting, local_only, peer_only; deleted_during_merge, update_delete from the write freeze), resolution (to_local, to_peer, manual, delete_local, delete_peer; tie when last-modified could not tell), both row hashes, both row images where a row changed, both commit timestamps.';
+DROP FUNCTION steep_repl._merge_origin_begin();
+-- Deletes the rows of rel with the given primary keys (a jsonb array of key objects, as
+-- _merge_plan returns them): rows the other node deleted while the merge ran (the write freeze
+-- decides which, sql/75_merge_init.sql). As the table's owner, with session_replication_role =
+-- replica like _merge_apply, so neither user triggers nor foreign-key actions fire: the other
+-- node's delete already did what its own triggers and cascades do, and each row it removed
+-- there is deleted here by its own key. Returns the number of rows deleted.
+CREATE FUNCTION steep_repl._merge_delete(rel regclass, keys jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = 'replica' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_match text;
+  v_n bigint;
+BEGIN
+  PERFORM steep_repl._require('keys', keys);
+  IF pg_catalog.jsonb_typeof(keys) <> 'array'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(keys) e WHERE pg_catalog.jsonb_typeof(e) <> 'object') THEN
+    RAISE EXCEPTION 'keys must be a JSON array of primary key objects, got %', pg_catalog.left(keys::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF pg_catalog.jsonb_array_length(keys) = 0 THEN
+    RETURN 0;
+  END IF;
+  -- The keys reach the owner's statement through a setting of this call, as _merge_apply's rows.
+  PERFORM pg_catalog.set_config('steep_repl_merge.keys', keys::text, true);
+  v_match := pg_catalog.format(
+    '(%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(pg_catalog.current_setting(''steep_repl_merge.keys'')::pg_catalog.jsonb) AS k(%s))',
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)));
+  -- Counted first (the owner's block cannot hand a number back: its settings end with it); under
+  -- the write freeze's lock nothing changes in between.
+  EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s r WHERE %s', rel, v_match) INTO v_n;
+  PERFORM steep_repl._exec_as_owner(rel, pg_catalog.format('DELETE FROM %s r WHERE %s', rel, v_match));
+  RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_delete(regclass, jsonb) IS
+  'Sidecar: deletes the rows of rel with the given primary keys (rows the other node deleted while the merge ran), as its owner, with user triggers and foreign-key actions off; returns the rows deleted.';
+
+COMMENT ON FUNCTION steep_repl._merge_origin_end() IS 'Sidecar: ends _merge_origin_as (no error when no origin is set up).';
+REVOKE ALL ON FUNCTION steep_repl._merge_delete(regclass, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl._merge_delete(regclass, jsonb) TO steep_repl_sidecar;
+
+-- Deletes made while a merge runs (#13). Pass 1 makes both nodes hold the union of what its plan
+-- read; a row one node deletes after that is, at the write freeze, on the other node only, like a
+-- row written there since. What tells them apart is the version the other node still holds: if
+-- its transaction had ended before the plan read the table (below the node's baseline xid), or
+-- it is a copy a pass of the merge wrote, the row was on both nodes after pass 1, so the node
+-- that lacks it deleted it: the delete is propagated (category deleted_during_merge). Any other
+-- version was written by a user while the merge ran: it is copied, and if the row was on both
+-- nodes after pass 1 (pass 1 moved it) that is a change against a delete, where the change wins
+-- (category update_delete), as a later write does in replication. A row the merge saw as
+-- identical, changed on one node and deleted on the other, is copied too but shows as local_only
+-- or peer_only: the merge keeps no list of the rows that were identical.
+
+-- This node's baseline, taken just before the plan: every transaction with a smaller xid (a
+-- subtransaction's too) has ended. pg_current_snapshot()'s xmax, once the transactions running
+-- then have ended (waited for up to wait_seconds); else the oldest of them still running.
+CREATE FUNCTION steep_repl._merge_baseline(wait_seconds double precision) RETURNS xid8
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_snap pg_catalog.pg_snapshot := pg_catalog.pg_current_snapshot();
+  v_until timestamptz := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => greatest(wait_seconds, 0));
+  v_running xid8[];
+BEGIN
+  -- A subtransaction's xid is in no snapshot's xip: waiting for its top transaction to end is
+  -- what makes "below the baseline" mean "ended" for it too (its xid is above its parent's).
+  LOOP
+    v_running := ARRAY(SELECT x FROM pg_catalog.pg_snapshot_xip(v_snap) x WHERE pg_catalog.pg_xact_status(x) = 'in progress');
+    EXIT WHEN pg_catalog.cardinality(v_running) = 0 OR pg_catalog.clock_timestamp() >= v_until;
+    PERFORM pg_catalog.pg_sleep(0.02);
+  END LOOP;
+  RETURN (SELECT s.x FROM (SELECT pg_catalog.pg_snapshot_xmax(v_snap) UNION ALL SELECT pg_catalog.unnest(v_running)) s(x) ORDER BY s.x LIMIT 1);
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_baseline(double precision) IS
+  'Sidecar step of init.merge: an xid below which every transaction of this node has ended (waiting up to wait_seconds for those running now), taken before the plan.';
+
+CREATE FUNCTION steep_repl._merge_record_baseline(merge_id bigint, job_id bigint, local_baseline xid8, peer_baseline xid8) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE steep_repl.merges m SET job_id = _merge_record_baseline.job_id, baseline_local = local_baseline, baseline_peer = peer_baseline
+  WHERE m.merge_id = _merge_record_baseline.merge_id;
+$$;
+COMMENT ON FUNCTION steep_repl._merge_record_baseline(bigint, bigint, xid8, xid8) IS
+  'Sidecar step of init.merge: records the merge''s job and both nodes'' baseline xids (_merge_baseline).';
+
+-- Called in the target's transaction of a pass, so the xids are recorded exactly when the pass
+-- commits here (the source commits with it, or resolvePrepared finishes it).
+CREATE FUNCTION steep_repl._merge_record_pass(merge_id bigint, local_xid xid8, peer_xid xid8) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE steep_repl.merges m SET pass_xids_local = m.pass_xids_local || local_xid, pass_xids_peer = m.pass_xids_peer || peer_xid
+  WHERE m.merge_id = _merge_record_pass.merge_id;
+$$;
+COMMENT ON FUNCTION steep_repl._merge_record_pass(bigint, xid8, xid8) IS
+  'Sidecar step of init.merge: records the xids of a pass of the merge on both nodes, in the target''s transaction of that pass.';
+
+-- The baseline a merge's write freeze judges deletes by: that of the first merge of its job whose
+-- pass 1 committed (a retried attempt's nodes held the union since then), with the xids of every
+-- pass of the job. No row, or empty xids, while no pass has committed: nothing to judge yet.
+CREATE FUNCTION steep_repl._merge_baseline_of(merge_id bigint,
+  OUT baseline_local xid8, OUT baseline_peer xid8, OUT pass_xids_local xid8[], OUT pass_xids_peer xid8[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  WITH job AS (
+    SELECT m2.merge_id FROM steep_repl.merges m1 JOIN steep_repl.merges m2
+      ON m2.merge_id = m1.merge_id OR (m2.job_id = m1.job_id AND NOT m2.dry_run)
+    WHERE m1.merge_id = _merge_baseline_of.merge_id)
+  SELECT f.baseline_local, f.baseline_peer,
+         ARRAY(SELECT x FROM steep_repl.merges m, pg_catalog.unnest(m.pass_xids_local) x WHERE m.merge_id IN (SELECT j.merge_id FROM job j)),
+         ARRAY(SELECT x FROM steep_repl.merges m, pg_catalog.unnest(m.pass_xids_peer) x WHERE m.merge_id IN (SELECT j.merge_id FROM job j))
+  FROM (SELECT m.baseline_local, m.baseline_peer FROM steep_repl.merges m
+        WHERE m.merge_id IN (SELECT j.merge_id FROM job j) AND pg_catalog.cardinality(m.pass_xids_local) > 0
+        ORDER BY m.merge_id LIMIT 1) f;
+$$;
+COMMENT ON FUNCTION steep_repl._merge_baseline_of(bigint) IS
+  'Sidecar step of init.merge: the baselines of the first merge of the job whose pass committed and the xids of all its passes; no row before any pass committed.';
+
+-- Of the rows of rel with the given primary keys, the keys (as _merge_plan prints them) of those
+-- whose version existed on both nodes after pass 1: its xmin below this node's baseline, or one of
+-- the merge's passes (xids). xmin is a 32-bit xid: its epoch is the one that puts it at most 2^32
+-- below the next xid (no live row is older, except a frozen one more than 2^32 xids old, which
+-- keeps its raw xmin and may then look recent: it is copied back rather than deleted). xmin 1
+-- and 2 (bootstrap, frozen before 9.4) are older than any baseline.
+CREATE FUNCTION steep_repl._merge_existed_before(rel regclass, keys jsonb, baseline xid8, xids xid8[]) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_next bigint := pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::bigint;
+  v text[];
+BEGIN
+  PERFORM steep_repl._require('baseline', baseline);
+  EXECUTE pg_catalog.format(
+    'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
+     FROM %s r CROSS JOIN LATERAL (SELECT r.xmin::pg_catalog.text::bigint AS x32) x
+     CROSS JOIN LATERAL (SELECT ($3 - (($3 - x.x32) %% 4294967296 + 4294967296) %% 4294967296)::pg_catalog.text::pg_catalog.xid8 AS x) f
+     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset($1) AS k(%s))
+       AND (x.x32 < 3 OR f.x < $2 OR f.x = ANY ($4))',
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    rel,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)))
+    INTO v USING keys, baseline, v_next, coalesce(xids, '{}');
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_existed_before(regclass, jsonb, xid8, xid8[]) IS
+  'Sidecar step of init.merge (the write freeze): keys of the given rows of rel whose version predates baseline or was written by one of xids (a pass of the merge): rows the other node deleted while the merge ran.';
+
+-- Of the given keys of a table, those a pass of the merge's job moved (its audit rows): the row
+-- was on both nodes after pass 1. Tells update_delete from a row inserted while the merge ran.
+CREATE FUNCTION steep_repl._merge_moved_keys(merge_id bigint, schema_name text, table_name text, keys jsonb) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(pg_catalog.array_agg(DISTINCT a.key::text), '{}')
+  FROM steep_repl.merge_audit_log a
+  WHERE a.merge_id IN (SELECT m2.merge_id FROM steep_repl.merges m1 JOIN steep_repl.merges m2
+                         ON m2.merge_id = m1.merge_id OR (m2.job_id = m1.job_id AND NOT m2.dry_run)
+                       WHERE m1.merge_id = _merge_moved_keys.merge_id)
+    AND a.schema_name = _merge_moved_keys.schema_name AND a.table_name = _merge_moved_keys.table_name
+    AND a.resolution IN ('to_local', 'to_peer')
+    AND a.key IN (SELECT pg_catalog.jsonb_array_elements(keys));
+$$;
+COMMENT ON FUNCTION steep_repl._merge_moved_keys(bigint, text, text, jsonb) IS
+  'Sidecar step of init.merge (the write freeze): of the given keys of a table, those a pass of the merge''s job moved.';
+REVOKE ALL ON FUNCTION steep_repl._merge_baseline(double precision), steep_repl._merge_record_baseline(bigint, bigint, xid8, xid8),
+  steep_repl._merge_record_pass(bigint, xid8, xid8), steep_repl._merge_baseline_of(bigint),
+  steep_repl._merge_existed_before(regclass, jsonb, xid8, xid8[]), steep_repl._merge_moved_keys(bigint, text, text, jsonb) FROM PUBLIC;
+-- end of #13 merge deletes block

@@ -1,7 +1,9 @@
 -- Bidirectional merge (issue #13), the SQL half: what a merge of this node (the target) with a peer
 -- (the source) would move, by primary key and row_hash (sql/71_compare.sql), checked before anything
 -- is read. The sidecar's init.merge job moves the rows (sql/74_merge_apply.sql); merge_plan() is the
--- DBA's dry run. A merge is a union: it never deletes a row.
+-- DBA's dry run. A merge is a union of the rows the nodes hold when it begins; a row deleted on one
+-- node while the merge runs (after its baseline, before its write freeze) is deleted on both
+-- (sql/75_merge_init.sql, _merge_existed_before).
 
 -- One row per merge or dry run, written by the init.merge job (_merge_begin, _merge_finish).
 CREATE TABLE steep_repl.merges (
@@ -13,20 +15,31 @@ CREATE TABLE steep_repl.merges (
   started_at   timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
   finished_at  timestamptz,
   freeze_ms    numeric,
-  result       jsonb
+  result       jsonb,
+  -- What tells a delete made during the merge from a row one node never had: the init.merge job
+  -- (its retried attempts share the first baseline), each node's baseline xid (every transaction
+  -- below it had ended before the plan read a row) and the xids of the merge's own passes.
+  job_id          bigint,
+  baseline_local  xid8,
+  baseline_peer   xid8,
+  pass_xids_local xid8[] NOT NULL DEFAULT '{}',
+  pass_xids_peer  xid8[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE steep_repl.merges IS
-  'One row per merge (or dry run) of this node with a peer: who asked, the options, when, how long the write freeze lasted, the outcome.';
+  'One row per merge (or dry run) of this node with a peer: who asked, the options, when, how long the write freeze lasted, the outcome; the job, each node''s baseline xid and the xids of its passes (how the write freeze tells a delete made during the merge).';
 
 -- Every row a merge moved or left alone for the DBA: to_local (the peer's version written here),
--- to_peer (this node's written on the peer), manual (a conflict left as it is).
+-- to_peer (this node's written on the peer), manual (a conflict left as it is), delete_local /
+-- delete_peer (category deleted_during_merge: deleted on the other node while the merge ran, so
+-- deleted here / on the peer too). Category update_delete: changed on one node while the merge
+-- ran and deleted on the other; the change wins and is copied (to_local / to_peer).
 CREATE TABLE steep_repl.merge_audit_log (
   merge_id           bigint NOT NULL REFERENCES steep_repl.merges,
   schema_name        text,
   table_name         text,
   key                jsonb,
-  category           text CHECK (category IN ('conflicting', 'local_only', 'peer_only')),
-  resolution         text CHECK (resolution IN ('to_local', 'to_peer', 'manual')),
+  category           text CHECK (category IN ('conflicting', 'local_only', 'peer_only', 'deleted_during_merge', 'update_delete')),
+  resolution         text CHECK (resolution IN ('to_local', 'to_peer', 'manual', 'delete_local', 'delete_peer')),
   tie                boolean NOT NULL DEFAULT false,
   local_hash         bigint,
   peer_hash          bigint,
@@ -38,7 +51,7 @@ CREATE TABLE steep_repl.merge_audit_log (
   PRIMARY KEY (merge_id, schema_name, table_name, key)
 );
 COMMENT ON TABLE steep_repl.merge_audit_log IS
-  'The rows of each merge that were not identical on both nodes: category, resolution (to_local, to_peer, manual; tie when last-modified could not tell), both row hashes, both row images where a row changed, both commit timestamps.';
+  'The rows of each merge that were not identical on both nodes: category (conflicting, local_only, peer_only; deleted_during_merge, update_delete from the write freeze), resolution (to_local, to_peer, manual, delete_local, delete_peer; tie when last-modified could not tell), both row hashes, both row images where a row changed, both commit timestamps.';
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.merges', '');
 SELECT pg_catalog.pg_extension_config_dump('steep_repl.merge_audit_log', '');
 

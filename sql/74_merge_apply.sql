@@ -1,7 +1,9 @@
 -- Moving a merge's rows (sql/73_merge.sql plans them), called by the sidecar's init.merge job inside
 -- its open transaction on each node: _merge_rows reads rows by key on one node, _merge_apply upserts
--- them on the other as the table's owner with user triggers off, under the replication origin
--- steep_repl_merge (so the subscriptions created next, origin = none, never send them back). Rows
+-- them on the other (and _merge_delete deletes there what the other node deleted while the merge
+-- ran) as the table's owner with user triggers off, under the replication origin of that node's
+-- subscription from the other (_merge_origin_as, sql/75_merge_init.sql), so the subscriptions
+-- created next, origin = none, never send them back. Rows
 -- travel as each column's text form under pinned settings: the form pg_dump relies on, exact for
 -- every type (to_jsonb is not: json loses its spacing and key order, a user type may cast to json).
 
@@ -226,26 +228,45 @@ $$;
 COMMENT ON FUNCTION steep_repl._merge_apply(regclass, jsonb) IS
   'Sidecar: upserts rows (as _merge_rows returns them) into rel by primary key, as its owner, with user triggers off; 23505 listing every row that collides with a unique constraint other than the primary key (with all of them), nothing written. Returns the rows written.';
 
--- Every merge write carries the replication origin steep_repl_merge: a subscription with
--- origin = none does not send it back.
-CREATE FUNCTION steep_repl._merge_origin_begin() RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- Deletes the rows of rel with the given primary keys (a jsonb array of key objects, as
+-- _merge_plan returns them): rows the other node deleted while the merge ran (the write freeze
+-- decides which, sql/75_merge_init.sql). As the table's owner, with session_replication_role =
+-- replica like _merge_apply, so neither user triggers nor foreign-key actions fire: the other
+-- node's delete already did what its own triggers and cascades do, and each row it removed
+-- there is deleted here by its own key. Returns the number of rows deleted.
+CREATE FUNCTION steep_repl._merge_delete(rel regclass, keys jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = 'replica' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_match text;
+  v_n bigint;
 BEGIN
-  IF pg_catalog.pg_replication_origin_oid('steep_repl_merge') IS NULL THEN
-    BEGIN
-      PERFORM pg_catalog.pg_replication_origin_create('steep_repl_merge');
-    EXCEPTION WHEN unique_violation THEN
-      NULL;  -- another session created it meanwhile
-    END;
+  PERFORM steep_repl._require('keys', keys);
+  IF pg_catalog.jsonb_typeof(keys) <> 'array'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(keys) e WHERE pg_catalog.jsonb_typeof(e) <> 'object') THEN
+    RAISE EXCEPTION 'keys must be a JSON array of primary key objects, got %', pg_catalog.left(keys::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF pg_catalog.pg_replication_origin_session_is_setup() THEN
-    PERFORM pg_catalog.pg_replication_origin_session_reset();
+  IF pg_catalog.jsonb_array_length(keys) = 0 THEN
+    RETURN 0;
   END IF;
-  PERFORM pg_catalog.pg_replication_origin_session_setup('steep_repl_merge');
+  -- The keys reach the owner's statement through a setting of this call, as _merge_apply's rows.
+  PERFORM pg_catalog.set_config('steep_repl_merge.keys', keys::text, true);
+  v_match := pg_catalog.format(
+    '(%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(pg_catalog.current_setting(''steep_repl_merge.keys'')::pg_catalog.jsonb) AS k(%s))',
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)));
+  -- Counted first (the owner's block cannot hand a number back: its settings end with it); under
+  -- the write freeze's lock nothing changes in between.
+  EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s r WHERE %s', rel, v_match) INTO v_n;
+  PERFORM steep_repl._exec_as_owner(rel, pg_catalog.format('DELETE FROM %s r WHERE %s', rel, v_match));
+  RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._merge_origin_begin() IS
-  'Sidecar: this session''s writes carry the replication origin steep_repl_merge (created if absent) until _merge_origin_end.';
+COMMENT ON FUNCTION steep_repl._merge_delete(regclass, jsonb) IS
+  'Sidecar: deletes the rows of rel with the given primary keys (rows the other node deleted while the merge ran), as its owner, with user triggers and foreign-key actions off; returns the rows deleted.';
 
 CREATE FUNCTION steep_repl._merge_origin_end() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -255,7 +276,7 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION steep_repl._merge_origin_end() IS 'Sidecar: ends _merge_origin_begin (no error when no origin is set up).';
+COMMENT ON FUNCTION steep_repl._merge_origin_end() IS 'Sidecar: ends _merge_origin_as (no error when no origin is set up).';
 
 CREATE FUNCTION steep_repl._merge_begin(peer text, options jsonb, as_role regrole) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -310,6 +331,6 @@ $$;
 COMMENT ON FUNCTION steep_repl._merge_finish(bigint, numeric, jsonb) IS 'Sidecar: records the end of a merge: its write freeze in ms and its result.';
 
 GRANT EXECUTE ON FUNCTION steep_repl._merge_rows(regclass, jsonb), steep_repl._merge_apply(regclass, jsonb),
-  steep_repl._merge_origin_begin(), steep_repl._merge_origin_end(), steep_repl._merge_begin(text, jsonb, regrole),
+  steep_repl._merge_delete(regclass, jsonb), steep_repl._merge_origin_end(), steep_repl._merge_begin(text, jsonb, regrole),
   steep_repl._merge_audit(bigint, jsonb), steep_repl._merge_finish(bigint, numeric, jsonb)
 TO steep_repl_sidecar;

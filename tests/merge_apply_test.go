@@ -25,10 +25,12 @@ CREATE TABLE plain (id int PRIMARY KEY);
 // Rows of every kind of type (row_hash_test's table, NaN and infinities, bytea, json and jsonb,
 // arrays, odd text), of a table with an identity ALWAYS key and a generated column, read with
 // _merge_rows on one node and written with _merge_apply on the other (as the sidecar does: a
-// superuser session, inside its transaction, under _merge_origin_begin) hash equal key by key,
-// inserted or updated. They are written as the table's owner (a CHECK true only for it), user
-// triggers do not fire, and a logical slot that skips changes with an origin sees none of them
-// while it sees a write of the same session after _merge_origin_end. The operator may not call them.
+// superuser session, inside its transaction, under _merge_origin_as: the origin of a
+// subscription) hash equal key by key, inserted or updated, and a row _merge_delete removes is
+// gone. They are written as the table's owner (a CHECK true only for it), user triggers do not
+// fire, and a logical slot that skips changes with an origin sees none of them (the delete
+// neither) while it sees a write of the same session after _merge_origin_end. The operator may
+// not call them.
 func TestMergeRowsAndApplyCopyEveryTypeExactlyAsTheOwnerUnderTheMergeOrigin(t *testing.T) {
 	t.Parallel()
 	a, b := setupEmptyPair(t)
@@ -56,8 +58,16 @@ func TestMergeRowsAndApplyCopyEveryTypeExactlyAsTheOwnerUnderTheMergeOrigin(t *t
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT steep_repl._merge_origin_begin()"); err != nil {
-		t.Fatalf("_merge_origin_begin: %v", err)
+	// The merge's writes carry the origin of the node's subscription from the other (pg_<oid>).
+	b.Exec(t, "", fmt.Sprintf("CREATE SUBSCRIPTION merge_origin_sub CONNECTION %s PUBLICATION nothing WITH (connect = false, slot_name = NONE)",
+		"'"+strings.ReplaceAll(libpqConninfo(a), "'", "''")+"'"))
+	defer b.Exec(t, "", "DROP SUBSCRIPTION merge_origin_sub")
+	var origin string
+	if err := conn.QueryRow(ctx, "SELECT steep_repl._merge_origin_as('merge_origin_sub')").Scan(&origin); err != nil {
+		t.Fatalf("_merge_origin_as: %v", err)
+	}
+	if want := harness.QueryOne[string](t, b, "", "SELECT 'pg_' || oid FROM pg_subscription WHERE subname = 'merge_origin_sub'"); origin != want {
+		t.Fatalf("_merge_origin_as returned %q, want %q", origin, want)
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -73,6 +83,12 @@ func TestMergeRowsAndApplyCopyEveryTypeExactlyAsTheOwnerUnderTheMergeOrigin(t *t
 		if want := harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM "+table); written != want {
 			t.Errorf("_merge_apply of %s wrote %d rows, want %d", table, written, want)
 		}
+	}
+	// node_a deleted ident 4 meanwhile: _merge_delete removes it here (and a key absent is no error).
+	a.Exec(t, "", "DELETE FROM ident WHERE id = 4")
+	var deleted int64
+	if err := tx.QueryRow(ctx, `SELECT steep_repl._merge_delete('ident', '[{"id": 4}, {"id": 999}]')`).Scan(&deleted); err != nil || deleted != 1 {
+		t.Fatalf("_merge_delete of ident 4 and 999: %d deleted, %v; want 1", deleted, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -102,7 +118,8 @@ func TestMergeRowsAndApplyCopyEveryTypeExactlyAsTheOwnerUnderTheMergeOrigin(t *t
 
 	for _, sql := range []string{
 		"SELECT steep_repl._merge_apply('plain', '[]')", "SELECT steep_repl._merge_rows('plain', '[]')",
-		"SELECT steep_repl._merge_origin_begin()", "SELECT steep_repl._merge_begin('node_a', '{}', 'dba')",
+		"SELECT steep_repl._merge_origin_as('merge_origin_sub')", "SELECT steep_repl._merge_begin('node_a', '{}', 'dba')",
+		"SELECT steep_repl._merge_delete('plain', '[]')", "SELECT steep_repl._merge_existed_before('plain', '[]', '1', '{}')",
 	} {
 		if state, _ := dbaState(t, b, sql); state != "42501" {
 			t.Errorf("the operator runs %s: %q, want 42501 (sidecar only)", sql, state)

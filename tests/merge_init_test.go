@@ -108,12 +108,14 @@ func conflicts(t testing.TB, n *harness.Node) int64 {
 		FROM pg_stat_subscription_stats`)
 }
 
-// ownWrites inserts parents (with a child each) in its own id range on n and updates the ones it
-// inserted (v + 1), one statement per transaction, until stop; want holds each row's expected v.
-// A write waiting on the merge's freeze just waits.
+// ownWrites inserts parents (with a child each) in its own id range on n, updates the ones it
+// inserted (v + 1) and deletes some of them (with their child), one statement per transaction,
+// until stop; want is the ledger: each row that must exist, with its expected v (a deleted row
+// is not in it and must exist on no node). A write waiting on the merge's freeze just waits.
 type ownWrites struct {
-	mu   sync.Mutex
-	want map[int64]int64
+	mu      sync.Mutex
+	want    map[int64]int64
+	deleted int // rows deleted so far
 	quit chan struct{}
 	wg   sync.WaitGroup
 	errs []string
@@ -147,6 +149,20 @@ func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *own
 				} else {
 					w.fail(err)
 				}
+			} else if rng.IntN(4) == 0 {
+				// A delete: made before the merge, during pass 1, before the freeze or after it,
+				// it must hold on both nodes (a row both held is never copied back).
+				i := rng.IntN(len(ids))
+				id := ids[i]
+				if _, err := pool.Exec(ctx, `WITH c AS (DELETE FROM child WHERE id = $1::bigint) DELETE FROM parent WHERE id = $1::bigint`, id); err == nil {
+					ids = slices.Delete(ids, i, i+1)
+					w.mu.Lock()
+					delete(w.want, id)
+					w.deleted++
+					w.mu.Unlock()
+				} else {
+					w.fail(err)
+				}
 			} else {
 				id := ids[rng.IntN(len(ids))]
 				if _, err := pool.Exec(ctx, "UPDATE parent SET v = v + 1 WHERE id = $1", id); err == nil {
@@ -170,6 +186,12 @@ func (w *ownWrites) writes() int {
 	return len(w.want)
 }
 
+func (w *ownWrites) deletes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.deleted
+}
+
 func (w *ownWrites) fail(err error) {
 	w.mu.Lock()
 	w.errs = append(w.errs, err.Error())
@@ -189,6 +211,13 @@ func (w *ownWrites) stop() {
 func (w *ownWrites) check(t *testing.T, n *harness.Node, base int64) {
 	t.Helper()
 	got := map[int64]int64{}
+	if c := harness.QueryOne[int64](t, n, "", "SELECT count(*) FROM child WHERE id > $1 AND id <= $1 + 1000000 AND id <> parent_id", base); c != 0 {
+		t.Fatalf("%s: %d children of the load lost their own parent id", n.Name, c)
+	}
+	if c := harness.QueryOne[int64](t, n, "", `SELECT count(*) FROM (SELECT id FROM parent WHERE id > $1 AND id <= $1 + 1000000
+		EXCEPT SELECT id FROM child WHERE id > $1 AND id <= $1 + 1000000) x`, base); c != 0 {
+		t.Fatalf("%s: %d parents of the load without their child (a half-applied delete or insert)", n.Name, c)
+	}
 	rows, err := n.Pool(t, "").Query(context.Background(), "SELECT id, v FROM parent WHERE id > $1 AND id <= $1 + 1000000", base)
 	if err != nil {
 		t.Fatal(err)
@@ -213,16 +242,17 @@ func (w *ownWrites) check(t *testing.T, n *harness.Node, base int64) {
 	}
 }
 
-// The end-to-end test: a write load on both nodes the whole time, merge with prefer-source, both
-// SYNCHRONIZED, 30 s more writes; then every row equal, every write present exactly once, no
-// conflict counted, the audit log holding each moved row of the initial data, a short freeze.
+// The end-to-end test: a write load on both nodes the whole time (inserts, updates and deletes),
+// merge with prefer-source, both SYNCHRONIZED, 30 s more writes; then every row equal, the rows
+// of the load exactly as its ledger says (every write present once, every deleted row on no
+// node: none resurrected by the merge), no conflict counted, the audit log holding each moved row of the initial data, a short freeze.
 func TestMergeJoinsTwoPopulatedNodesUnderWriteLoad(t *testing.T) {
 	t.Parallel()
 	p := mergePair(t)
 	wa := startOwnWrites(t, p.a, 1_000_000, 1)
 	wb := startOwnWrites(t, p.b, 2_000_000, 2)
 	p.b.WaitFor(t, 30*time.Second, "the load under way on both nodes", func() bool { // before the merge plans
-		return wa.writes() >= 50 && wb.writes() >= 50
+		return wa.writes() >= 50 && wb.writes() >= 50 && wa.deletes() > 0 && wb.deletes() > 0
 	})
 	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source"}')`)
 	waitMergeState(t, p.b, "node_b", "synchronized", 3*time.Minute)
@@ -276,14 +306,17 @@ func TestMergeJoinsTwoPopulatedNodesUnderWriteLoad(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("audit of the initial data: %d rows, want %d:\n%v", len(got), len(want), got)
 	}
-	if n := harness.QueryOne[int64](t, p.b, "", `SELECT count(*) FROM steep_repl.merge_audit_log WHERE merge_id = $1
+	// Of the initial data (a row of the load deleted before pass 1 read it has no image to keep).
+	if n := harness.QueryOne[int64](t, p.b, "", `SELECT count(*) FROM steep_repl.merge_audit_log WHERE merge_id = $1 AND (key->>'id')::bigint <= 400
 		AND ((resolution = 'to_local' AND peer_row IS NULL) OR (resolution = 'to_peer' AND local_row IS NULL)
 		  OR (category = 'conflicting' AND (local_row IS NULL OR peer_row IS NULL)))`, id); n != 0 {
 		t.Fatalf("%d audit rows lack a row image", n)
 	}
 	freeze := harness.QueryOne[float64](t, p.b, "", "SELECT freeze_ms::float8 FROM steep_repl.merges WHERE merge_id = $1", id)
-	t.Logf("write freeze: %.1f ms; audit rows %d; writes node_a %d, node_b %d", freeze,
-		harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.merge_audit_log WHERE merge_id = $1", id), len(wa.want), len(wb.want))
+	t.Logf("write freeze: %.1f ms; audit rows %d (deleted during the merge %d); rows of the load node_a %d (%d deleted), node_b %d (%d deleted)", freeze,
+		harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.merge_audit_log WHERE merge_id = $1", id),
+		harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.merge_audit_log WHERE merge_id = $1 AND category = 'deleted_during_merge'", id),
+		len(wa.want), wa.deleted, len(wb.want), wb.deleted)
 	if freeze <= 0 || freeze > 5000 {
 		t.Fatalf("freeze %.1f ms, want (0, 5000]", freeze)
 	}

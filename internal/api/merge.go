@@ -342,3 +342,84 @@ func RollbackPrepared(ctx context.Context, db DB, gid string) error {
 	}
 	return nil
 }
+
+// MergeBaseline is this node's baseline xid for a merge (steep_repl._merge_baseline): every
+// transaction below it has ended, waiting up to wait for those running now.
+func MergeBaseline(ctx context.Context, db DB, wait time.Duration) (string, error) {
+	return scalar[string](ctx, db, "take the merge's baseline", qMergeBaseline, wait.Seconds())
+}
+
+// MergeRecordBaseline records merge id's job and both nodes' baselines.
+func MergeRecordBaseline(ctx context.Context, db DB, id, jobID int64, local, peer string) error {
+	return execStep(ctx, db, fmt.Sprintf("record the baseline of merge %d", id), qMergeRecordBaseline, id, jobID, local, peer)
+}
+
+// MergeRecordPass records the xids of a pass of merge id on both nodes (in the target's
+// transaction of that pass).
+func MergeRecordPass(ctx context.Context, db DB, id int64, localXid, peerXid string) error {
+	return execStep(ctx, db, fmt.Sprintf("record a pass of merge %d", id), qMergeRecordPass, id, localXid, peerXid)
+}
+
+// MergeBaselines is what tells a delete made during a merge: each node's baseline and the
+// xids of the merge's passes there (of its job's attempts).
+type MergeBaselines struct {
+	Local, Peer         string
+	LocalXids, PeerXids []string
+}
+
+// Active reports whether a pass has committed, so that the nodes held the union since.
+func (b *MergeBaselines) Active() bool {
+	return b != nil && b.Local != "" && b.Peer != "" && len(b.LocalXids) > 0 && len(b.PeerXids) > 0
+}
+
+// MergeBaselineOf returns the baselines merge id judges deletes by; nil before a pass committed.
+func MergeBaselineOf(ctx context.Context, db DB, id int64) (*MergeBaselines, error) {
+	var l, p *string
+	var b MergeBaselines
+	err := db.QueryRow(ctx, q(qMergeBaselineOf), id).Scan(&l, &p, &b.LocalXids, &b.PeerXids)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("baseline of merge %d: %w", id, err)
+	}
+	b.Local, b.Peer = deref(l), deref(p)
+	return &b, nil
+}
+
+// MergeExistedBefore returns, of the rows of table with keys, the keys of those whose version
+// predates baseline or was written by one of xids (the rows the other node deleted meanwhile).
+func MergeExistedBefore(ctx context.Context, db DB, table TableName, keys []json.RawMessage, baseline string, xids []string) ([]string, error) {
+	k, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if err := db.QueryRow(ctx, q(qMergeExistedBefore), Identifier(table.Schema, table.Table), string(k), baseline, xids).Scan(&out); err != nil {
+		return nil, fmt.Errorf("rows of %s older than the merge's baseline: %w", table, err)
+	}
+	return out, nil
+}
+
+// MergeDeleteRows deletes the rows of table with keys (steep_repl._merge_delete: as the owner,
+// user triggers off) and returns how many.
+func MergeDeleteRows(ctx context.Context, db DB, table TableName, keys []json.RawMessage) (int64, error) {
+	k, err := json.Marshal(keys)
+	if err != nil {
+		return 0, err
+	}
+	return scalar[int64](ctx, db, "delete rows of "+table.String(), qMergeDelete, Identifier(table.Schema, table.Table), string(k))
+}
+
+// MergeMovedKeys returns, of keys of table, those a pass of merge id's job moved.
+func MergeMovedKeys(ctx context.Context, db DB, id int64, table TableName, keys []json.RawMessage) ([]string, error) {
+	k, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if err := db.QueryRow(ctx, q(qMergeMovedKeys), id, table.Schema, table.Table, string(k)).Scan(&out); err != nil {
+		return nil, fmt.Errorf("rows of %s moved by merge %d: %w", table, id, err)
+	}
+	return out, nil
+}

@@ -82,3 +82,25 @@ SELECT steep_repl._merge_changed_since($1::regclass, $2::jsonb, $3, $4);
 
 -- name: MergeClock
 SELECT pg_catalog.clock_timestamp();
+
+-- name: MergeBaseline
+SELECT steep_repl._merge_baseline($1)::text;
+
+-- name: MergeRecordBaseline
+SELECT steep_repl._merge_record_baseline($1, $2, $3::xid8, $4::xid8);
+
+-- name: MergeRecordPass
+SELECT steep_repl._merge_record_pass($1, $2::xid8, $3::xid8);
+
+-- name: MergeBaselineOf
+SELECT baseline_local::text, baseline_peer::text, pass_xids_local::text[], pass_xids_peer::text[]
+FROM steep_repl._merge_baseline_of($1);
+
+-- name: MergeExistedBefore
+SELECT steep_repl._merge_existed_before($1::regclass, $2::jsonb, $3::xid8, $4::xid8[]);
+
+-- name: MergeDelete
+SELECT steep_repl._merge_delete($1::regclass, $2::jsonb);
+
+-- name: MergeMovedKeys
+SELECT steep_repl._merge_moved_keys($1, $2, $3, $4::jsonb);

@@ -103,12 +103,16 @@ const (
 	qMergeApply                            // merge.sql
 	qMergeAudit                            // merge.sql
 	qMergeAuditAgain                       // merge.sql
+	qMergeBaseline                         // merge.sql
+	qMergeBaselineOf                       // merge.sql
 	qMergeBegin                            // merge.sql
 	qMergeChangedSince                     // merge.sql
 	qMergeClock                            // merge.sql
 	qMergeCopying                          // merge.sql
 	qMergeCreateSlot                       // merge.sql
 	qMergeCurrentXid                       // merge.sql
+	qMergeDelete                           // merge.sql
+	qMergeExistedBefore                    // merge.sql
 	qMergeFinish                           // merge.sql
 	qMergeInitPlan                         // merge.sql
 	qMergeLink                             // merge.sql
@@ -117,12 +121,15 @@ const (
 	qMergeMaxPrepared                      // merge.sql
 	qMergeMessage                          // merge.sql
 	qMergeMoved                            // merge.sql
+	qMergeMovedKeys                        // merge.sql
 	qMergeOriginAs                         // merge.sql
 	qMergeOriginEnd                        // merge.sql
 	qMergePlan                             // merge.sql
 	qMergePlanAs                           // merge.sql
 	qMergePlanned                          // merge.sql
 	qMergePreparedXacts                    // merge.sql
+	qMergeRecordBaseline                   // merge.sql
+	qMergeRecordPass                       // merge.sql
 	qMergeRows                             // merge.sql
 	qMergeSessionTimeout                   // merge.sql
 	qMergeXactStatus                       // merge.sql
@@ -284,12 +291,16 @@ var queryNames = [...]string{
 	qMergeApply:               "MergeApply",
 	qMergeAudit:               "MergeAudit",
 	qMergeAuditAgain:          "MergeAuditAgain",
+	qMergeBaseline:            "MergeBaseline",
+	qMergeBaselineOf:          "MergeBaselineOf",
 	qMergeBegin:               "MergeBegin",
 	qMergeChangedSince:        "MergeChangedSince",
 	qMergeClock:               "MergeClock",
 	qMergeCopying:             "MergeCopying",
 	qMergeCreateSlot:          "MergeCreateSlot",
 	qMergeCurrentXid:          "MergeCurrentXid",
+	qMergeDelete:              "MergeDelete",
+	qMergeExistedBefore:       "MergeExistedBefore",
 	qMergeFinish:              "MergeFinish",
 	qMergeInitPlan:            "MergeInitPlan",
 	qMergeLink:                "MergeLink",
@@ -298,12 +309,15 @@ var queryNames = [...]string{
 	qMergeMaxPrepared:         "MergeMaxPrepared",
 	qMergeMessage:             "MergeMessage",
 	qMergeMoved:               "MergeMoved",
+	qMergeMovedKeys:           "MergeMovedKeys",
 	qMergeOriginAs:            "MergeOriginAs",
 	qMergeOriginEnd:           "MergeOriginEnd",
 	qMergePlan:                "MergePlan",
 	qMergePlanAs:              "MergePlanAs",
 	qMergePlanned:             "MergePlanned",
 	qMergePreparedXacts:       "MergePreparedXacts",
+	qMergeRecordBaseline:      "MergeRecordBaseline",
+	qMergeRecordPass:          "MergeRecordPass",
 	qMergeRows:                "MergeRows",
 	qMergeSessionTimeout:      "MergeSessionTimeout",
 	qMergeXactStatus:          "MergeXactStatus",

@@ -93,6 +93,12 @@ func mergeAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log 
 	if m.since.source, err = api.MergeClock(ctx, src); err != nil {
 		return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
+	var baseT, baseS string
+	if !set.DryRun {
+		if baseT, baseS, err = m.takeBaselines(ctx); err != nil {
+			return nil, err
+		}
+	}
 	// The first plan, without a lock: most rows move in pass 1, the freeze only re-checks.
 	rows, err := api.PlanMergeAs(ctx, job.DB, plan.Source, mi.Options, mi.AsRole)
 	if err != nil {
@@ -103,6 +109,11 @@ func mergeAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log 
 	}
 	log = log.With("merge_id", m.mergeID)
 	m.log = log
+	if !set.DryRun {
+		if rows, err = m.judgeRetried(ctx, rows, baseT, baseS); err != nil {
+			return nil, err
+		}
+	}
 	counts := countPlan(rows)
 	log.Info("merge planned", "event", "init.merge_plan", "rows", len(rows), "dry_run", set.DryRun)
 	if set.DryRun {
@@ -155,8 +166,10 @@ func (m *mergeRun) run(ctx context.Context, rows []api.MergeRow, counts []tableC
 		return nil, err
 	}
 	result := map[string]any{"status": "merged", "to_local": moved.toLocal + fr.moved.toLocal, "to_peer": moved.toPeer + fr.moved.toPeer,
-		"pass1":     map[string]any{"to_local": moved.toLocal, "to_peer": moved.toPeer},
-		"freeze":    map[string]any{"to_local": fr.moved.toLocal, "to_peer": fr.moved.toPeer, "attempts": fr.attempts},
+		"deleted_local": moved.deletedLocal + fr.moved.deletedLocal, "deleted_peer": moved.deletedPeer + fr.moved.deletedPeer,
+		"pass1": map[string]any{"to_local": moved.toLocal, "to_peer": moved.toPeer, "deleted_local": moved.deletedLocal, "deleted_peer": moved.deletedPeer},
+		"freeze": map[string]any{"to_local": fr.moved.toLocal, "to_peer": fr.moved.toPeer, "deleted_local": fr.moved.deletedLocal,
+			"deleted_peer": fr.moved.deletedPeer, "attempts": fr.attempts},
 		"freeze_ms": fr.ms, "atomic": m.twoPhase, "tables": counts}
 	if err := api.MergeFinish(ctx, m.job.DB, m.mergeID, &fr.ms, result); err != nil {
 		return nil, err
@@ -262,6 +275,11 @@ type tableCount struct {
 	LocalOnly   int64  `json:"local_only"`
 	PeerOnly    int64  `json:"peer_only"`
 	Ties        int64  `json:"ties"`
+	// Only in a retried attempt's plan (judgeDeletes): rows deleted on one node since the first
+	// attempt's pass 1, deleted on the other; rows changed against such a delete.
+	DeleteLocal  int64 `json:"delete_local,omitempty"`
+	DeletePeer   int64 `json:"delete_peer,omitempty"`
+	UpdateDelete int64 `json:"update_delete,omitempty"`
 }
 
 // countPlan counts a plan's rows per table (in apply order) and direction.
@@ -282,6 +300,10 @@ func countPlan(rows []api.MergeRow) []tableCount {
 			c.ToLocal++
 		case "to_peer":
 			c.ToPeer++
+		case deleteLocal:
+			c.DeleteLocal++
+		case deletePeer:
+			c.DeletePeer++
 		default:
 			c.Manual++
 		}
@@ -292,6 +314,8 @@ func countPlan(rows []api.MergeRow) []tableCount {
 			c.LocalOnly++
 		case "peer_only":
 			c.PeerOnly++
+		case updateDelete:
+			c.UpdateDelete++
 		}
 		if r.Tie {
 			c.Ties++
@@ -303,7 +327,7 @@ func countPlan(rows []api.MergeRow) []tableCount {
 func totals(counts []tableCount) []api.MergeTableTotal {
 	out := make([]api.MergeTableTotal, len(counts))
 	for i, c := range counts {
-		out[i] = api.MergeTableTotal{Schema: c.Schema, Table: c.Table, Rows: c.ToLocal + c.ToPeer}
+		out[i] = api.MergeTableTotal{Schema: c.Schema, Table: c.Table, Rows: c.ToLocal + c.ToPeer + c.DeleteLocal + c.DeletePeer}
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 // locked sessions, the plan is made again (it sees everything committed before the lock), what
 // changed since pass 1 is moved under the origin of the node's own subscription from the other
 // (which the other's subscription, origin = none, does not send back), and both commit. The freeze lasts from the second lock to the commit.
+// A row one node deleted since pass 1 is deleted on the other too, not copied back (merge_delete.go).
 //
 // A slot's creation waits for every transaction that has an xid: a writer that wrote elsewhere
 // first and now waits on the lock would hold it forever. So each step is bounded by
@@ -44,8 +45,9 @@ func (m *mergeRun) freezeWithRetries(ctx context.Context) (freezeResult, error) 
 		if err == nil {
 			fr.attempts = attempt
 			m.log.Info("write freeze done", "event", "init.merge_freeze", "freeze_ms", fr.ms, "to_local", fr.moved.toLocal,
-				"to_peer", fr.moved.toPeer, "attempt", attempt)
+				"to_peer", fr.moved.toPeer, "deleted_local", fr.moved.deletedLocal, "deleted_peer", fr.moved.deletedPeer, "attempt", attempt)
 			detail := map[string]any{"merge_id": m.mergeID, "freeze_ms": fr.ms, "to_local": fr.moved.toLocal, "to_peer": fr.moved.toPeer,
+				"deleted_local": fr.moved.deletedLocal, "deleted_peer": fr.moved.deletedPeer,
 				"attempt": attempt, "source_slot_lsn": fr.sourceLSN, "target_slot_lsn": fr.targetLSN}
 			if err := api.RecordEvent(ctx, m.job.DB, m.plan.Target, "init.merge_freeze", detail); err != nil {
 				return fr, err
@@ -118,6 +120,17 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 	if err != nil {
 		return fr, withDetail(err)
 	}
+	// A row on one node only now: written there since pass 1, or deleted on the other (judged
+	// under the lock, so no delete can come after the judgement).
+	judged := time.Now()
+	bl, err := api.MergeBaselineOf(ctx, tc, m.mergeID)
+	if err != nil {
+		return fr, err
+	}
+	if rows, err = m.judgeDeletes(ctx, tc, sc, rows, bl); err != nil {
+		return fr, err
+	}
+	judgeMS := time.Since(judged).Milliseconds()
 	if rows, err = m.oneSided(ctx, t, s, rows); err != nil {
 		return fr, err
 	}
@@ -127,12 +140,17 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 	if fr.moved, err = m.move(ctx, t, s, rows, true); err != nil {
 		return fr, err
 	}
+	// The freeze's xids too: a retried attempt (a failure after this commit) must not copy back
+	// a row the freeze wrote and a user deleted since.
+	if err := m.recordPass(ctx, t, s); err != nil {
+		return fr, err
+	}
 	if err := m.commitBoth(t, s, "freeze"); err != nil {
 		return fr, err
 	}
 	fr.ms = float64(time.Since(locked).Microseconds()) / 1000
 	m.log.Info("write freeze released", "event", "init.merge_unfrozen", "freeze_ms", fr.ms,
-		"slots_ms", slotsMade.Milliseconds(), "rows_rechecked", len(rows))
+		"slots_ms", slotsMade.Milliseconds(), "judge_deletes_ms", judgeMS, "rows_rechecked", len(rows))
 	return fr, nil
 }
 

@@ -61,8 +61,8 @@ func (s side) abort() {
 	_ = api.MergeOriginEnd(ctx, s.conn)
 }
 
-// movedCount is what a pass moved, per direction.
-type movedCount struct{ toLocal, toPeer int64 }
+// movedCount is what a pass moved, per direction, and deleted on each node.
+type movedCount struct{ toLocal, toPeer, deletedLocal, deletedPeer int64 }
 
 // pass1 moves rows (the plan made without a lock) and commits on both nodes.
 func (m *mergeRun) pass1(ctx context.Context, rows []api.MergeRow) (movedCount, error) {
@@ -84,6 +84,9 @@ func (m *mergeRun) pass1(ctx context.Context, rows []api.MergeRow) (movedCount, 
 	if err != nil {
 		return movedCount{}, err
 	}
+	if err := m.recordPass(ctx, t, s); err != nil {
+		return movedCount{}, err
+	}
 	if err := m.commitBoth(t, s, "p1"); err != nil {
 		return movedCount{}, err
 	}
@@ -95,15 +98,47 @@ func (m *mergeRun) sides(tc, sc *pgx.Conn) (t, s side) {
 	return side{node: m.plan.Target, sub: m.plan.Subscription, conn: tc}, side{node: m.plan.Source, sub: m.mi.ReverseSubscription, conn: sc}
 }
 
-// move moves rows through the open transactions of t (the target) and s (the source). Pass 1
-// reports each batch to init_progress; the freeze (again: its audit rows replace pass 1's for a
-// row moved twice) does not stop for it.
+// move moves rows through the open transactions of t (the target) and s (the source): first the
+// deletes, children before parents (a deleted row may hold a unique value an incoming one takes),
+// then the upserts, parents first. Pass 1 reports each batch to init_progress; the freeze (again:
+// its audit rows replace pass 1's for a row moved twice) does not stop for it.
 func (m *mergeRun) move(ctx context.Context, t, s side, rows []api.MergeRow, again bool) (movedCount, error) {
 	progress := !again
 	var total movedCount
-	for _, group := range byTable(rows) {
+	groups := byTable(rows)
+	done := map[api.TableName]int64{}
+	report := func(tbl api.TableName, n int, dir string) error {
+		if !progress {
+			return nil
+		}
+		msg := fmt.Sprintf("merge: %s %d/%d rows (%s)", tbl, done[tbl], n, direction(dir, m.plan.Source))
+		return api.MergeMoved(ctx, m.job.DB, m.plan.Target, tbl, done[tbl], false, msg)
+	}
+	for g := len(groups) - 1; g >= 0; g-- {
+		group := groups[g]
 		tbl := api.TableName{Schema: group[0].Schema, Table: group[0].Table}
-		var moved int64
+		for _, dir := range []string{deleteLocal, deletePeer} {
+			keys := withResolution(group, dir)
+			for start := 0; start < len(keys); start += m.set.BatchRows {
+				batch := keys[start:min(len(keys), start+m.set.BatchRows)]
+				n, err := m.deleteBatch(ctx, t, s, tbl, dir, batch, again)
+				if err != nil {
+					return total, err
+				}
+				done[tbl] += int64(len(batch))
+				if dir == deleteLocal {
+					total.deletedLocal += n
+				} else {
+					total.deletedPeer += n
+				}
+				if err := report(tbl, len(group), dir); err != nil {
+					return total, err
+				}
+			}
+		}
+	}
+	for _, group := range groups {
+		tbl := api.TableName{Schema: group[0].Schema, Table: group[0].Table}
 		for _, dir := range []string{"to_local", "to_peer"} {
 			keys := withResolution(group, dir)
 			for start := 0; start < len(keys); start += m.set.BatchRows {
@@ -112,22 +147,19 @@ func (m *mergeRun) move(ctx context.Context, t, s side, rows []api.MergeRow, aga
 				if err != nil {
 					return total, err
 				}
-				moved += int64(len(batch))
+				done[tbl] += int64(len(batch))
 				if dir == "to_local" {
 					total.toLocal += n
 				} else {
 					total.toPeer += n
 				}
-				if progress {
-					msg := fmt.Sprintf("merge: %s %d/%d rows (%s)", tbl, moved, len(group), direction(dir, m.plan.Source))
-					if err := api.MergeMoved(ctx, m.job.DB, m.plan.Target, tbl, moved, false, msg); err != nil {
-						return total, err
-					}
+				if err := report(tbl, len(group), dir); err != nil {
+					return total, err
 				}
 			}
 		}
 		if progress {
-			if err := api.MergeMoved(ctx, m.job.DB, m.plan.Target, tbl, moved, true, ""); err != nil {
+			if err := api.MergeMoved(ctx, m.job.DB, m.plan.Target, tbl, done[tbl], true, ""); err != nil {
 				return total, err
 			}
 		}
@@ -136,8 +168,13 @@ func (m *mergeRun) move(ctx context.Context, t, s side, rows []api.MergeRow, aga
 }
 
 func direction(dir, source string) string {
-	if dir == "to_local" {
+	switch dir {
+	case "to_local":
 		return "from " + source
+	case deleteLocal:
+		return "deleted here, as on " + source
+	case deletePeer:
+		return "deleted on " + source + ", as here"
 	}
 	return "to " + source
 }
