@@ -125,10 +125,14 @@ func TestRolesWithoutSteepReplAdminAreRefused(t *testing.T) {
 	}
 	public := harness.QueryOne[int64](t, n, "", `SELECT count(*) FROM information_schema.role_table_grants
 		WHERE table_schema = 'steep_repl' AND grantee = 'PUBLIC'`)
-	publicFns := harness.QueryOne[int64](t, n, "", `SELECT count(*) FROM pg_proc p
+	// row_hash alone: comparisons read each table as its owner, and the executor checks EXECUTE
+	// on row_hash as that owner (README, security model). Without USAGE on the schema an
+	// outsider cannot name it.
+	publicFns := harness.QueryOne[string](t, n, "", `SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '') FROM pg_proc p
 		WHERE p.pronamespace = 'steep_repl'::regnamespace AND has_function_privilege('outsider', p.oid, 'EXECUTE')`)
-	if public != 0 || publicFns != 0 {
-		t.Fatalf("PUBLIC holds %d table grants and can execute %d functions", public, publicFns)
+	usage := harness.QueryOne[bool](t, n, "", "SELECT has_schema_privilege('outsider', 'steep_repl', 'USAGE')")
+	if public != 0 || publicFns != "steep_repl.row_hash(record)" || usage {
+		t.Fatalf("PUBLIC holds %d table grants, can execute %q (want only steep_repl.row_hash(record)), schema USAGE %v", public, publicFns, usage)
 	}
 }
 
