@@ -7114,3 +7114,206 @@ REVOKE ALL ON FUNCTION steep_repl._merge_baseline(double precision), steep_repl.
   steep_repl._merge_record_pass(bigint, xid8, xid8), steep_repl._merge_baseline_of(bigint),
   steep_repl._merge_existed_before(regclass, jsonb, xid8, xid8[]), steep_repl._merge_moved_keys(bigint, text, text, jsonb) FROM PUBLIC;
 -- end of #13 merge deletes block
+
+-- Every read of a user's table by the merge runs as its owner too (_owned_sql); the peer's commit
+-- timestamps through its _merge_commit_times.
+CREATE OR REPLACE FUNCTION steep_repl._owned_sql(rel regclass, query text, columns text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT * FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(%s)',
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::oid, query, columns);
+$$;
+COMMENT ON FUNCTION steep_repl._owned_sql(regclass, text, text) IS
+  'Internal: SELECT * of query (which reads rel) run as rel''s owner in a security-restricted operation, its result columns as given ("k pg_catalog.text, ...").';
+REVOKE ALL ON FUNCTION steep_repl._owned_sql(regclass, text, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION steep_repl._compare_owned_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT steep_repl._owned_sql(t.relid, steep_repl._compare_sql(t, keys), 'k pg_catalog.text, h pg_catalog.int8');
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_rows(rel regclass, keys jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_names text[];
+  v_values text;
+  v jsonb;
+BEGIN
+  PERFORM steep_repl._require('keys', keys);
+  IF pg_catalog.jsonb_typeof(keys) <> 'array' THEN
+    RAISE EXCEPTION 'keys must be a JSON array of primary key objects, got %', pg_catalog.left(keys::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum),
+         pg_catalog.string_agg(pg_catalog.format('CASE WHEN pg_catalog.num_nulls(r.%1$I) OPERATOR(pg_catalog.=) 1 THEN NULL ELSE pg_catalog.format(''%%s'', r.%1$I) END',
+                                                 a.attname), ', ' ORDER BY a.attnum)
+    INTO v_names, v_values
+  FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_object(%L::pg_catalog.text[], ARRAY[%s]::pg_catalog.text[])), ''[]'')
+     FROM %s r WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
+    v_names, v_values, rel,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o))),
+    'v pg_catalog.jsonb')
+    INTO v;
+  RETURN v;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_commit_times(schema_name text, table_name text, keys jsonb)
+RETURNS TABLE (k text, c timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table;
+BEGIN
+  PERFORM steep_repl._require('schema_name', schema_name);
+  PERFORM steep_repl._require('table_name', table_name);
+  PERFORM steep_repl._require('keys', keys);
+  SELECT * INTO v_t FROM steep_repl._compare_scope(ARRAY[schema_name || '.' || table_name], steep_repl._caller());
+  RETURN QUERY EXECUTE steep_repl._owned_sql(v_t.relid, steep_repl._merge_commit_ts_sql(v_t, keys), 'k pg_catalog.text, c pg_catalog.timestamptz');
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_commit_times(text, text, jsonb) IS
+  'Internal (a peer''s merge plan): key -> commit timestamp of the rows of a table with the given keys, read as its owner, for a role that may read all of them.';
+REVOKE ALL ON FUNCTION steep_repl._merge_commit_times(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl._merge_commit_times(text, text, jsonb) TO steep_repl_admin, steep_repl_sidecar;
+CREATE OR REPLACE FUNCTION steep_repl._merge_plan(peer text, options jsonb, as_role regrole)
+RETURNS TABLE (apply_order integer, schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
+               local_hash bigint, peer_hash bigint, local_committed_at timestamptz, peer_committed_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_opts jsonb;
+  v_names text[];
+  v_conn text;
+  v_scope steep_repl.compare_table[];
+  v_order jsonb;
+  v_t steep_repl.compare_table;
+  v_strategy text;
+  v_k text[];
+  v_lh bigint[];
+  v_ph bigint[];
+  v_keys jsonb;
+  v_lts jsonb;
+  v_pts jsonb;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  PERFORM steep_repl._require('as_role', as_role);
+  v_opts := steep_repl._merge_options(options);
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
+      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
+  END IF;
+  IF v_opts->'tables' <> 'null' THEN
+    v_names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_opts->'tables'));
+  END IF;
+  v_conn := steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  PERFORM steep_repl._merge_check_peer(peer, v_conn);
+  PERFORM steep_repl._merge_check_keys(peer, v_conn, v_names);
+  v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
+  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, v_names IS NULL);
+  IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scope) s
+             WHERE coalesce(v_opts->'table_strategies'->>(s.schema_name || '.' || s.table_name), v_opts->>'strategy') = 'last-modified') THEN
+    PERFORM steep_repl._merge_check_commit_ts(peer, v_conn);
+  END IF;
+  PERFORM steep_repl._merge_check_long_xacts(peer, v_conn, v_scope, (v_opts->>'long_transaction')::integer);
+  v_order := steep_repl._merge_fk_order(v_scope);
+
+  FOR v_t IN SELECT s.* FROM pg_catalog.unnest(v_scope) s ORDER BY (v_order->>(s.schema_name || '.' || s.table_name))::integer LOOP
+    v_strategy := coalesce(v_opts->'table_strategies'->>(v_t.schema_name || '.' || v_t.table_name), v_opts->>'strategy');
+    SELECT coalesce(pg_catalog.array_agg(p.key ORDER BY p.key), '{}'), pg_catalog.array_agg(p.local_hash ORDER BY p.key),
+           pg_catalog.array_agg(p.peer_hash ORDER BY p.key)
+      INTO v_k, v_lh, v_ph FROM steep_repl._compare_pass(v_conn, v_t) p;
+    CONTINUE WHEN pg_catalog.cardinality(v_k) = 0;
+    v_lts := '{}';
+    v_pts := '{}';
+    IF v_strategy = 'last-modified' THEN
+      v_keys := (SELECT pg_catalog.jsonb_agg(x.k::jsonb) FROM ROWS FROM (pg_catalog.unnest(v_k), pg_catalog.unnest(v_lh), pg_catalog.unnest(v_ph)) x(k, l, p)
+                 WHERE x.l IS NOT NULL AND x.p IS NOT NULL);
+      IF v_keys IS NOT NULL THEN
+        EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, c), ''{}'') FROM ('
+                || steep_repl._owned_sql(v_t.relid, steep_repl._merge_commit_ts_sql(v_t, v_keys), 'k pg_catalog.text, c pg_catalog.timestamptz')
+                || ') x(k, c)'
+          INTO v_lts;
+        EXECUTE pg_catalog.format('SELECT coalesce(pg_catalog.jsonb_object_agg(k, c), ''{}'') FROM %I.dblink($1, $2) AS x(k text, c timestamptz)',
+                                  steep_repl._dblink_schema())
+          INTO v_pts USING v_conn, pg_catalog.format('SELECT x.k, x.c FROM steep_repl._merge_commit_times(%L, %L, %L::pg_catalog.jsonb) x',
+                                                     v_t.schema_name, v_t.table_name, v_keys::text);
+      END IF;
+    END IF;
+    RETURN QUERY
+      SELECT (v_order->>(v_t.schema_name || '.' || v_t.table_name))::integer, v_t.schema_name, v_t.table_name, x.k::jsonb,
+             CASE WHEN x.l IS NULL THEN 'peer_only' WHEN x.p IS NULL THEN 'local_only' ELSE 'conflicting' END,
+             CASE WHEN x.l IS NULL THEN 'to_local' WHEN x.p IS NULL THEN 'to_peer'
+                  WHEN v_strategy = 'prefer-source' THEN 'to_local'
+                  WHEN v_strategy = 'prefer-target' THEN 'to_peer'
+                  WHEN v_strategy = 'manual' THEN 'manual'
+                  WHEN (v_lts->>x.k)::timestamptz > (v_pts->>x.k)::timestamptz THEN 'to_peer'
+                  ELSE 'to_local' END,
+             -- last-modified: an equal or unknown commit time is a tie, resolved to the source.
+             x.l IS NOT NULL AND x.p IS NOT NULL AND v_strategy = 'last-modified'
+               AND (v_lts->>x.k IS NULL OR v_pts->>x.k IS NULL OR (v_lts->>x.k)::timestamptz = (v_pts->>x.k)::timestamptz),
+             x.l, x.p, (v_lts->>x.k)::timestamptz, (v_pts->>x.k)::timestamptz
+      FROM ROWS FROM (pg_catalog.unnest(v_k), pg_catalog.unnest(v_lh), pg_catalog.unnest(v_ph)) x(k, l, p);
+  END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_changed_since(rel regclass, keys jsonb, since timestamptz, origin text) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v text[];
+BEGIN
+  IF NOT pg_catalog.current_setting('track_commit_timestamp')::boolean THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
+     FROM %s r CROSS JOIN LATERAL pg_catalog.pg_xact_commit_timestamp_origin(r.xmin) c
+     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))
+       AND c."timestamp" OPERATOR(pg_catalog.>) %L::pg_catalog.timestamptz
+       AND c.roident IS DISTINCT FROM (SELECT o.roident FROM pg_catalog.pg_replication_origin o WHERE o.roname OPERATOR(pg_catalog.=) %L)',
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    rel,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)),
+    since::text, origin), 'v pg_catalog.text[]')
+    INTO v;
+  RETURN v;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_existed_before(rel regclass, keys jsonb, baseline xid8, xids xid8[]) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_next bigint := pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::bigint;
+  v text[];
+BEGIN
+  PERFORM steep_repl._require('baseline', baseline);
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
+     FROM %s r CROSS JOIN LATERAL (SELECT r.xmin::pg_catalog.text::bigint AS x32) x
+     CROSS JOIN LATERAL (SELECT (%s::bigint - ((%s::bigint - x.x32) %% 4294967296 + 4294967296) %% 4294967296)::pg_catalog.text::pg_catalog.xid8 AS x) f
+     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))
+       AND (x.x32 < 3 OR f.x < %L::pg_catalog.xid8 OR f.x = ANY (%L::pg_catalog.xid8[]))',
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    rel, v_next, v_next,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
+    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)),
+    baseline::text, coalesce(xids, '{}')::text), 'v pg_catalog.text[]')
+    INTO v;
+  RETURN v;
+END
+$$;

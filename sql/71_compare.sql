@@ -95,13 +95,20 @@ $$;
 COMMENT ON FUNCTION steep_repl._compare_sql(steep_repl.compare_table, jsonb) IS
   'Internal: SELECT key, row_hash of a table''s rows (or of the given keys), for both nodes of a comparison.';
 
--- _compare_sql run as the table's owner (steep_repl._query_as): printing a key runs the cast to
--- json of a column whose type the owner made, and that function must not run as the definer.
+-- A read of a user's table run as the table's owner (steep_repl._query_as), with the result's
+-- column list: printing a key runs the cast to json of a column whose type the owner made, and
+-- parsing keys into the key's type runs its domain's CHECK; neither may run as the definer.
+CREATE FUNCTION steep_repl._owned_sql(rel regclass, query text, columns text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT * FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(%s)',
+    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::oid, query, columns);
+$$;
+COMMENT ON FUNCTION steep_repl._owned_sql(regclass, text, text) IS
+  'Internal: SELECT * of query (which reads rel) run as rel''s owner in a security-restricted operation, its result columns as given ("k pg_catalog.text, ...").';
+
 CREATE FUNCTION steep_repl._compare_owned_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT pg_catalog.format(
-    'SELECT x.k, x.h FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(k pg_catalog.text, h pg_catalog.int8)',
-    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = t.relid)::oid, steep_repl._compare_sql(t, keys));
+  SELECT steep_repl._owned_sql(t.relid, steep_repl._compare_sql(t, keys), 'k pg_catalog.text, h pg_catalog.int8');
 $$;
 COMMENT ON FUNCTION steep_repl._compare_owned_sql(steep_repl.compare_table, jsonb) IS
   'Internal: _compare_sql(t, keys) run as the table''s owner in a security-restricted operation.';

@@ -393,6 +393,26 @@ $$;
 COMMENT ON FUNCTION steep_repl._merge_commit_ts_sql(steep_repl.compare_table, jsonb) IS
   'Internal: SELECT key, pg_xact_commit_timestamp(xmin) of a table''s rows with the given keys.';
 
+-- The peer's half of _merge_plan's commit timestamps, through dblink: like _compare_hashes, for a
+-- role that may read every row of the table, read as its owner, keys printed as on both nodes.
+CREATE FUNCTION steep_repl._merge_commit_times(schema_name text, table_name text, keys jsonb)
+RETURNS TABLE (k text, c timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table;
+BEGIN
+  PERFORM steep_repl._require('schema_name', schema_name);
+  PERFORM steep_repl._require('table_name', table_name);
+  PERFORM steep_repl._require('keys', keys);
+  SELECT * INTO v_t FROM steep_repl._compare_scope(ARRAY[schema_name || '.' || table_name], steep_repl._caller());
+  RETURN QUERY EXECUTE steep_repl._owned_sql(v_t.relid, steep_repl._merge_commit_ts_sql(v_t, keys), 'k pg_catalog.text, c pg_catalog.timestamptz');
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_commit_times(text, text, jsonb) IS
+  'Internal (a peer''s merge plan): key -> commit timestamp of the rows of a table with the given keys, read as its owner, for a role that may read all of them.';
+GRANT EXECUTE ON FUNCTION steep_repl._merge_commit_times(text, text, jsonb) TO steep_repl_admin, steep_repl_sidecar;
+
 -- The merge's plan on behalf of as_role: the pre-flight, then one pass of keys and row hashes per
 -- table, every row not identical on both nodes with its category and resolution. Reads only, with
 -- a snapshot of its own per statement (READ COMMITTED): the sidecar calls it again under the
@@ -453,11 +473,14 @@ BEGIN
       v_keys := (SELECT pg_catalog.jsonb_agg(x.k::jsonb) FROM ROWS FROM (pg_catalog.unnest(v_k), pg_catalog.unnest(v_lh), pg_catalog.unnest(v_ph)) x(k, l, p)
                  WHERE x.l IS NOT NULL AND x.p IS NOT NULL);
       IF v_keys IS NOT NULL THEN
-        EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, c), ''{}'') FROM (' || steep_repl._merge_commit_ts_sql(v_t, v_keys) || ') x(k, c)'
+        EXECUTE 'SELECT coalesce(pg_catalog.jsonb_object_agg(k, c), ''{}'') FROM ('
+                || steep_repl._owned_sql(v_t.relid, steep_repl._merge_commit_ts_sql(v_t, v_keys), 'k pg_catalog.text, c pg_catalog.timestamptz')
+                || ') x(k, c)'
           INTO v_lts;
         EXECUTE pg_catalog.format('SELECT coalesce(pg_catalog.jsonb_object_agg(k, c), ''{}'') FROM %I.dblink($1, $2) AS x(k text, c timestamptz)',
                                   steep_repl._dblink_schema())
-          INTO v_pts USING v_conn, steep_repl._merge_commit_ts_sql(v_t, v_keys);
+          INTO v_pts USING v_conn, pg_catalog.format('SELECT x.k, x.c FROM steep_repl._merge_commit_times(%L, %L, %L::pg_catalog.jsonb) x',
+                                                     v_t.schema_name, v_t.table_name, v_keys::text);
       END IF;
     END IF;
     RETURN QUERY

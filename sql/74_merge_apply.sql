@@ -60,8 +60,7 @@ BEGIN
     INTO v_names, v_values
   FROM pg_catalog.pg_attribute a
   WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
-  EXECUTE pg_catalog.format('SELECT x.v FROM steep_repl._query_as(%s::pg_catalog.oid::pg_catalog.regrole, %L) AS x(v pg_catalog.jsonb)',
-    (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel)::oid, pg_catalog.format(
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
     'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_object(%L::pg_catalog.text[], ARRAY[%s]::pg_catalog.text[])), ''[]'')
      FROM %s r WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
     v_names, v_values, rel,
@@ -69,7 +68,8 @@ BEGIN
     (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
     keys::text,
     (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o))))
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o))),
+    'v pg_catalog.jsonb')
     INTO v;
   RETURN v;
 END

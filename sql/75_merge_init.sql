@@ -370,19 +370,21 @@ BEGIN
   IF NOT pg_catalog.current_setting('track_commit_timestamp')::boolean THEN
     RETURN NULL;
   END IF;
-  EXECUTE pg_catalog.format(
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
     'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
      FROM %s r CROSS JOIN LATERAL pg_catalog.pg_xact_commit_timestamp_origin(r.xmin) c
-     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset($1) AS k(%s))
-       AND c."timestamp" OPERATOR(pg_catalog.>) $2
-       AND c.roident IS DISTINCT FROM (SELECT o.roident FROM pg_catalog.pg_replication_origin o WHERE o.roname OPERATOR(pg_catalog.=) $3)',
+     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))
+       AND c."timestamp" OPERATOR(pg_catalog.>) %L::pg_catalog.timestamptz
+       AND c.roident IS DISTINCT FROM (SELECT o.roident FROM pg_catalog.pg_replication_origin o WHERE o.roname OPERATOR(pg_catalog.=) %L)',
     (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
     rel,
     (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
     (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
     (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)))
-    INTO v USING keys, since, origin;
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)),
+    since::text, origin), 'v pg_catalog.text[]')
+    INTO v;
   RETURN v;
 END
 $$;
@@ -476,19 +478,21 @@ DECLARE
   v text[];
 BEGIN
   PERFORM steep_repl._require('baseline', baseline);
-  EXECUTE pg_catalog.format(
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
     'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
      FROM %s r CROSS JOIN LATERAL (SELECT r.xmin::pg_catalog.text::bigint AS x32) x
-     CROSS JOIN LATERAL (SELECT ($3 - (($3 - x.x32) %% 4294967296 + 4294967296) %% 4294967296)::pg_catalog.text::pg_catalog.xid8 AS x) f
-     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset($1) AS k(%s))
-       AND (x.x32 < 3 OR f.x < $2 OR f.x = ANY ($4))',
+     CROSS JOIN LATERAL (SELECT (%s::bigint - ((%s::bigint - x.x32) %% 4294967296 + 4294967296) %% 4294967296)::pg_catalog.text::pg_catalog.xid8 AS x) f
+     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))
+       AND (x.x32 < 3 OR f.x < %L::pg_catalog.xid8 OR f.x = ANY (%L::pg_catalog.xid8[]))',
     (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
-    rel,
+    rel, v_next, v_next,
     (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
     (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    keys::text,
     (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)))
-    INTO v USING keys, baseline, v_next, coalesce(xids, '{}');
+     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)),
+    baseline::text, coalesce(xids, '{}')::text), 'v pg_catalog.text[]')
+    INTO v;
   RETURN v;
 END
 $$;

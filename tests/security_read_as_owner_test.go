@@ -80,9 +80,23 @@ func TestComparisonsReadAsTheTableOwnerSoTheOwnersCastCannotEscalate(t *testing.
 	wantLines(t, "verify", verifyRows(t, b, "'node_a', ARRAY['public.mallory_t', 'public.mallory_d']"), []string{
 		`public.mallory_d {"k": 2} differs`,
 		`public.mallory_t {"k": "b"} differs`, `public.mallory_t {"k": "c"} missing`, `public.mallory_t {"k": "d"} extra`})
-	// The merge's reads of rows by key (the sidecar's _merge_rows) parse the keys into the domain.
+	// The merge's reads by key parse the keys into the domain: the rows it moves (_merge_rows),
+	// the commit times last-modified compares (merge_plan, here and on the peer), and the
+	// freeze's checks of what changed or existed since the merge began.
 	if got := harness.QueryOne[string](t, b, "", `SELECT steep_repl._merge_rows('mallory_d', '[{"k": 2}]')::text`); got != `[{"k": "2", "v": "z"}]` {
 		t.Fatalf("_merge_rows: %s", got)
+	}
+	plan := dbaQuery[string](t, b, `SELECT string_agg(table_name || ' ' || key::text || ' ' || resolution, ', ' ORDER BY table_name, key::text)
+		FROM steep_repl.merge_plan('node_a', '{"strategy": "last-modified", "tables": ["public.mallory_d"]}')`)
+	if plan != `mallory_d {"k": 2} to_peer` {
+		t.Fatalf("merge_plan last-modified: %s, want node_b's later row to go to the peer", plan)
+	}
+	if got := harness.QueryOne[string](t, b, "", `SELECT steep_repl._merge_changed_since('mallory_d', '[{"k": 2}]', '-infinity', 'none')::text`); got != `{"{\"k\": 2}"}` {
+		t.Fatalf("_merge_changed_since: %s", got)
+	}
+	if got := harness.QueryOne[string](t, b, "", `SELECT steep_repl._merge_existed_before('mallory_d', '[{"k": 2}]',
+		pg_snapshot_xmax(pg_current_snapshot()), '{}')::text`); got != `{"{\"k\": 2}"}` {
+		t.Fatalf("_merge_existed_before: %s", got)
 	}
 	for _, n := range []*harness.Node{a, b} {
 		assertCastRanOnlyAsTheOwner(t, n)
