@@ -139,11 +139,11 @@ func PlanMerge(ctx context.Context, db DB, peer string, options map[string]any) 
 // MergeReadRows returns the rows of table whose keys are in keys, as a JSON array of row
 // objects (steep_repl._merge_rows, read as the table's owner).
 func MergeReadRows(ctx context.Context, db DB, table TableName, keys []json.RawMessage) (json.RawMessage, error) {
-	k, err := json.Marshal(keys)
+	k, err := keysJSON(keys)
 	if err != nil {
 		return nil, err
 	}
-	s, err := scalar[string](ctx, db, "read rows of "+table.String(), qMergeRows, Identifier(table.Schema, table.Table), string(k))
+	s, err := scalar[string](ctx, db, "read rows of "+table.String(), qMergeRows, Identifier(table.Schema, table.Table), k)
 	return json.RawMessage(s), err
 }
 
@@ -172,12 +172,12 @@ func MergeAuditAgain(ctx context.Context, db DB, id int64, rows []map[string]any
 // a user changed after since, that is not by a transaction of origin; ok false when the node
 // does not track commit timestamps.
 func MergeChangedSince(ctx context.Context, db DB, table TableName, keys []json.RawMessage, since time.Time, origin string) (changed []string, ok bool, err error) {
-	k, err := json.Marshal(keys)
+	k, err := keysJSON(keys)
 	if err != nil {
 		return nil, false, err
 	}
 	var out []string
-	if err := db.QueryRow(ctx, q(qMergeChangedSince), Identifier(table.Schema, table.Table), string(k), since, origin).Scan(&out); err != nil {
+	if err := db.QueryRow(ctx, q(qMergeChangedSince), Identifier(table.Schema, table.Table), k, since, origin).Scan(&out); err != nil {
 		return nil, false, fmt.Errorf("rows of %s changed since %s: %w", table, since.Format(time.RFC3339Nano), err)
 	}
 	return out, out != nil, nil
@@ -390,12 +390,12 @@ func MergeBaselineOf(ctx context.Context, db DB, id int64) (*MergeBaselines, err
 // MergeExistedBefore returns, of the rows of table with keys, the keys of those whose version
 // predates baseline or was written by one of xids (the rows the other node deleted meanwhile).
 func MergeExistedBefore(ctx context.Context, db DB, table TableName, keys []json.RawMessage, baseline string, xids []string) ([]string, error) {
-	k, err := json.Marshal(keys)
+	k, err := keysJSON(keys)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	if err := db.QueryRow(ctx, q(qMergeExistedBefore), Identifier(table.Schema, table.Table), string(k), baseline, xids).Scan(&out); err != nil {
+	if err := db.QueryRow(ctx, q(qMergeExistedBefore), Identifier(table.Schema, table.Table), k, baseline, xids).Scan(&out); err != nil {
 		return nil, fmt.Errorf("rows of %s older than the merge's baseline: %w", table, err)
 	}
 	return out, nil
@@ -404,22 +404,31 @@ func MergeExistedBefore(ctx context.Context, db DB, table TableName, keys []json
 // MergeDeleteRows deletes the rows of table with keys (steep_repl._merge_delete: as the owner,
 // user triggers off) and returns how many.
 func MergeDeleteRows(ctx context.Context, db DB, table TableName, keys []json.RawMessage) (int64, error) {
-	k, err := json.Marshal(keys)
+	k, err := keysJSON(keys)
 	if err != nil {
 		return 0, err
 	}
-	return scalar[int64](ctx, db, "delete rows of "+table.String(), qMergeDelete, Identifier(table.Schema, table.Table), string(k))
+	return scalar[int64](ctx, db, "delete rows of "+table.String(), qMergeDelete, Identifier(table.Schema, table.Table), k)
 }
 
 // MergeMovedKeys returns, of keys of table, those a pass of merge id's job moved.
 func MergeMovedKeys(ctx context.Context, db DB, id int64, table TableName, keys []json.RawMessage) ([]string, error) {
-	k, err := json.Marshal(keys)
+	k, err := keysJSON(keys)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	if err := db.QueryRow(ctx, q(qMergeMovedKeys), id, table.Schema, table.Table, string(k)).Scan(&out); err != nil {
+	if err := db.QueryRow(ctx, q(qMergeMovedKeys), id, table.Schema, table.Table, k).Scan(&out); err != nil {
 		return nil, fmt.Errorf("rows of %s moved by merge %d: %w", table, id, err)
 	}
 	return out, nil
+}
+
+// keysJSON is keys as the jsonb array of key objects the merge's functions take.
+func keysJSON(keys []json.RawMessage) (string, error) {
+	b, err := json.Marshal(keys)
+	if err != nil {
+		return "", fmt.Errorf("encode %d keys: %w", len(keys), err)
+	}
+	return string(b), nil
 }

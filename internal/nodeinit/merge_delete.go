@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/steepdb/steep_repl/internal/api"
 )
@@ -81,16 +80,10 @@ func (m *mergeRun) judgeDeletes(ctx context.Context, tdb, sdb api.DB, rows []api
 	if !bl.Active() {
 		return rows, nil
 	}
-	start := 0
-	for start < len(rows) {
-		end := start
-		for end < len(rows) && rows[end].Schema == rows[start].Schema && rows[end].Table == rows[start].Table {
-			end++
-		}
-		if err := m.judgeTable(ctx, tdb, sdb, rows[start:end], bl); err != nil {
+	for _, group := range byTable(rows) {
+		if err := m.judgeTable(ctx, tdb, sdb, group, bl); err != nil {
 			return nil, err
 		}
-		start = end
 	}
 	return rows, nil
 }
@@ -112,9 +105,10 @@ func (m *mergeRun) judgeTable(ctx context.Context, tdb, sdb api.DB, group []api.
 			if err != nil {
 				return fmt.Errorf("on node %s: %w", side.node, err)
 			}
+			existedSet := keySet(existed)
 			var copied []int
 			for _, i := range batch {
-				if slices.Contains(existed, string(group[i].Key)) {
+				if existedSet[string(group[i].Key)] {
 					group[i].Category, group[i].Resolution, group[i].Tie = deletedDuringMerge, side.resolution, false
 				} else {
 					copied = append(copied, i)
@@ -127,14 +121,24 @@ func (m *mergeRun) judgeTable(ctx context.Context, tdb, sdb api.DB, group []api.
 			if err != nil {
 				return fmt.Errorf("on node %s: %w", m.plan.Target, err)
 			}
+			movedSet := keySet(moved)
 			for _, i := range copied {
-				if slices.Contains(moved, string(group[i].Key)) {
+				if movedSet[string(group[i].Key)] {
 					group[i].Category = updateDelete
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// keySet is keys as a set: a freeze judges up to batch_rows keys at once, under its locks.
+func keySet(keys []string) map[string]bool {
+	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out
 }
 
 // withCategory is the positions in group of the rows of category.

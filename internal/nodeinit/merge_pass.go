@@ -218,13 +218,16 @@ func (m *mergeRun) moveBatch(ctx context.Context, t, s side, table api.TableName
 }
 
 // byTable splits rows (ordered by apply_order, table) into one group per table.
+// byTable splits rows (ordered by table) into one group per table: views of rows, so a change
+// to a group's row is a change to rows.
 func byTable(rows []api.MergeRow) [][]api.MergeRow {
 	var out [][]api.MergeRow
-	for i, r := range rows {
-		if i == 0 || r.Schema != rows[i-1].Schema || r.Table != rows[i-1].Table {
-			out = append(out, nil)
+	start := 0
+	for i := 1; i <= len(rows); i++ {
+		if i == len(rows) || rows[i].Schema != rows[start].Schema || rows[i].Table != rows[start].Table {
+			out = append(out, rows[start:i:i])
+			start = i
 		}
-		out[len(out)-1] = append(out[len(out)-1], r)
 	}
 	return out
 }
