@@ -6892,3 +6892,129 @@ BEGIN
   RETURN v;
 END
 $$;
+
+-- _merge_lock takes each table's lock as its owner (the trust boundary: no statement on a user table as the definer).
+CREATE OR REPLACE FUNCTION steep_repl._merge_lock(tables jsonb) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_rel regclass;
+  n integer := 0;
+BEGIN
+  FOR v_rel IN SELECT pg_catalog.format('%I.%I', x.schema, x."table")::regclass
+               FROM pg_catalog.jsonb_to_recordset(tables) AS x(schema text, "table" text) ORDER BY x.schema, x."table" LOOP
+    PERFORM steep_repl._exec_as_owner(v_rel, pg_catalog.format('LOCK TABLE %s IN EXCLUSIVE MODE', v_rel));
+    n := n + 1;
+  END LOOP;
+  IF n = 0 THEN
+    RAISE EXCEPTION 'no tables to lock' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_lock(jsonb) IS
+  'Sidecar step of init.merge (its write freeze): LOCK TABLE [{schema, table}] IN EXCLUSIVE MODE as each table''s owner until the caller''s transaction ends; returns how many.';
+
+-- One key expression and one keys filter for every keyed read (_compare_key_expr, _compare_keys_filter), instead of five copies.
+CREATE FUNCTION steep_repl._compare_key_expr(t steep_repl.compare_table) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('pg_catalog.jsonb_build_object(%s)::pg_catalog.text',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o)
+            FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_key_expr(steep_repl.compare_table) IS
+  'Internal: the expression printing the key of row r of a compared table as jsonb text.';
+
+CREATE FUNCTION steep_repl._compare_keys_filter(t steep_repl.compare_table, keys jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+           ' WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           keys::text,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+            FROM ROWS FROM (pg_catalog.unnest(t.key_cols), pg_catalog.unnest(t.key_types)) WITH ORDINALITY x(c, ty, o)));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_keys_filter(steep_repl.compare_table, jsonb) IS
+  'Internal: WHERE clause restricting row r of a compared table to the given keys (a jsonb array of key objects).';
+REVOKE ALL ON FUNCTION steep_repl._compare_key_expr(steep_repl.compare_table), steep_repl._compare_keys_filter(steep_repl.compare_table, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl._compare_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT %s, steep_repl.row_hash(r.*) FROM %I.%I r', steep_repl._compare_key_expr(t), t.schema_name, t.table_name)
+      || CASE WHEN keys IS NULL THEN '' ELSE steep_repl._compare_keys_filter(t, keys) END;
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_rows(rel regclass, keys jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 3 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_names text[];
+  v_values text;
+  v jsonb;
+BEGIN
+  PERFORM steep_repl._require('keys', keys);
+  IF pg_catalog.jsonb_typeof(keys) <> 'array' THEN
+    RAISE EXCEPTION 'keys must be a JSON array of primary key objects, got %', pg_catalog.left(keys::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum),
+         pg_catalog.string_agg(pg_catalog.format('CASE WHEN pg_catalog.num_nulls(r.%1$I) OPERATOR(pg_catalog.=) 1 THEN NULL ELSE pg_catalog.format(''%%s'', r.%1$I) END',
+                                                 a.attname), ', ' ORDER BY a.attnum)
+    INTO v_names, v_values
+  FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_object(%L::pg_catalog.text[], ARRAY[%s]::pg_catalog.text[])), ''[]'')
+     FROM %s r %s',
+    v_names, v_values, rel,
+    steep_repl._compare_keys_filter(v_t, keys)),
+    'v pg_catalog.jsonb')
+    INTO v;
+  RETURN v;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_changed_since(rel regclass, keys jsonb, since timestamptz, origin text) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v text[];
+BEGIN
+  IF NOT pg_catalog.current_setting('track_commit_timestamp')::boolean THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.array_agg(%s), ''{}'')
+     FROM %s r CROSS JOIN LATERAL pg_catalog.pg_xact_commit_timestamp_origin(r.xmin) c
+     %s
+       AND c."timestamp" OPERATOR(pg_catalog.>) %L::pg_catalog.timestamptz
+       AND c.roident IS DISTINCT FROM (SELECT o.roident FROM pg_catalog.pg_replication_origin o WHERE o.roname OPERATOR(pg_catalog.=) %L)',
+    steep_repl._compare_key_expr(v_t),
+    rel,
+    steep_repl._compare_keys_filter(v_t, keys),
+    since::text, origin), 'v pg_catalog.text[]')
+    INTO v;
+  RETURN v;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_existed_before(rel regclass, keys jsonb, baseline xid8, xids xid8[]) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_next bigint := pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::bigint;
+  v text[];
+BEGIN
+  PERFORM steep_repl._require('baseline', baseline);
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.array_agg(%s), ''{}'')
+     FROM %s r CROSS JOIN LATERAL (SELECT r.xmin::pg_catalog.text::bigint AS x32) x
+     CROSS JOIN LATERAL (SELECT (%s::bigint - ((%s::bigint - x.x32) %% 4294967296 + 4294967296) %% 4294967296)::pg_catalog.text::pg_catalog.xid8 AS x) f
+     %s
+       AND (x.x32 < 3 OR f.x < %L::pg_catalog.xid8 OR f.x = ANY (%L::pg_catalog.xid8[]))',
+    steep_repl._compare_key_expr(v_t),
+    rel, v_next, v_next,
+    steep_repl._compare_keys_filter(v_t, keys),
+    baseline::text, coalesce(xids, '{}')::text), 'v pg_catalog.text[]')
+    INTO v;
+  RETURN v;
+END
+$$;

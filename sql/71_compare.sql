@@ -75,22 +75,38 @@ $$;
 COMMENT ON FUNCTION steep_repl._compare_scope(text[], regrole) IS
   'Internal: the tables of a comparison (all, or the named ones), refusing unknown ones (42P01), ones without a primary key (55000), ones as_role cannot read in full (42501) and ones whose row-level security is forced on their owner (55000).';
 
--- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
--- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:
--- on the peer it runs with search_path = pg_catalog.
-CREATE FUNCTION steep_repl._compare_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+-- A table's key printed as jsonb text (the same on both nodes under the comparison's settings),
+-- and the filter to the rows of the given keys (a jsonb array of key objects, each value parsed
+-- into its column's type): shared by every keyed read of a comparison or a merge.
+CREATE FUNCTION steep_repl._compare_key_expr(t steep_repl.compare_table) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT pg_catalog.format('SELECT pg_catalog.jsonb_build_object(%s)::pg_catalog.text, steep_repl.row_hash(r.*) FROM %I.%I r',
+  SELECT pg_catalog.format('pg_catalog.jsonb_build_object(%s)::pg_catalog.text',
            (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o)
-            FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
-           t.schema_name, t.table_name)
-      || CASE WHEN keys IS NULL THEN '' ELSE pg_catalog.format(
+            FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_key_expr(steep_repl.compare_table) IS
+  'Internal: the expression printing the key of row r of a compared table as jsonb text.';
+
+CREATE FUNCTION steep_repl._compare_keys_filter(t steep_repl.compare_table, keys jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
            ' WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))',
            (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
            (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
            keys::text,
            (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-            FROM ROWS FROM (pg_catalog.unnest(t.key_cols), pg_catalog.unnest(t.key_types)) WITH ORDINALITY x(c, ty, o))) END;
+            FROM ROWS FROM (pg_catalog.unnest(t.key_cols), pg_catalog.unnest(t.key_types)) WITH ORDINALITY x(c, ty, o)));
+$$;
+COMMENT ON FUNCTION steep_repl._compare_keys_filter(steep_repl.compare_table, jsonb) IS
+  'Internal: WHERE clause restricting row r of a compared table to the given keys (a jsonb array of key objects).';
+
+-- The query that reads key (as jsonb text) and row_hash of a table's rows, run the same on both
+-- nodes; with keys (a jsonb array of key objects), of those rows only. Everything qualified:
+-- on the peer it runs with search_path = pg_catalog.
+CREATE FUNCTION steep_repl._compare_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format('SELECT %s, steep_repl.row_hash(r.*) FROM %I.%I r', steep_repl._compare_key_expr(t), t.schema_name, t.table_name)
+      || CASE WHEN keys IS NULL THEN '' ELSE steep_repl._compare_keys_filter(t, keys) END;
 $$;
 COMMENT ON FUNCTION steep_repl._compare_sql(steep_repl.compare_table, jsonb) IS
   'Internal: SELECT key, row_hash of a table''s rows (or of the given keys), for both nodes of a comparison.';

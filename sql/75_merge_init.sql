@@ -238,24 +238,28 @@ COMMENT ON FUNCTION steep_repl.init_merge_planned(text, bigint, jsonb) IS
   'Sidecar step of init.merge: a dry run recorded its plan (merge_id, counts per table and direction in the event init.merge_planned); the node goes back to UNINITIALIZED.';
 
 -- The write freeze: LOCK every table in scope IN EXCLUSIVE MODE (reads go on, writes wait) for
--- the rest of the caller's transaction; the caller sets lock_timeout.
+-- the rest of the caller's transaction; the caller sets lock_timeout. Each lock is taken as the
+-- table's owner, like every other statement on a user table, in name order (two freezes over the
+-- same tables queue rather than deadlock).
 CREATE FUNCTION steep_repl._merge_lock(tables jsonb) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_list text;
-  n integer;
+  v_rel regclass;
+  n integer := 0;
 BEGIN
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', x.schema, x."table"), ', ' ORDER BY x.schema, x."table"), pg_catalog.count(*)
-    INTO v_list, n FROM pg_catalog.jsonb_to_recordset(tables) AS x(schema text, "table" text);
-  IF v_list IS NULL THEN
+  FOR v_rel IN SELECT pg_catalog.format('%I.%I', x.schema, x."table")::regclass
+               FROM pg_catalog.jsonb_to_recordset(tables) AS x(schema text, "table" text) ORDER BY x.schema, x."table" LOOP
+    PERFORM steep_repl._exec_as_owner(v_rel, pg_catalog.format('LOCK TABLE %s IN EXCLUSIVE MODE', v_rel));
+    n := n + 1;
+  END LOOP;
+  IF n = 0 THEN
     RAISE EXCEPTION 'no tables to lock' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  EXECUTE 'LOCK TABLE ' || v_list || ' IN EXCLUSIVE MODE';
   RETURN n;
 END
 $$;
 COMMENT ON FUNCTION steep_repl._merge_lock(jsonb) IS
-  'Sidecar step of init.merge (its write freeze): LOCK TABLE [{schema, table}] IN EXCLUSIVE MODE until the caller''s transaction ends; returns how many.';
+  'Sidecar step of init.merge (its write freeze): LOCK TABLE [{schema, table}] IN EXCLUSIVE MODE as each table''s owner until the caller''s transaction ends; returns how many.';
 
 -- Called on the SOURCE of a merge by the target's sidecar once the source's subscription from
 -- the target exists: the source's own init, method merge, with the target as its init source,
@@ -371,18 +375,14 @@ BEGIN
     RETURN NULL;
   END IF;
   EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
-    'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
+    'SELECT coalesce(pg_catalog.array_agg(%s), ''{}'')
      FROM %s r CROSS JOIN LATERAL pg_catalog.pg_xact_commit_timestamp_origin(r.xmin) c
-     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))
+     %s
        AND c."timestamp" OPERATOR(pg_catalog.>) %L::pg_catalog.timestamptz
        AND c.roident IS DISTINCT FROM (SELECT o.roident FROM pg_catalog.pg_replication_origin o WHERE o.roname OPERATOR(pg_catalog.=) %L)',
-    (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    steep_repl._compare_key_expr(v_t),
     rel,
-    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
-    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
-    keys::text,
-    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)),
+    steep_repl._compare_keys_filter(v_t, keys),
     since::text, origin), 'v pg_catalog.text[]')
     INTO v;
   RETURN v;
@@ -479,18 +479,14 @@ DECLARE
 BEGIN
   PERFORM steep_repl._require('baseline', baseline);
   EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
-    'SELECT coalesce(pg_catalog.array_agg(pg_catalog.jsonb_build_object(%s)::pg_catalog.text), ''{}'')
+    'SELECT coalesce(pg_catalog.array_agg(%s), ''{}'')
      FROM %s r CROSS JOIN LATERAL (SELECT r.xmin::pg_catalog.text::bigint AS x32) x
      CROSS JOIN LATERAL (SELECT (%s::bigint - ((%s::bigint - x.x32) %% 4294967296 + 4294967296) %% 4294967296)::pg_catalog.text::pg_catalog.xid8 AS x) f
-     WHERE (%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(%L::pg_catalog.jsonb) AS k(%s))
+     %s
        AND (x.x32 < 3 OR f.x < %L::pg_catalog.xid8 OR f.x = ANY (%L::pg_catalog.xid8[]))',
-    (SELECT pg_catalog.string_agg(pg_catalog.format('%L, r.%I', c, c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
+    steep_repl._compare_key_expr(v_t),
     rel, v_next, v_next,
-    (SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
-    (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(v_t.key_cols) WITH ORDINALITY x(c, o)),
-    keys::text,
-    (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
-     FROM ROWS FROM (pg_catalog.unnest(v_t.key_cols), pg_catalog.unnest(v_t.key_types)) WITH ORDINALITY x(c, ty, o)),
+    steep_repl._compare_keys_filter(v_t, keys),
     baseline::text, coalesce(xids, '{}')::text), 'v pg_catalog.text[]')
     INTO v;
   RETURN v;
