@@ -31,6 +31,48 @@ PG_FUNCTION_INFO_V1(steep_repl_exec_as);
 PG_FUNCTION_INFO_V1(steep_repl_query_as);
 PG_FUNCTION_INFO_V1(steep_repl_caller);
 
+/*
+ * The role and the statement of a call, refused when NULL or when the caller is not the
+ * definer (a superuser: the functions are granted to nobody; changing identity is its power).
+ */
+static void
+role_call_args(FunctionCallInfo fcinfo, const char *what, Oid *role, char **stmt)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("role and %s must not be NULL", what)));
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to run a %s as another role", what)));
+	*role = PG_GETARG_OID(0);
+	*stmt = text_to_cstring(PG_GETARG_TEXT_PP(1));
+}
+
+/* A safe search_path until AtEOXact_GUC(false, the returned level). */
+static int
+pin_search_path(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/*
+ * As in ExecRefreshMatView: become role in a security-restricted operation. An error needs no
+ * cleanup: (sub)transaction abort restores the user id, the security context and the GUC nest
+ * level; on success the caller restores them.
+ */
+static void
+become_restricted(Oid role, int save_sec_context)
+{
+	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
 Datum
 steep_repl_exec_as(PG_FUNCTION_ARGS)
 {
@@ -41,30 +83,10 @@ steep_repl_exec_as(PG_FUNCTION_ARGS)
 	int			save_nestlevel;
 	int			rc;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("role and statement must not be NULL")));
-	role = PG_GETARG_OID(0);
-	stmt = text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-	/* Changing identity is the definer's power only (the function is granted to nobody). */
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to run a statement as another role")));
-
-	/*
-	 * As in ExecRefreshMatView: switch to the role in a security-restricted operation with a
-	 * safe search_path. An error needs no cleanup here: (sub)transaction abort restores the
-	 * user id, the security context and the GUC nest level.
-	 */
+	role_call_args(fcinfo, "statement", &role, &stmt);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	become_restricted(role, save_sec_context);
+	save_nestlevel = pin_search_path();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -112,16 +134,7 @@ steep_repl_query_as(PG_FUNCTION_ARGS)
 	Portal		portal;
 	bool		checked = false;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("role and query must not be NULL")));
-	role = PG_GETARG_OID(0);
-	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to run a query as another role")));
+	role_call_args(fcinfo, "query", &role, &query);
 
 	/* The tuplestore lives in the query's memory and takes the caller's column list. */
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
@@ -132,17 +145,14 @@ steep_repl_query_as(PG_FUNCTION_ARGS)
 	 * and runs every function, as role. Read-only, so it reads in the caller's snapshot.
 	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = pin_search_path();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
-	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	become_restricted(role, save_sec_context);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	for (;;)
 	{
