@@ -7018,3 +7018,106 @@ BEGIN
   RETURN v;
 END
 $$;
+
+-- A comparison's scope looks tables up by name in _user_tables() (oid and names only), not _local_tables() (every table's size and columns): each peer read makes one lookup.
+CREATE FUNCTION steep_repl._user_tables_from_sql() RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
+  SELECT $$
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
+    AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'steep_repl']::pg_catalog.name[])
+    AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp)'
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
+  $$;
+$q$;
+COMMENT ON FUNCTION steep_repl._user_tables_from_sql() IS
+  'Internal: FROM pg_class c JOIN pg_namespace n WHERE <c is a user table>, shared by every query over user tables.';
+CREATE FUNCTION steep_repl._user_tables() RETURNS TABLE (relid oid, schema_name text, table_name text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE 'SELECT c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text ' || steep_repl._user_tables_from_sql();
+END
+$$;
+COMMENT ON FUNCTION steep_repl._user_tables() IS 'Internal: oid, schema and name of the user tables of this database.';
+REVOKE ALL ON FUNCTION steep_repl._user_tables_from_sql(), steep_repl._user_tables() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl._table_catalog_sql() RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
+  SELECT $$
+  SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.oid::pg_catalog.int8,
+         pg_catalog.pg_table_size(c.oid)::pg_catalog.int8,
+         greatest(c.reltuples, 0)::pg_catalog.int8,
+         (c.relreplident OPERATOR(pg_catalog.=) ANY (ARRAY['f', 'i']::pg_catalog."char"[])
+          OR (c.relreplident OPERATOR(pg_catalog.=) 'd' AND EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisprimary))),
+         coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname,
+                      pg_catalog.format_type(a.atttypid, a.atttypmod),
+                      CASE WHEN a.attnotnull THEN ' not null' ELSE '' END), ', ' ORDER BY a.attname)
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped), '')
+  $$ || steep_repl._user_tables_from_sql();
+$q$;
+CREATE OR REPLACE FUNCTION steep_repl._compare_scope(tables text[], as_role regrole) RETURNS SETOF steep_repl.compare_table
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v_caller regrole := as_role;
+  v_scope steep_repl.compare_table[];
+  v_bad text;
+BEGIN
+  IF tables IS NOT NULL THEN
+    SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO v_bad FROM pg_catalog.unnest(tables) x
+    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._user_tables() l
+                      WHERE x = l.schema_name || '.' || l.table_name OR (l.schema_name = 'public' AND x = l.table_name));
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION 'no such table on this node: %', v_bad USING ERRCODE = 'undefined_table',
+        HINT = 'Names as stored, without quotes: "public.orders", "My Schema.Odd Table"; a bare name means schema public.';
+    END IF;
+  END IF;
+  v_scope := ARRAY(
+    SELECT ROW(l.relid::oid::regclass, l.schema_name, l.table_name,
+               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord),
+               ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_index i
+                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord))::steep_repl.compare_table
+    FROM steep_repl._user_tables() l
+    WHERE tables IS NULL OR l.schema_name || '.' || l.table_name = ANY (tables)
+       OR (l.schema_name = 'public' AND l.table_name = ANY (tables))
+    ORDER BY l.schema_name, l.table_name);
+
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s WHERE pg_catalog.cardinality(s.key_cols) = 0;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'tables without a primary key cannot be compared row by row: %', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add a primary key to each, or leave them out with the tables argument.';
+  END IF;
+  -- The hashes are read as each table's owner, who bypasses row-level security: the caller must
+  -- be able to read every row of every table itself, or the keys returned would tell it what it
+  -- may not see.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid
+  WHERE NOT pg_catalog.has_table_privilege(v_caller, s.relid, 'SELECT')
+     OR (c.relrowsecurity AND c.relowner <> v_caller
+         AND NOT (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = v_caller));
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'permission denied to compare %', v_bad USING ERRCODE = 'insufficient_privilege',
+      HINT = pg_catalog.format('Role %s needs SELECT on every row of each (row-level security included).', v_caller);
+  END IF;
+  -- Unless row-level security is forced on the owner: then the owner's read could miss rows.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
+  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid WHERE c.relforcerowsecurity;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'row-level security is forced on the owner of %: a comparison reads as the owner and could miss rows', v_bad
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while comparing, or leave them out with the tables argument.';
+  END IF;
+  RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
+END
+$$;

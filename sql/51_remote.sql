@@ -61,6 +61,23 @@ $$;
 COMMENT ON FUNCTION steep_repl._conninfo(text) IS
   'Internal: a node''s conninfo for dblink, with search_path = pg_catalog, statement_timeout 60 s, keepalives and (when absent) connect_timeout=5 forced.';
 
+-- Which relations are user tables (every comparison, init and snapshot means these), as the
+-- FROM and WHERE of a query over c (pg_class) and n (pg_namespace), run here or on a peer.
+CREATE FUNCTION steep_repl._user_tables_from_sql() RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
+  SELECT $$
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
+    AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'steep_repl']::pg_catalog.name[])
+    AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp)'
+    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
+  $$;
+$q$;
+COMMENT ON FUNCTION steep_repl._user_tables_from_sql() IS
+  'Internal: FROM pg_class c JOIN pg_namespace n WHERE <c is a user table>, shared by every query over user tables.';
+
 -- The user tables of "this" database with what an init needs to know about each; run locally
 -- and, through dblink, on the source, so both sides are described by the same query. Every
 -- operator, type and function is qualified with pg_catalog: a peer session's search_path cannot
@@ -79,14 +96,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $q$
                       CASE WHEN a.attnotnull THEN ' not null' ELSE '' END), ', ' ORDER BY a.attname)
                    FROM pg_catalog.pg_attribute a
                    WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped), '')
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-  WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
-    AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'steep_repl']::pg_catalog.name[])
-    AND n.nspname OPERATOR(pg_catalog.!~) '^pg_(toast|temp)'
-    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')
-  $$;
+  $$ || steep_repl._user_tables_from_sql();
 $q$;
 COMMENT ON FUNCTION steep_repl._table_catalog_sql() IS
   'Internal: the query describing user tables (schema, name, oid, bytes, row estimate, has replica identity, columns).';
@@ -103,6 +113,16 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION steep_repl._local_tables() IS 'Internal: user tables of this database.';
+
+-- The user tables' names only: no sizes or columns, for lookups of one or a few tables by name
+-- (each peer read of a comparison makes one).
+CREATE FUNCTION steep_repl._user_tables() RETURNS TABLE (relid oid, schema_name text, table_name text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE 'SELECT c.oid, n.nspname::pg_catalog.text, c.relname::pg_catalog.text ' || steep_repl._user_tables_from_sql();
+END
+$$;
+COMMENT ON FUNCTION steep_repl._user_tables() IS 'Internal: oid, schema and name of the user tables of this database.';
 
 CREATE FUNCTION steep_repl._remote_tables(node text) RETURNS SETOF steep_repl.table_info
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -20,7 +20,7 @@ DECLARE
 BEGIN
   IF tables IS NOT NULL THEN
     SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO v_bad FROM pg_catalog.unnest(tables) x
-    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._local_tables() l
+    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._user_tables() l
                       WHERE x = l.schema_name || '.' || l.table_name OR (l.schema_name = 'public' AND x = l.table_name));
     IF v_bad IS NOT NULL THEN
       RAISE EXCEPTION 'no such table on this node: %', v_bad USING ERRCODE = 'undefined_table',
@@ -37,7 +37,7 @@ BEGIN
                      CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
                      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                      WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord))::steep_repl.compare_table
-    FROM steep_repl._local_tables() l
+    FROM steep_repl._user_tables() l
     WHERE tables IS NULL OR l.schema_name || '.' || l.table_name = ANY (tables)
        OR (l.schema_name = 'public' AND l.table_name = ANY (tables))
     ORDER BY l.schema_name, l.table_name);
