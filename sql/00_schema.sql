@@ -78,3 +78,25 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION steep_repl._exec_as_owner(regclass, text) IS
   'Internal: runs stmt (a TRUNCATE, COPY or DDL of rel) as rel''s owner, so its triggers, defaults and CHECKs never run with the definer''s rights.';
+
+-- Empties tables as their owners, one TRUNCATE per owner (tables linked by a foreign key must be
+-- emptied together; across owners they cannot be), so no TRUNCATE trigger runs with the definer's
+-- rights. Names that no longer resolve are skipped; returns how many tables were emptied.
+CREATE FUNCTION steep_repl._truncate_as_owners(rels regclass[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+BEGIN
+  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text) AS tables,
+                  pg_catalog.count(*) AS k
+           FROM pg_catalog.pg_class c WHERE c.oid = ANY (rels)
+           GROUP BY c.relowner ORDER BY c.relowner LOOP
+    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
+    n := n + r.k;
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._truncate_as_owners(regclass[]) IS
+  'Internal: TRUNCATE the given tables, one statement per owner run as that owner; returns how many.';

@@ -103,7 +103,6 @@ DECLARE
   -- Both sides' tables in scope, as arrays: never a temp table a caller could create first.
   v_src steep_repl.table_info[];
   v_dst steep_repl.table_info[];
-  r record;
 BEGIN
   PERFORM steep_repl._require('target', target);
   PERFORM steep_repl._require('source', source);
@@ -213,13 +212,7 @@ BEGIN
         USING ERRCODE = 'object_not_in_prerequisite_state',
               HINT = 'An init copies into empty tables. To replace their contents use options => ''{"force": true}'' (the tables are truncated first).';
     END IF;
-    -- As each table's owner, so no TRUNCATE trigger runs with this function's rights; one
-    -- statement per owner (tables linked by a foreign key across owners cannot be emptied).
-    FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
-             FROM pg_catalog.unnest(v_dst) t JOIN pg_catalog.pg_class c ON c.oid = t.relid::oid
-             GROUP BY c.relowner ORDER BY c.relowner LOOP
-      PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
-    END LOOP;
+    PERFORM steep_repl._truncate_as_owners(ARRAY(SELECT t.relid::oid::regclass FROM pg_catalog.unnest(v_dst) t));
     RAISE NOTICE 'truncated % table(s) on node "%" before the init: %', pg_catalog.cardinality(v_tables), target, v_bad;
   END IF;
   -- Indexes and constraints a failed fast init dropped come back first (the tables are empty now).

@@ -103,7 +103,6 @@ DECLARE
   v_list text[];
   v_tables text;
   v_state text;
-  r record;
 BEGIN
   SELECT n.init_state INTO v_state FROM steep_repl.nodes n WHERE n.name = init_cancelled.node FOR UPDATE;
   -- The tables this init filled: those it subscribed to, and those a cancelled two-phase init or
@@ -123,13 +122,7 @@ BEGIN
       AND j.cancel_requested_at IS NOT NULL AND j.created_at >= n.init_started_at) x
   WHERE pg_catalog.to_regclass(x.t) IS NOT NULL ORDER BY x.t);
   v_tables := NULLIF(pg_catalog.array_to_string(v_list, ', '), '');
-  -- As each table's owner (one statement per owner), so no TRUNCATE trigger runs with our rights.
-  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ') AS tables
-           FROM pg_catalog.unnest(v_list) x(t)
-           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
-           GROUP BY c.relowner ORDER BY c.relowner LOOP
-    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
-  END LOOP;
+  PERFORM steep_repl._truncate_as_owners(ARRAY(SELECT pg_catalog.to_regclass(x.t) FROM pg_catalog.unnest(v_list) x(t)));
   -- What a fast init dropped comes back, built on the emptied tables.
   IF steep_repl._fast_restore_all(node) > 0 THEN
     detail := coalesce(detail, '{}') || pg_catalog.jsonb_build_object('indexes_restored', true);

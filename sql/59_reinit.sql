@@ -256,15 +256,8 @@ COMMENT ON FUNCTION steep_repl._reinit_tables(text) IS 'Internal: the quoted tab
 -- with this function's rights.
 CREATE FUNCTION steep_repl._reinit_empty(node text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r record;
 BEGIN
-  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(x.t, ', ' ORDER BY x.t) AS tables
-           FROM pg_catalog.unnest(steep_repl._reinit_tables(node)) x(t)
-           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(x.t)
-           GROUP BY c.relowner ORDER BY c.relowner LOOP
-    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
-  END LOOP;
+  PERFORM steep_repl._truncate_as_owners(ARRAY(SELECT pg_catalog.to_regclass(x.t) FROM pg_catalog.unnest(steep_repl._reinit_tables(node)) x(t)));
   UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
     started_at = NULL, finished_at = NULL, n_tup_ins_base = coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0)
   WHERE t.node = _reinit_empty.node;
