@@ -7361,3 +7361,56 @@ BEGIN
   RETURN pg_catalog.array_to_string(steep_repl._reinit_tables(node), ', ');
 END
 $$;
+
+-- ---- Fast init (#14): a sidecar killed during the indexing step resumes it: the copy's LSN is kept in
+-- init_fast_loaded (init_fast_loaded releases the holder and starts the indexing step), init_fast_reset forgets it.
+-- The copy is in: the slot's consistent LSN the subscription starts from is kept past the
+-- snapshot's holder (released now), so a job retried during the indexing step neither copies
+-- again nor rebuilds what it re-created (each object is forgotten in the transaction that
+-- re-creates it, init_fast_restore_object): it re-creates the rest and subscribes from here.
+CREATE TABLE steep_repl.init_fast_loaded (
+  node      text PRIMARY KEY REFERENCES steep_repl.nodes (name) ON DELETE CASCADE,
+  lsn       pg_lsn NOT NULL,
+  loaded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+GRANT SELECT ON steep_repl.init_fast_loaded TO steep_repl_admin;
+COMMENT ON TABLE steep_repl.init_fast_loaded IS
+  'A fast init whose copy committed every chunk, with the slot''s consistent LSN its subscription starts from: a retried job resumes at the indexing step. Forgotten with the attempt (init_fast_reset).';
+
+CREATE FUNCTION steep_repl.init_fast_loaded(node text, lsn pg_lsn) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_loaded.node AND NOT c.done) THEN
+    RAISE EXCEPTION 'the copy of node "%" has block ranges not copied', node
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO steep_repl.init_fast_loaded AS l (node, lsn) VALUES (init_fast_loaded.node, init_fast_loaded.lsn)
+  ON CONFLICT ON CONSTRAINT init_fast_loaded_pkey DO UPDATE SET lsn = excluded.lsn, loaded_at = pg_catalog.now();
+  DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_loaded.node;
+  RETURN steep_repl.init_fast_indexing_start(node);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_loaded(text, pg_lsn) IS
+  'Sidecar step of init.fast: every block range is copied; records the slot''s LSN (init_fast_loaded), releases the snapshot''s holder and starts the indexing step, in one transaction; returns how many objects it re-creates. 55000 while a range is not copied.';
+REVOKE ALL ON FUNCTION steep_repl.init_fast_loaded(text, pg_lsn) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl.init_fast_reset(node text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM 1 FROM steep_repl.nodes n WHERE n.name = init_fast_reset.node FOR UPDATE;
+  PERFORM steep_repl._truncate_as_owners(ARRAY(SELECT t.relid::regclass FROM steep_repl.init_tables t
+                                                WHERE t.node = init_fast_reset.node AND (t.rows_copied > 0 OR t.chunks_done > 0)));
+  UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
+    chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
+  WHERE t.node = init_fast_reset.node;
+  UPDATE steep_repl.init_progress p SET tables_done = 0, rows_done = 0, bytes_done = 0, percent = 0, current_tables = '{}',
+    last_progress_at = pg_catalog.now(), updated_at = pg_catalog.now()
+  WHERE p.node = init_fast_reset.node;
+  -- The plan and the snapshot's holder belong to the attempt (sql/53c_fast_resume.sql).
+  DELETE FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_reset.node;
+  DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_reset.node;
+  DELETE FROM steep_repl.init_fast_loaded l WHERE l.node = init_fast_reset.node;
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
+  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner), resets the per-table progress and forgets the attempt''s plan, snapshot holder and loaded LSN (a new attempt, or a failed one before its indexes and constraints are re-created).';

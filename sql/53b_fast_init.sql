@@ -86,16 +86,10 @@ COMMENT ON FUNCTION steep_repl._fast_options(text, jsonb) IS
 -- foreign keys could not be re-created on it).
 CREATE FUNCTION steep_repl.init_fast_reset(node text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r record;
 BEGIN
   PERFORM 1 FROM steep_repl.nodes n WHERE n.name = init_fast_reset.node FOR UPDATE;
-  FOR r IN SELECT c.relowner::regrole AS owner, pg_catalog.string_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name), ', ') AS tables
-           FROM steep_repl.init_tables t JOIN pg_catalog.pg_class c ON c.oid = t.relid
-           WHERE t.node = init_fast_reset.node AND (t.rows_copied > 0 OR t.chunks_done > 0)
-           GROUP BY c.relowner ORDER BY c.relowner LOOP
-    PERFORM steep_repl._exec_as(r.owner, 'TRUNCATE TABLE ' || r.tables);
-  END LOOP;
+  PERFORM steep_repl._truncate_as_owners(ARRAY(SELECT t.relid::regclass FROM steep_repl.init_tables t
+                                                WHERE t.node = init_fast_reset.node AND (t.rows_copied > 0 OR t.chunks_done > 0)));
   UPDATE steep_repl.init_tables t SET sync_state = 'pending', rows_copied = 0, bytes_copied = 0, fraction = 0,
     chunks_total = 0, chunks_done = 0, started_at = NULL, finished_at = NULL
   WHERE t.node = init_fast_reset.node;
@@ -105,10 +99,11 @@ BEGIN
   -- The plan and the snapshot's holder belong to the attempt (sql/53c_fast_resume.sql).
   DELETE FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_reset.node;
   DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_reset.node;
+  DELETE FROM steep_repl.init_fast_loaded l WHERE l.node = init_fast_reset.node;
 END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
-  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner), resets the per-table progress and forgets the attempt''s plan and snapshot holder (a new attempt, or a failed one before its indexes and constraints are re-created).';
+  'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner), resets the per-table progress and forgets the attempt''s plan, snapshot holder and loaded LSN (a new attempt, or a failed one before its indexes and constraints are re-created).';
 
 -- PREPARING -> COPYING (a retried job finds it COPYING already), with the tables emptied.
 CREATE FUNCTION steep_repl.init_fast_copying(node text) RETURNS void

@@ -88,3 +88,32 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_holder_release(text) IS
   'Sidecar step of init.fast: the snapshot is no longer needed; its holder sees its row gone and exits.';
+
+-- The copy is in: the slot's consistent LSN the subscription starts from is kept past the
+-- snapshot's holder (released now), so a job retried during the indexing step neither copies
+-- again nor rebuilds what it re-created (each object is forgotten in the transaction that
+-- re-creates it, init_fast_restore_object): it re-creates the rest and subscribes from here.
+CREATE TABLE steep_repl.init_fast_loaded (
+  node      text PRIMARY KEY REFERENCES steep_repl.nodes (name) ON DELETE CASCADE,
+  lsn       pg_lsn NOT NULL,
+  loaded_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+GRANT SELECT ON steep_repl.init_fast_loaded TO steep_repl_admin;
+COMMENT ON TABLE steep_repl.init_fast_loaded IS
+  'A fast init whose copy committed every chunk, with the slot''s consistent LSN its subscription starts from: a retried job resumes at the indexing step. Forgotten with the attempt (init_fast_reset).';
+
+CREATE FUNCTION steep_repl.init_fast_loaded(node text, lsn pg_lsn) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM steep_repl.init_fast_chunks c WHERE c.node = init_fast_loaded.node AND NOT c.done) THEN
+    RAISE EXCEPTION 'the copy of node "%" has block ranges not copied', node
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO steep_repl.init_fast_loaded AS l (node, lsn) VALUES (init_fast_loaded.node, init_fast_loaded.lsn)
+  ON CONFLICT ON CONSTRAINT init_fast_loaded_pkey DO UPDATE SET lsn = excluded.lsn, loaded_at = pg_catalog.now();
+  DELETE FROM steep_repl.init_fast_holder h WHERE h.node = init_fast_loaded.node;
+  RETURN steep_repl.init_fast_indexing_start(node);
+END
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_loaded(text, pg_lsn) IS
+  'Sidecar step of init.fast: every block range is copied; records the slot''s LSN (init_fast_loaded), releases the snapshot''s holder and starts the indexing step, in one transaction; returns how many objects it re-creates. 55000 while a range is not copied.';

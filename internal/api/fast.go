@@ -253,12 +253,6 @@ func FastOriginReset(ctx context.Context, db DB) error {
 	return execStep(ctx, db, "reset the replication origin", qFastOriginReset)
 }
 
-// FastIndexingStart begins the indexing step of node's fast init; it returns how many objects
-// are to be re-created.
-func FastIndexingStart(ctx context.Context, db DB, node string) (int, error) {
-	return scalar[int](ctx, db, "fast init of "+node+": start indexing", qFastIndexingStart, node)
-}
-
 // IndexSettings are the settings of a session that rebuilds indexes and constraints.
 type IndexSettings struct {
 	MaintenanceWorkMem            string // a size, as SET takes it

@@ -65,9 +65,6 @@ SELECT pg_catalog.pg_replication_origin_session_setup($1);
 -- name: FastOriginReset
 SELECT pg_catalog.pg_replication_origin_session_reset();
 
--- name: FastIndexingStart
-SELECT steep_repl.init_fast_indexing_start($1);
-
 -- name: FastIndexSettings
 SELECT coalesce(options->>'maintenance_work_mem', '256MB'),
        coalesce((options->>'max_parallel_maintenance_workers')::int, parallel_workers OPERATOR(pg_catalog./) 2)

@@ -89,3 +89,23 @@ func FastHolderWanted(ctx context.Context, db DB, node string, pid int) (bool, e
 func FastHolderRelease(ctx context.Context, db DB, node string) error {
 	return execStep(ctx, db, "fast init of "+node+": release the snapshot", qFastHolderRelease, node)
 }
+
+// FastLoaded records that node's copy is in, from the slot's consistent LSN lsn, releases the
+// snapshot's holder and starts the indexing step, in one transaction; it returns how many
+// objects are to be re-created.
+func FastLoaded(ctx context.Context, db DB, node, lsn string) (int, error) {
+	return scalar[int](ctx, db, "fast init of "+node+": copy done", qFastLoaded, node, lsn)
+}
+
+// FastLoadedLSN is the LSN recorded by FastLoaded for node's copy; false: it is not in.
+func FastLoadedLSN(ctx context.Context, db DB, node string) (string, bool, error) {
+	var lsn string
+	err := db.QueryRow(ctx, q(qFastLoadedLSN), node).Scan(&lsn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("fast init of %s: loaded LSN: %w", node, err)
+	}
+	return lsn, true, nil
+}

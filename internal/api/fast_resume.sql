@@ -22,3 +22,9 @@ SELECT steep_repl.init_fast_holder_wanted($1, $2);
 
 -- name: FastHolderRelease
 SELECT steep_repl.init_fast_holder_release($1);
+
+-- name: FastLoaded
+SELECT steep_repl.init_fast_loaded($1, $2::pg_lsn);
+
+-- name: FastLoadedLSN
+SELECT lsn::text FROM steep_repl.init_fast_loaded WHERE node = $1;

@@ -60,7 +60,8 @@ const (
 	qFastIndexSession                      // fast.sql
 	qFastIndexSessionReset                 // fast.sql
 	qFastIndexSettings                     // fast.sql
-	qFastIndexingStart                     // fast.sql
+	qFastLoaded                            // fast_resume.sql
+	qFastLoadedLSN                         // fast_resume.sql
 	qFastMessage                           // fast.sql
 	qFastObjects                           // fast.sql
 	qFastOriginReset                       // fast.sql
@@ -248,7 +249,8 @@ var queryNames = [...]string{
 	qFastIndexSession:         "FastIndexSession",
 	qFastIndexSessionReset:    "FastIndexSessionReset",
 	qFastIndexSettings:        "FastIndexSettings",
-	qFastIndexingStart:        "FastIndexingStart",
+	qFastLoaded:               "FastLoaded",
+	qFastLoadedLSN:            "FastLoadedLSN",
 	qFastMessage:              "FastMessage",
 	qFastObjects:              "FastObjects",
 	qFastOriginReset:          "FastOriginReset",

@@ -41,11 +41,12 @@ func restoreAfterFailure(ctx context.Context, job *runner.Job, plan *api.InitPla
 	}
 }
 
-// fastAttempt is one attempt: a resumed copy of what is missing when the previous attempt's
-// snapshot holder lives; else leftovers dropped, tables emptied and stripped of their indexes,
+// fastAttempt is one attempt: when the previous attempt's copy is in (killed while indexing),
+// the indexing step resumed; else a resumed copy of what is missing when the previous attempt's
+// snapshot holder lives, or leftovers dropped, tables emptied and stripped of their indexes,
 // the publication, the slot with its exported snapshot (held by steep-repl hold-snapshot), the
-// subscription created disabled. Then the parallel copy, the indexes back, the subscription
-// enabled from the slot's LSN.
+// subscription created disabled, and the parallel copy. Then the indexes back, the
+// subscription enabled from the slot's LSN.
 func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
 	started := time.Now()
 	src, err := connectSource(ctx, plan.Source, plan.SourceConninfo)
@@ -54,12 +55,12 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	}
 	defer src.Close(context.Background())
 	sub := api.Subscription{Name: plan.Subscription, Conninfo: plan.SourceConninfo, Publication: plan.Publication, Slot: plan.SlotName}
-	holder, origin, resumed, err := resumeCopy(ctx, job, plan, src, sub, log)
+	ld, err := resumeIndexing(ctx, job, plan, sub, log)
 	if err != nil {
 		return nil, err
 	}
-	if !resumed {
-		if holder, origin, err = freshCopy(ctx, job, plan, src, sub, log); err != nil {
+	if ld.lsn == "" {
+		if ld, err = loadTables(ctx, job, plan, src, sub, log); err != nil {
 			return nil, err
 		}
 	}
@@ -67,32 +68,91 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 	if err != nil {
 		return nil, fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
-	pubCreated := created || plan.PublicationCreated
-	copied, err := copyAll(ctx, job, plan, src, holder.Snapshot, origin, log)
-	if err != nil {
-		return nil, err // the holder keeps the snapshot: a retried attempt resumes
-	}
-	if err := api.FastHolderRelease(ctx, job.DB, plan.Target); err != nil { // the snapshot is no longer needed
-		return nil, err
-	}
-	n, err := indexStep(ctx, job, plan, log)
+	n, err := indexStep(ctx, job, plan, ld.objects, log)
 	if err != nil {
 		return nil, err
 	}
 	// The subscription exists, disabled: its origin, which the copied rows carry but whose
 	// progress they did not move, goes to the slot's consistent point, then it is enabled.
-	err = subscribeAt(ctx, job.DB, sub, holder.LSN, "init.fast", nil, log)
+	err = subscribeAt(ctx, job.DB, sub, ld.lsn, "init.fast", nil, log)
 	if err != nil {
 		return nil, err
 	}
 	_ = api.FastMessage(ctx, job.DB, plan.Target, "")
-	if err := api.InitSubscribed(ctx, job.DB, plan.Target, pubCreated, plan.Parallel); err != nil {
+	if err := api.InitSubscribed(ctx, job.DB, plan.Target, created || plan.PublicationCreated, plan.Parallel); err != nil {
 		return nil, err
 	}
-	log.Info("fast init copied; catching up", "event", "init.fast_copied", "rows", copied.rows, "bytes", copied.bytes,
-		"chunks", copied.chunks, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
-	return map[string]any{"subscription": plan.Subscription, "lsn": holder.LSN, "resumed": resumed, "rows": copied.rows, "bytes": copied.bytes,
-		"chunks": copied.chunks, "indexes_restored": n}, nil
+	log.Info("fast init copied; catching up", "event", "init.fast_copied", "rows", ld.copied.rows, "bytes", ld.copied.bytes,
+		"chunks", ld.copied.chunks, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+	return map[string]any{"subscription": plan.Subscription, "lsn": ld.lsn, "resumed": ld.resumed != "", "resumed_at": ld.resumed,
+		"rows": ld.copied.rows, "bytes": ld.copied.bytes, "chunks": ld.copied.chunks, "indexes_restored": n}, nil
+}
+
+// loaded is a copy that is in: the slot's consistent LSN its subscription starts from, how
+// this attempt got it (resumed: "" copied from scratch, "copy" resumed, "indexing" copied by
+// an earlier attempt), what it copied, and how many objects are left to re-create.
+type loaded struct {
+	lsn, resumed string
+	copied       copied
+	objects      int
+}
+
+// loadTables copies the tables: the chunks not committed when the previous attempt's holder
+// lives, else everything from a new slot's snapshot. Once all are in, one transaction records
+// the LSN, releases the holder (the snapshot is no longer needed) and starts the indexing step.
+func loadTables(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, sub api.Subscription,
+	log *slog.Logger) (loaded, error) {
+	holder, origin, resumed, err := resumeCopy(ctx, job, plan, src, sub, log)
+	if err != nil {
+		return loaded{}, err
+	}
+	if !resumed {
+		if holder, origin, err = freshCopy(ctx, job, plan, src, sub, log); err != nil {
+			return loaded{}, err
+		}
+	}
+	ld := loaded{lsn: holder.LSN}
+	if resumed {
+		ld.resumed = "copy"
+	}
+	if ld.copied, err = copyAll(ctx, job, plan, src, holder.Snapshot, origin, log); err != nil {
+		return loaded{}, err // the holder keeps the snapshot: a retried attempt resumes
+	}
+	if ld.objects, err = api.FastLoaded(ctx, job.DB, plan.Target, holder.LSN); err != nil {
+		return loaded{}, err
+	}
+	return ld, nil
+}
+
+// resumeIndexing finds whether the previous attempt's copy is in (it was cut short while
+// re-creating indexes): the init is COPYING with the slot's LSN recorded and its subscription
+// there, disabled. Then the attempt goes on re-creating only what is still recorded (each
+// object is forgotten in the transaction that re-creates it), and records init.fast_indexing_resumed.
+func resumeIndexing(ctx context.Context, job *runner.Job, plan *api.InitPlan, sub api.Subscription, log *slog.Logger) (loaded, error) {
+	if plan.Phase != api.StateCopying {
+		return loaded{}, nil
+	}
+	lsn, ok, err := api.FastLoadedLSN(ctx, job.DB, plan.Target)
+	if err != nil || !ok {
+		return loaded{}, err
+	}
+	oid, enabled, err := api.SubscriptionState(ctx, job.DB, sub.Name)
+	if err != nil || oid == 0 || enabled {
+		return loaded{}, err // not as the load left it: the copy starts over
+	}
+	left, err := api.FastObjects(ctx, job.DB, plan.Target)
+	if err != nil {
+		return loaded{}, err
+	}
+	log.Info("the previous attempt's copy is in: resuming the indexing step", "event", "init.fast_indexing_resumed",
+		"lsn", lsn, "objects_left", len(left))
+	err = api.RecordEvent(ctx, job.DB, plan.Target, "init.fast_indexing_resumed", map[string]any{"job": job.ID, "attempt": job.Attempt,
+		"lsn": lsn, "objects_left": len(left),
+		"reason": "every chunk was copied before the previous attempt stopped: re-creating only the indexes and constraints not re-created yet"})
+	if err != nil {
+		return loaded{}, err
+	}
+	return loaded{lsn: lsn, resumed: "indexing", objects: len(left)}, nil
 }
 
 // resumeCopy decides whether an attempt that finds the init COPYING resumes: the previous
@@ -164,14 +224,11 @@ func freshCopy(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pg
 	return holder, origin, err
 }
 
-// indexStep is the indexing step: what was dropped for the load is re-created, its progress
-// (objects done, weighted by their tables' bytes) in init_fast_indexing and the init's message.
-func indexStep(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (int, error) {
+// indexStep is the indexing step (begun by api.FastLoaded, total objects to re-create): what
+// was dropped for the load is re-created, its progress (objects done, weighted by their tables'
+// bytes) in init_fast_indexing and the init's message.
+func indexStep(ctx context.Context, job *runner.Job, plan *api.InitPlan, total int, log *slog.Logger) (int, error) {
 	started := time.Now()
-	total, err := api.FastIndexingStart(ctx, job.DB, plan.Target)
-	if err != nil {
-		return 0, err
-	}
 	settings, err := api.FastIndexSettings(ctx, job.DB, plan.Target)
 	if err != nil {
 		return 0, err
