@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,32 +58,42 @@ func preparedCount(t testing.TB, n *harness.Node, suffixLike string) int64 {
 }
 
 // killBetweenPrepareAndCommit starts a prefer-source merge on a mergePair, holds the target's
-// PREPARE with gatePrepare until the source's pass 1 is prepared, kills the target's sidecar,
-// then lets that PREPARE finish (its backend does not notice the client is gone until it
-// answers): both pass-1 transactions are prepared, neither is committed, no sidecar runs —
-// what a sidecar killed between PREPARE TRANSACTION and COMMIT PREPARED leaves. It checks
-// nothing of pass 1 is visible on either node and returns the digests of before the merge.
-func killBetweenPrepareAndCommit(t *testing.T, p *pair) [2]string {
+// PREPARE with gatePrepare until the source's pass 1 is prepared, and kills the target's sidecar.
+// With targetPrepared it then lets that PREPARE finish (its backend does not notice the client
+// is gone until it answers): both pass-1 halves are prepared, neither committed, no sidecar runs
+// — what a sidecar killed between PREPARE TRANSACTION and COMMIT PREPARED leaves. Without, it
+// terminates that backend: only the source's half is prepared, the target's transaction aborted
+// (a sidecar killed between the two PREPAREs). Either way nothing of pass 1 is visible.
+func killBetweenPrepareAndCommit(t *testing.T, p *pair, targetPrepared bool) {
 	t.Helper()
 	release := gatePrepare(t, p.b)
 	before := [2]string{digest(t, p.a), digest(t, p.b)}
 	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source"}')`)
+	const held = `FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE 'PREPARE TRANSACTION %'`
 	p.b.WaitFor(t, time.Minute, "the source's pass 1 prepared and the target's PREPARE held by the gate", func() bool {
-		return preparedCount(t, p.a, "_p1_s_%") == 1 && harness.QueryOne[int64](t, p.b, "", `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE 'PREPARE TRANSACTION %'`) == 1
+		return preparedCount(t, p.a, "_p1_s_%") == 1 && harness.QueryOne[int64](t, p.b, "", "SELECT count(*) "+held) == 1
 	})
 	p.car.kill()
+	if !targetPrepared {
+		p.b.Exec(t, "", "SELECT pg_terminate_backend(pid) "+held)
+		p.b.WaitFor(t, 30*time.Second, "the target's pass-1 session gone", func() bool {
+			return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'PREPARE TRANSACTION %'") == 0
+		})
+	}
 	release()
-	p.b.WaitFor(t, 30*time.Second, "the target's pass 1 prepared after its sidecar died", func() bool {
-		return preparedCount(t, p.b, "_p1_t") == 1
-	})
+	if targetPrepared {
+		p.b.WaitFor(t, 30*time.Second, "the target's pass 1 prepared after its sidecar died", func() bool {
+			return preparedCount(t, p.b, "_p1_t") == 1
+		})
+	} else if n := preparedCount(t, p.b, "%"); n != 0 {
+		t.Fatalf("the target holds %d prepared transactions, want none", n)
+	}
 	if n := preparedCount(t, p.a, "_p1_s_%"); n != 1 {
 		t.Fatalf("the source holds %d prepared pass-1 transactions, want 1", n)
 	}
 	if after := [2]string{digest(t, p.a), digest(t, p.b)}; after != before {
 		t.Fatalf("prepared but uncommitted, pass 1 is visible on a node")
 	}
-	return before
 }
 
 // mergedDigest is digest of the rows a prefer-source merge of mergePair's data leaves on both
@@ -130,7 +141,7 @@ func slotsAre(t *testing.T, n, peer *harness.Node) {
 func TestMergeKilledBetweenPrepareAndCommitCompletesOnRestart(t *testing.T) {
 	t.Parallel()
 	p := mergePair(t, "--lease", "3s")
-	killBetweenPrepareAndCommit(t, p)
+	killBetweenPrepareAndCommit(t, p, true)
 	car := startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
 	waitMergeState(t, p.b, "node_b", "synchronized", 3*time.Minute)
 	waitMergeState(t, p.a, "node_a", "synchronized", time.Minute)
@@ -154,7 +165,7 @@ func TestMergeKilledBetweenPrepareAndCommitCompletesOnRestart(t *testing.T) {
 func TestMergeKilledBetweenPrepareAndCommitThenCancelledKeepsBothMerged(t *testing.T) {
 	t.Parallel()
 	p := mergePair(t, "--lease", "3s")
-	killBetweenPrepareAndCommit(t, p)
+	killBetweenPrepareAndCommit(t, p, true)
 	dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')")
 	startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
 	waitMergeState(t, p.b, "node_b", "uninitialized", 2*time.Minute)
@@ -165,6 +176,31 @@ func TestMergeKilledBetweenPrepareAndCommitThenCancelledKeepsBothMerged(t *testi
 	if d := harness.QueryOne[string](t, p.b, "", `SELECT coalesce(detail->>'prepared_resolved', '') FROM steep_repl.events
 		WHERE node = 'node_b' AND event = 'init.cancelled' ORDER BY at DESC LIMIT 1`); d != "1" {
 		t.Errorf("init.cancelled's prepared_resolved is %q, want 1 (the pair of pass 1)", d)
+	}
+	noMergeObjects(t, p)
+}
+
+// Killed between the two PREPAREs (the target's transaction aborted, the source's half prepared
+// alone), then cancel_init: the source's half is rolled back (its gid names the target's xid,
+// which did not commit), so both nodes are exactly as before the merge, UNINITIALIZED, without a
+// prepared transaction, subscription, slot or publication.
+func TestMergeKilledWithOnlyTheSourcePreparedThenCancelledLeavesBothAsBefore(t *testing.T) {
+	t.Parallel()
+	p := mergePair(t, "--lease", "3s")
+	before := [2]string{digest(t, p.a), digest(t, p.b)}
+	killBetweenPrepareAndCommit(t, p, false)
+	dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	startSidecar(t, p.b, "sidecar_b2", "--lease", "3s")
+	waitMergeState(t, p.b, "node_b", "uninitialized", 2*time.Minute)
+	if st := mergeNodeState(t, p.a, "node_a"); st != "uninitialized" {
+		t.Fatalf("node_a is %s after the cancel", st)
+	}
+	if after := [2]string{digest(t, p.a), digest(t, p.b)}; after != before {
+		t.Fatalf("a cancelled merge whose target never prepared changed rows")
+	}
+	if d := harness.QueryOne[string](t, p.b, "", `SELECT coalesce(detail->>'prepared_resolved', '') FROM steep_repl.events
+		WHERE node = 'node_b' AND event = 'init.cancelled' ORDER BY at DESC LIMIT 1`); d != "1" {
+		t.Errorf("init.cancelled's prepared_resolved is %q, want 1 (the source's half, rolled back)", d)
 	}
 	noMergeObjects(t, p)
 }
@@ -210,4 +246,79 @@ func TestMergeWithoutTwoPhaseCommitCompletesNotAtomic(t *testing.T) {
 	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM pg_prepared_xacts"); n != 0 {
 		t.Errorf("%d prepared transactions on node_b", n)
 	}
+}
+
+// stateOf is the init state of node n on its own cluster, with its last error when FAILED.
+func stateOf(t testing.TB, n *harness.Node, node string) string {
+	t.Helper()
+	return harness.QueryOne[string](t, n, "", `SELECT init_state || coalesce(': ' || last_error, '') FROM steep_repl.nodes WHERE name = $1`, node)
+}
+
+// cancel_init on the merge's source (its link, init_merge_link) while both links are CATCHING_UP
+// cancels the merge's links on both nodes: node_a UNINITIALIZED, no subscription, slot,
+// publication or prepared transaction left on either node, the merged rows kept on both;
+// node_b, still catching up, fails at its next tick (its subscription disappeared) and
+// cancel_init there ends it too. The merge run again then finds nothing to move and links both
+// nodes again. The supervisors are idle (naptime 1 h) and ticked by hand, so the links stay
+// CATCHING_UP until the cancel.
+func TestMergeCancelledOnTheSourceTearsDownBothLinks(t *testing.T) {
+	t.Parallel()
+	p := mergePair(t)
+	naptime := func(v string) {
+		for _, n := range []*harness.Node{p.a, p.b} {
+			n.Exec(t, "", "ALTER SYSTEM SET steep_repl.naptime = '"+v+"'")
+			n.Exec(t, "", "SELECT pg_reload_conf()")
+		}
+	}
+	naptime("1h")
+	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source"}')`)
+	p.b.WaitFor(t, 2*time.Minute, "the merge job subscribed both ways", func() bool {
+		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.jobs WHERE kind = 'init.merge' AND state = 'succeeded'") == 1
+	})
+	for _, x := range []struct {
+		n    *harness.Node
+		node string
+	}{{p.a, "node_a"}, {p.b, "node_b"}} {
+		x.n.Exec(t, "", "SELECT steep_repl.tick()")
+		if st := stateOf(t, x.n, x.node); st != "catching_up" {
+			t.Fatalf("%s is %s after a tick, want catching_up", x.node, st)
+		}
+	}
+	startSidecar(t, p.a, "sidecar_a")
+	dbaQuery[int64](t, p.a, "SELECT steep_repl.cancel_init('node_a')")
+	waitMergeState(t, p.a, "node_a", "uninitialized", time.Minute)
+	noLinks := func(why string) {
+		t.Helper()
+		for _, n := range []*harness.Node{p.a, p.b} {
+			for _, q := range []string{"SELECT count(*) FROM pg_subscription", "SELECT count(*) FROM pg_replication_slots",
+				"SELECT count(*) FROM pg_publication", "SELECT count(*) FROM pg_prepared_xacts"} {
+				if c := harness.QueryOne[int64](t, n, "", q); c != 0 {
+					t.Errorf("%s %s: %s = %d", n.Name, why, q, c)
+				}
+			}
+		}
+	}
+	noLinks("after the cancel on node_a")
+	checkMerged(t, p)
+	p.b.Exec(t, "", "SELECT steep_repl.tick()")
+	if st := stateOf(t, p.b, "node_b"); !strings.HasPrefix(st, "failed: ") || !strings.Contains(st, "sr_node_a_node_b disappeared") {
+		t.Fatalf("node_b after its subscription was dropped: %s, want failed saying it disappeared", st)
+	}
+	dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')")
+	p.b.WaitFor(t, time.Minute, "node_b uninitialized", func() bool { return stateOf(t, p.b, "node_b") == "uninitialized" })
+	noLinks("after the cancel on node_b")
+	checkMerged(t, p)
+
+	naptime("200ms")
+	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source"}')`)
+	waitMergeState(t, p.b, "node_b", "synchronized", 3*time.Minute)
+	waitMergeState(t, p.a, "node_a", "synchronized", time.Minute)
+	if moved := harness.QueryOne[string](t, p.b, "", `SELECT format('%s %s', result->>'to_local', result->>'to_peer') FROM steep_repl.merges
+		WHERE merge_id = $1`, lastMergeID(t, p.b, false)); moved != "0 0" {
+		t.Errorf("the merge after the cancel moved %s rows (to_local to_peer), want 0 0", moved)
+	}
+	checkMerged(t, p)
+	p.a.Exec(t, "", "INSERT INTO parent VALUES (5000, 'after a')")
+	p.b.Exec(t, "", "INSERT INTO parent VALUES (6000, 'after b')")
+	p.waitEqual(t, 30*time.Second)
 }
