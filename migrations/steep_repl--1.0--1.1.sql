@@ -7414,3 +7414,17 @@ END
 $$;
 COMMENT ON FUNCTION steep_repl.init_fast_reset(text) IS
   'Sidecar step of init.fast: empties what an attempt copied (as each table''s owner), resets the per-table progress and forgets the attempt''s plan, snapshot holder and loaded LSN (a new attempt, or a failed one before its indexes and constraints are re-created).';
+
+-- The fast init's snapshot holder keeps the snapshot however long a copy that progresses runs, and lets go after idle without progress (was: one hour after it started).
+DROP FUNCTION steep_repl.init_fast_holder_wanted(text, integer);
+CREATE FUNCTION steep_repl.init_fast_holder_wanted(node text, pid integer, idle interval) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM steep_repl.init_fast_holder h JOIN steep_repl.nodes n ON n.name = h.node
+                 LEFT JOIN steep_repl.init_progress p ON p.node = h.node
+                 WHERE h.node = init_fast_holder_wanted.node AND h.pid = init_fast_holder_wanted.pid
+                   AND n.init_state IN ('preparing', 'copying')
+                   AND greatest(h.started_at, p.last_progress_at) > pg_catalog.now() - idle);
+$$;
+COMMENT ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer, interval) IS
+  'steep-repl hold-snapshot: whether holder pid should keep node''s snapshot (its row is there, the init is still preparing or copying, and it made progress, or the holder started, less than idle ago).';
+REVOKE ALL ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer, interval) FROM PUBLIC;

@@ -73,14 +73,19 @@ $$;
 COMMENT ON FUNCTION steep_repl.init_fast_holder_record(text, integer, text, text, pg_lsn) IS
   'steep-repl hold-snapshot: records the holder of node''s fast init snapshot (its pid, the slot, the snapshot name and the slot''s consistent LSN).';
 
-CREATE FUNCTION steep_repl.init_fast_holder_wanted(node text, pid integer) RETURNS boolean
+-- The snapshot is held as long as the copy goes on, however long (a terabyte copies for hours and
+-- a sidecar killed in its fifth hour must still resume), and let go once the init made no
+-- progress for idle: a sidecar that never came back must not pin the source's xmin horizon forever.
+CREATE FUNCTION steep_repl.init_fast_holder_wanted(node text, pid integer, idle interval) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT EXISTS (SELECT 1 FROM steep_repl.init_fast_holder h JOIN steep_repl.nodes n ON n.name = h.node
+                 LEFT JOIN steep_repl.init_progress p ON p.node = h.node
                  WHERE h.node = init_fast_holder_wanted.node AND h.pid = init_fast_holder_wanted.pid
-                   AND n.init_state IN ('preparing', 'copying'));
+                   AND n.init_state IN ('preparing', 'copying')
+                   AND greatest(h.started_at, p.last_progress_at) > pg_catalog.now() - idle);
 $$;
-COMMENT ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer) IS
-  'steep-repl hold-snapshot: whether holder pid should keep node''s snapshot (its row is there and the init is still preparing or copying).';
+COMMENT ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer, interval) IS
+  'steep-repl hold-snapshot: whether holder pid should keep node''s snapshot (its row is there, the init is still preparing or copying, and it made progress, or the holder started, less than idle ago).';
 
 CREATE FUNCTION steep_repl.init_fast_holder_release(node text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -80,9 +81,10 @@ func FastHolderRecord(ctx context.Context, db DB, node string, h SnapshotHolder)
 		node, h.PID, h.Slot, h.Snapshot, h.LSN)
 }
 
-// FastHolderWanted reports whether holder pid should keep node's snapshot.
-func FastHolderWanted(ctx context.Context, db DB, node string, pid int) (bool, error) {
-	return scalar[bool](ctx, db, "fast init of "+node+": snapshot still wanted", qFastHolderWanted, node, pid)
+// FastHolderWanted reports whether holder pid should keep node's snapshot: the init still
+// copies and made progress less than idle ago.
+func FastHolderWanted(ctx context.Context, db DB, node string, pid int, idle time.Duration) (bool, error) {
+	return scalar[bool](ctx, db, "fast init of "+node+": snapshot still wanted", qFastHolderWanted, node, pid, durationSetting(idle))
 }
 
 // FastHolderRelease forgets node's snapshot holder, which then lets the snapshot go.

@@ -18,7 +18,7 @@ SELECT pid, slot_name, snapshot, lsn::text FROM steep_repl.init_fast_holder WHER
 SELECT steep_repl.init_fast_holder_record($1, $2, $3, $4, $5::pg_lsn);
 
 -- name: FastHolderWanted
-SELECT steep_repl.init_fast_holder_wanted($1, $2);
+SELECT steep_repl.init_fast_holder_wanted($1, $2, $3::interval);
 
 -- name: FastHolderRelease
 SELECT steep_repl.init_fast_holder_release($1);

@@ -15,20 +15,20 @@ import (
 // snapshot, so the snapshot outlives a killed sidecar and a retried job can resume the copy.
 func holdSnapshotCommand() command {
 	var node string
-	var timeout time.Duration
+	var idle time.Duration
 	return command{
 		name: "hold-snapshot", summary: "(started by the sidecar) create a fast init's slot with an exported snapshot and hold it while the init copies",
-		example: "steep-repl hold-snapshot --node node_b --timeout 1h --db postgres://localhost/postgres",
+		example: "steep-repl hold-snapshot --node node_b --idle 1h --db postgres://localhost/postgres",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&node, "node", "", "the node being initialized (this database's local node; required)")
-			fs.DurationVar(&timeout, "timeout", time.Hour, "let the snapshot go after this long at the latest")
+			fs.DurationVar(&idle, "idle", nodeinit.HolderIdle, "let the snapshot go once the init made no progress for this long (it is held however long the copy runs)")
 		},
 		run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 			if node == "" {
 				return usageError{"--node is required"}
 			}
-			if timeout <= 0 {
-				return usageError{"--timeout must be positive"}
+			if idle <= 0 {
+				return usageError{"--idle must be positive"}
 			}
 			dsn := *env.db
 			if dsn == "" {
@@ -40,7 +40,7 @@ func holdSnapshotCommand() command {
 			}
 			defer conn.Close(context.Background())
 			log := slog.New(slog.NewJSONHandler(env.Stderr, nil)).With("worker", "hold-snapshot")
-			return nodeinit.HoldSnapshot(ctx, conn, node, timeout, log)
+			return nodeinit.HoldSnapshot(ctx, conn, node, idle, log)
 		},
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 func runCommand() command {
 	var worker, level, snapRoot, pgBinDir string
-	var lease, poll, grace time.Duration
+	var lease, poll, grace, holderIdle time.Duration
 	var concurrency, control int
 	var limits timeLimits
 	return command{
@@ -30,6 +30,8 @@ func runCommand() command {
 			fs.DurationVar(&poll, "poll", 2*time.Second, "fallback poll interval when no NOTIFY arrives")
 			fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "on SIGTERM, time running jobs get before they are released")
 			fs.IntVar(&concurrency, "concurrency", 2, "jobs run at once")
+			fs.DurationVar(&holderIdle, "snapshot-holder-idle", nodeinit.HolderIdle, "a fast init's exported snapshot is held however long its copy runs, and let go after this long without progress "+
+				"(a sidecar killed and not restarted); a job retried later starts the copy over")
 			fs.IntVar(&control, "control-concurrency", 1, controlHelp)
 			fs.Var(&limits, "job-time-limit", timeLimitsHelp)
 			fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
@@ -63,7 +65,7 @@ func runCommand() command {
 			if err != nil {
 				return err
 			}
-			handlers := sidecarHandlers(*env.db, logger, root, snapshotjob.Programs{BinDir: pgBinDir})
+			handlers := sidecarHandlers(nodeinit.Config{ConnString: *env.db, Log: logger, HolderIdle: holderIdle}, root, snapshotjob.Programs{BinDir: pgBinDir})
 			r, err := runner.New(runner.Config{
 				ConnString: *env.db, Worker: worker, Lease: lease, PollInterval: poll,
 				Concurrency: concurrency, ShutdownGrace: grace, Handlers: handlers, Logger: logger,
@@ -78,14 +80,15 @@ func runCommand() command {
 }
 
 // sidecarHandlers are the job handlers of the sidecar, by job kind.
-func sidecarHandlers(connString string, logger *slog.Logger, root *snapshot.Root, progs snapshotjob.Programs) map[string]runner.Handler {
+func sidecarHandlers(cfg nodeinit.Config, root *snapshot.Root, progs snapshotjob.Programs) map[string]runner.Handler {
 	handlers := runner.BuiltinHandlers()
-	maps.Copy(handlers, nodeinit.Handlers(nodeinit.Config{ConnString: connString, Log: logger, Snapshots: snapshotjob.TwoPhase(root, progs)}))
-	maps.Copy(handlers, snapshotjob.Handlers(logger, root, progs))
+	cfg.Snapshots = snapshotjob.TwoPhase(root, progs)
+	maps.Copy(handlers, nodeinit.Handlers(cfg))
+	maps.Copy(handlers, snapshotjob.Handlers(cfg.Log, root, progs))
 	return handlers
 }
 
 // jobKinds are the job kinds a sidecar runs (its handlers' names), sorted.
 func jobKinds() []string {
-	return slices.Sorted(maps.Keys(sidecarHandlers("", slog.New(slog.DiscardHandler), nil, snapshotjob.Programs{})))
+	return slices.Sorted(maps.Keys(sidecarHandlers(nodeinit.Config{Log: slog.New(slog.DiscardHandler)}, nil, snapshotjob.Programs{})))
 }

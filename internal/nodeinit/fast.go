@@ -22,9 +22,12 @@ const fastAttemptBound = 7 * 24 * time.Hour
 // snapshot died with it. A transient failure of the source is retried as for init.start; a
 // final failure re-creates the dropped indexes and constraints and moves the node to FAILED. A
 // cancel leaves them to init.cancel, which rebuilds them on the emptied tables.
-func fast(ctx context.Context, job *runner.Job, log *slog.Logger) (map[string]any, error) {
+func fast(ctx context.Context, job *runner.Job, holderIdle time.Duration, log *slog.Logger) (map[string]any, error) {
+	step := func(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
+		return fastAttempt(ctx, job, plan, holderIdle, log)
+	}
 	return runInit(ctx, job, initMethod{phases: []string{api.StatePreparing, api.StateCopying}, attempt: fastAttemptBound,
-		step: fastAttempt, failed: restoreAfterFailure}, log)
+		step: step, failed: restoreAfterFailure}, log)
 }
 
 // restoreAfterFailure empties what a failed fast init copied (a snapshot's half, useless without
@@ -47,7 +50,7 @@ func restoreAfterFailure(ctx context.Context, job *runner.Job, plan *api.InitPla
 // the publication, the slot with its exported snapshot (held by steep-repl hold-snapshot), the
 // subscription created disabled, and the parallel copy. Then the indexes back, the
 // subscription enabled from the slot's LSN.
-func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *slog.Logger) (map[string]any, error) {
+func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, holderIdle time.Duration, log *slog.Logger) (map[string]any, error) {
 	started := time.Now()
 	src, err := connectSource(ctx, plan.Source, plan.SourceConninfo)
 	if err != nil {
@@ -60,7 +63,7 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log *
 		return nil, err
 	}
 	if ld.lsn == "" {
-		if ld, err = loadTables(ctx, job, plan, src, sub, log); err != nil {
+		if ld, err = loadTables(ctx, job, plan, src, sub, holderIdle, log); err != nil {
 			return nil, err
 		}
 	}
@@ -101,13 +104,13 @@ type loaded struct {
 // lives, else everything from a new slot's snapshot. Once all are in, one transaction records
 // the LSN, releases the holder (the snapshot is no longer needed) and starts the indexing step.
 func loadTables(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, sub api.Subscription,
-	log *slog.Logger) (loaded, error) {
+	holderIdle time.Duration, log *slog.Logger) (loaded, error) {
 	holder, origin, resumed, err := resumeCopy(ctx, job, plan, src, sub, log)
 	if err != nil {
 		return loaded{}, err
 	}
 	if !resumed {
-		if holder, origin, err = freshCopy(ctx, job, plan, src, sub, log); err != nil {
+		if holder, origin, err = freshCopy(ctx, job, plan, src, sub, holderIdle, log); err != nil {
 			return loaded{}, err
 		}
 	}
@@ -200,7 +203,7 @@ func resumeCopy(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *p
 // emptied and stripped of their indexes and constraints, the publication, the slot and its
 // snapshot (held by a new holder), the subscription created disabled.
 func freshCopy(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pgx.Conn, sub api.Subscription,
-	log *slog.Logger) (api.SnapshotHolder, string, error) {
+	holderIdle time.Duration, log *slog.Logger) (api.SnapshotHolder, string, error) {
 	if err := dropLeftovers(ctx, job.DB, src, plan, log); err != nil {
 		return api.SnapshotHolder{}, "", err
 	}
@@ -215,7 +218,7 @@ func freshCopy(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *pg
 	if _, err := EnsurePublication(ctx, src, plan.Publication, plan.Tables); err != nil {
 		return api.SnapshotHolder{}, "", fmt.Errorf("on source node %s: %w", plan.Source, err)
 	}
-	holder, err := startHolder(ctx, job.DB, plan, log)
+	holder, err := startHolder(ctx, job.DB, plan, holderIdle, log)
 	if err != nil {
 		return holder, "", err
 	}

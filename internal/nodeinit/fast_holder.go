@@ -28,8 +28,9 @@ const holderPoll = 500 * time.Millisecond
 // HoldSnapshot is steep-repl hold-snapshot: it creates node's fast init slot on the source
 // with an exported snapshot, records itself (pid, snapshot, LSN) on the target (db), and holds
 // the replication connection, idle so the snapshot stays importable, until its record is gone,
-// the init is no longer preparing or copying, the target cannot be asked, or timeout passes.
-func HoldSnapshot(ctx context.Context, db *pgx.Conn, node string, timeout time.Duration, log *slog.Logger) error {
+// the init is no longer preparing or copying, the target cannot be asked, or the init made no
+// progress for idle (however long the copy runs while it progresses).
+func HoldSnapshot(ctx context.Context, db *pgx.Conn, node string, idle time.Duration, log *slog.Logger) error {
 	plan, err := api.GetInitPlan(ctx, db, node)
 	if err != nil {
 		return err
@@ -51,15 +52,14 @@ func HoldSnapshot(ctx context.Context, db *pgx.Conn, node string, timeout time.D
 		return err
 	}
 	log.Info("holding the snapshot", "event", "init.fast_holder_started", "node", node, "slot", plan.SlotName, "snapshot", slot.Snapshot, "lsn", slot.LSN, "pid", pid)
-	deadline := time.Now().Add(timeout)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(holderPoll):
 		}
-		wanted, err := api.FastHolderWanted(ctx, db, node, pid)
-		if err != nil || !wanted || time.Now().After(deadline) {
+		wanted, err := api.FastHolderWanted(ctx, db, node, pid, idle)
+		if err != nil || !wanted {
 			log.Info("snapshot let go", "event", "init.fast_holder_stopped", "node", node, "wanted", wanted, "error", errString(err))
 			return nil
 		}
@@ -73,14 +73,18 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// HolderIdle is how long, by default, the snapshot's holder waits for a fast init that makes no
+// progress (a killed sidecar that is not restarted) before it lets the snapshot go.
+const HolderIdle = time.Hour
+
 // startHolder starts steep-repl hold-snapshot for plan's node in its own session (a killed
 // sidecar does not take it along) and waits until it has recorded the snapshot.
-func startHolder(ctx context.Context, db *pgxpool.Pool, plan *api.InitPlan, log *slog.Logger) (api.SnapshotHolder, error) {
+func startHolder(ctx context.Context, db *pgxpool.Pool, plan *api.InitPlan, idle time.Duration, log *slog.Logger) (api.SnapshotHolder, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return api.SnapshotHolder{}, fmt.Errorf("start the snapshot holder: %w", err)
 	}
-	cmd := exec.Command(exe, "hold-snapshot", "--node", plan.Target, "--timeout", "1h")
+	cmd := exec.Command(exe, "hold-snapshot", "--node", plan.Target, "--idle", idle.String())
 	cmd.Env = append(os.Environ(), HolderDBEnv+"="+db.Config().ConnConfig.ConnString())
 	// No output: an inherited pipe of the sidecar's would keep whoever reads the sidecar's
 	// output waiting after the sidecar died. Its state is its row in init_fast_holder.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/steepdb/steep_repl/internal/runner"
 )
@@ -18,15 +19,24 @@ type Config struct {
 	// Snapshots is the snapshot package's half of a two-phase init (snapshot.init); nil: the
 	// handlers do not include snapshot.init.
 	Snapshots Snapshots
+	// HolderIdle is how long a fast init's snapshot holder outlives the init's last progress
+	// (0: HolderIdle).
+	HolderIdle time.Duration
 }
 
 // Handlers returns the job handlers of every way to bring a node in, for the sidecar's runner.
 func Handlers(cfg Config) map[string]runner.Handler {
 	log := cfg.Log
+	holderIdle := cfg.HolderIdle
+	if holderIdle <= 0 {
+		holderIdle = HolderIdle
+	}
 	h := map[string]runner.Handler{
-		"init.start":   func(ctx context.Context, job *runner.Job) (map[string]any, error) { return start(ctx, job, log) },
-		"init.cancel":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return cancel(ctx, job, log) },
-		"init.fast":    func(ctx context.Context, job *runner.Job) (map[string]any, error) { return fast(ctx, job, log) },
+		"init.start":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return start(ctx, job, log) },
+		"init.cancel": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return cancel(ctx, job, log) },
+		"init.fast": func(ctx context.Context, job *runner.Job) (map[string]any, error) {
+			return fast(ctx, job, holderIdle, log)
+		},
 		"init.merge":   func(ctx context.Context, job *runner.Job) (map[string]any, error) { return merge(ctx, job, log) },
 		"reinit.start": func(ctx context.Context, job *runner.Job) (map[string]any, error) { return reinit(ctx, job, log) },
 		"init.verify":  func(ctx context.Context, job *runner.Job) (map[string]any, error) { return verify(ctx, job, log) },
