@@ -104,3 +104,21 @@ SELECT steep_repl._merge_delete($1::regclass, $2::jsonb);
 
 -- name: MergeMovedKeys
 SELECT steep_repl._merge_moved_keys($1, $2, $3, $4::jsonb);
+
+-- name: MergePlanKeysAs
+SELECT apply_order, schema_name, table_name, key::text, category, resolution, tie, local_hash, peer_hash,
+       local_committed_at, peer_committed_at
+FROM steep_repl._merge_plan_keys($1, $2::jsonb, $3::regrole, $4::jsonb)
+ORDER BY apply_order, schema_name, table_name, key::text;
+
+-- name: MergeDrainSettings
+SELECT pg_catalog.set_config('TimeZone', 'UTC', true), pg_catalog.set_config('DateStyle', 'ISO', true),
+       pg_catalog.set_config('IntervalStyle', 'postgres', true), pg_catalog.set_config('extra_float_digits', '1', true),
+       pg_catalog.set_config('bytea_output', 'hex', true);
+
+-- name: MergeFlushWal
+SELECT pg_catalog.pg_logical_emit_message(false, 'steep_repl_merge', '', true)::text;
+
+-- name: MergeDrainChanges
+SELECT data FROM pg_catalog.pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1',
+  'publication_names', pg_catalog.quote_ident($2), 'origin', 'none');

@@ -113,8 +113,11 @@ const (
 	qMergeCreateSlot                       // merge.sql
 	qMergeCurrentXid                       // merge.sql
 	qMergeDelete                           // merge.sql
+	qMergeDrainChanges                     // merge.sql
+	qMergeDrainSettings                    // merge.sql
 	qMergeExistedBefore                    // merge.sql
 	qMergeFinish                           // merge.sql
+	qMergeFlushWal                         // merge.sql
 	qMergeInitPlan                         // merge.sql
 	qMergeLink                             // merge.sql
 	qMergeLocalTimeouts                    // merge.sql
@@ -127,6 +130,7 @@ const (
 	qMergeOriginEnd                        // merge.sql
 	qMergePlan                             // merge.sql
 	qMergePlanAs                           // merge.sql
+	qMergePlanKeysAs                       // merge.sql
 	qMergePlanned                          // merge.sql
 	qMergePreparedXacts                    // merge.sql
 	qMergeRecordBaseline                   // merge.sql
@@ -302,8 +306,11 @@ var queryNames = [...]string{
 	qMergeCreateSlot:          "MergeCreateSlot",
 	qMergeCurrentXid:          "MergeCurrentXid",
 	qMergeDelete:              "MergeDelete",
+	qMergeDrainChanges:        "MergeDrainChanges",
+	qMergeDrainSettings:       "MergeDrainSettings",
 	qMergeExistedBefore:       "MergeExistedBefore",
 	qMergeFinish:              "MergeFinish",
+	qMergeFlushWal:            "MergeFlushWal",
 	qMergeInitPlan:            "MergeInitPlan",
 	qMergeLink:                "MergeLink",
 	qMergeLocalTimeouts:       "MergeLocalTimeouts",
@@ -316,6 +323,7 @@ var queryNames = [...]string{
 	qMergeOriginEnd:           "MergeOriginEnd",
 	qMergePlan:                "MergePlan",
 	qMergePlanAs:              "MergePlanAs",
+	qMergePlanKeysAs:          "MergePlanKeysAs",
 	qMergePlanned:             "MergePlanned",
 	qMergePreparedXacts:       "MergePreparedXacts",
 	qMergeRecordBaseline:      "MergeRecordBaseline",

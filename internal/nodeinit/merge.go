@@ -60,6 +60,7 @@ type mergeRun struct {
 	mergeID  int64
 	twoPhase bool
 	since    struct{ target, source time.Time } // each node's clock when the merge began
+	capture  *capture                           // what users changed since the first plan (merge_changes.go)
 	log      *slog.Logger
 }
 
@@ -96,6 +97,15 @@ func mergeAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, log 
 	var baseT, baseS string
 	if !set.DryRun {
 		if baseT, baseS, err = m.takeBaselines(ctx); err != nil {
+			return nil, err
+		}
+		// The capture slots live as long as this attempt: a retried one plans all again.
+		defer func() {
+			if m.capture != nil {
+				m.dropCapture()
+			}
+		}()
+		if err := m.startCapture(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -162,6 +172,7 @@ func (m *mergeRun) run(ctx context.Context, rows []api.MergeRow, counts []tableC
 	if err != nil {
 		return nil, err
 	}
+	m.dropCapture()
 	if err := m.subscribeBoth(ctx, fr); err != nil {
 		return nil, err
 	}

@@ -13,12 +13,14 @@ import (
 	"github.com/steepdb/steep_repl/internal/api"
 )
 
-// The write freeze: a session on each node BEGINs and LOCKs every table in scope IN EXCLUSIVE
-// MODE (reads go on, writes wait). Holding both locks, and with no xid yet in those sessions, a
-// logical slot is created on each node for the other from another session: it starts after every
-// user write merged so far, and every user write after the release comes after it. Then, in the
-// locked sessions, the plan is made again (it sees everything committed before the lock), what
-// changed since pass 1 is moved under the origin of the node's own subscription from the other
+// The write freeze: the changes captured since the first plan are read (merge_changes.go), then a
+// session on each node BEGINs and LOCKs every table in scope IN EXCLUSIVE MODE (reads go on,
+// writes wait). Holding both locks, and with no xid yet in those sessions, a logical slot is
+// created on each node for the other from another session: it starts after every user write
+// merged so far, and every user write after the release comes after it. The changes committed
+// before the lock are read (the lock ends them); then, in the locked sessions, the rows of the
+// keys that changed since the first plan are planned again (a table whose keys the capture could
+// not name, whole), what changed is moved under the origin of the node's own subscription from the other
 // (which the other's subscription, origin = none, does not send back), and both commit. The freeze lasts from the second lock to the commit.
 // A row one node deleted since pass 1 is deleted on the other too, not copied back (merge_delete.go).
 //
@@ -36,6 +38,16 @@ type freezeResult struct {
 	ms        float64
 	moved     movedCount
 	attempts  int
+	re        recheckStats
+}
+
+// recheckStats is what the freeze's re-check read: each node's changed keys (keys_changed),
+// the keys re-read on both nodes (rows_rechecked), the tables re-planned whole and why, and how
+// long reading the captured changes took under the lock (drain_ms).
+type recheckStats struct {
+	keysChanged, rowsRechecked int
+	whole                      map[string]string
+	drainMS                    int64
 }
 
 func (m *mergeRun) freezeWithRetries(ctx context.Context) (freezeResult, error) {
@@ -45,10 +57,12 @@ func (m *mergeRun) freezeWithRetries(ctx context.Context) (freezeResult, error) 
 		if err == nil {
 			fr.attempts = attempt
 			m.log.Info("write freeze done", "event", "init.merge_freeze", "freeze_ms", fr.ms, "to_local", fr.moved.toLocal,
-				"to_peer", fr.moved.toPeer, "deleted_local", fr.moved.deletedLocal, "deleted_peer", fr.moved.deletedPeer, "attempt", attempt)
+				"to_peer", fr.moved.toPeer, "deleted_local", fr.moved.deletedLocal, "deleted_peer", fr.moved.deletedPeer, "attempt", attempt,
+				"keys_changed", fr.re.keysChanged, "rows_rechecked", fr.re.rowsRechecked, "tables_whole", fr.re.whole, "drain_ms", fr.re.drainMS)
 			detail := map[string]any{"merge_id": m.mergeID, "freeze_ms": fr.ms, "to_local": fr.moved.toLocal, "to_peer": fr.moved.toPeer,
 				"deleted_local": fr.moved.deletedLocal, "deleted_peer": fr.moved.deletedPeer,
-				"attempt": attempt, "source_slot_lsn": fr.sourceLSN, "target_slot_lsn": fr.targetLSN}
+				"attempt": attempt, "source_slot_lsn": fr.sourceLSN, "target_slot_lsn": fr.targetLSN,
+				"keys_changed": fr.re.keysChanged, "rows_rechecked": fr.re.rowsRechecked, "tables_whole": fr.re.whole, "drain_ms": fr.re.drainMS}
 			if err := api.RecordEvent(ctx, m.job.DB, m.plan.Target, "init.merge_freeze", detail); err != nil {
 				return fr, err
 			}
@@ -77,6 +91,11 @@ func freezeTimedOut(err error) bool {
 }
 
 func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) {
+	// Most of what changed since the first plan is read before the lock (an error leaves the
+	// capture broken: every table is then re-planned whole).
+	if _, err := m.drain(ctx); err != nil && ctx.Err() != nil {
+		return fr, err
+	}
 	tc, err := m.openTarget(ctx)
 	if err != nil {
 		return fr, err
@@ -116,10 +135,15 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 			return fr, err
 		}
 	}
-	rows, err := api.PlanMergeAs(ctx, tc, m.plan.Source, m.mi.Options, m.mi.AsRole)
+	d, err := m.drain(ctx)
+	if err != nil && ctx.Err() != nil {
+		return fr, err
+	}
+	rows, re, err := m.recheck(ctx, tc)
 	if err != nil {
 		return fr, withDetail(err)
 	}
+	re.drainMS, fr.re = d.Milliseconds(), re
 	// A row on one node only now: written there since pass 1, or deleted on the other (judged
 	// under the lock, so no delete can come after the judgement).
 	judged := time.Now()
@@ -150,8 +174,30 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 	}
 	fr.ms = float64(time.Since(locked).Microseconds()) / 1000
 	m.log.Info("write freeze released", "event", "init.merge_unfrozen", "freeze_ms", fr.ms,
-		"slots_ms", slotsMade.Milliseconds(), "judge_deletes_ms", judgeMS, "rows_rechecked", len(rows))
+		"slots_ms", slotsMade.Milliseconds(), "judge_deletes_ms", judgeMS, "drain_ms", re.drainMS,
+		"keys_changed", re.keysChanged, "rows_rechecked", re.rowsRechecked, "rows_differing", len(rows))
 	return fr, nil
+}
+
+// recheck plans again, in the locked session tc, the keys the capture found changed on either
+// node since the first plan (the tables it could not name keys of, whole); without a capture
+// to trust, every table whole.
+func (m *mergeRun) recheck(ctx context.Context, tc *pgx.Conn) ([]api.MergeRow, recheckStats, error) {
+	if m.capture == nil || m.capture.broken != "" {
+		m.log.Warn("no change capture to trust: the write freeze re-plans every table whole", "event", "init.merge_recheck_whole")
+		rows, err := api.PlanMergeAs(ctx, tc, m.plan.Source, m.mi.Options, m.mi.AsRole)
+		return rows, recheckStats{whole: map[string]string{"*": "no change capture"}}, err
+	}
+	set := recheck(m.capture.target, m.capture.source)
+	st := recheckStats{keysChanged: set.changed, rowsRechecked: set.rechecked, whole: set.whole}
+	for t, why := range set.whole {
+		m.log.Info("the write freeze re-plans a table whole", "event", "init.merge_recheck_whole", "table", t, "reason", why)
+	}
+	if len(set.keys) == 0 {
+		return nil, st, nil
+	}
+	rows, err := api.PlanMergeKeysAs(ctx, tc, m.plan.Source, m.mi.Options, m.mi.AsRole, set.keys)
+	return rows, st, err
 }
 
 // createSlots creates, at once and each bounded by bound, the slot on the source (the target

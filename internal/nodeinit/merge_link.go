@@ -16,18 +16,12 @@ import (
 // target's sidecar over its source session and recorded there as the source's own init
 // (init_merge_link), so the source's tick takes it to SYNCHRONIZED too.
 
-// prepareLinks creates, before pass 1, the publication on each node and each node's
-// subscription from the other, disabled and without a slot yet: the merge's writes on a node
-// carry the origin of its subscription (side.originAs). The publications exist before the slots
-// (a change is decoded with the catalogs of its LSN) and before the freeze's lock, on which
-// CREATE PUBLICATION ... FOR TABLE would wait.
+// prepareLinks creates, before pass 1, each node's subscription from the other, disabled and
+// without a slot yet: the merge's writes on a node carry the origin of its subscription
+// (side.originAs). The publications exist already (preparePublications, before the capture
+// slots: a change is decoded with the catalogs of its LSN), and before the freeze's lock, on
+// which CREATE PUBLICATION ... FOR TABLE would wait.
 func (m *mergeRun) prepareLinks(ctx context.Context) error {
-	if _, err := EnsurePublication(ctx, m.src, m.plan.Publication, m.tables); err != nil {
-		return fmt.Errorf("on source node %s: %w", m.plan.Source, err)
-	}
-	if _, err := EnsurePublication(ctx, m.job.DB, m.mi.ReversePublication, m.tables); err != nil {
-		return fmt.Errorf("on node %s: %w", m.plan.Target, err)
-	}
 	conninfo, err := api.NodeConninfo(ctx, m.src, m.plan.Target) // how the source reaches the target
 	if err != nil {
 		return fmt.Errorf("on source node %s: %w", m.plan.Source, err)
@@ -90,7 +84,7 @@ func (m *mergeRun) dropLeftovers(ctx context.Context) error {
 	return dropMergeLinks(ctx, m.job.DB, m.src, m.plan, m.mi, m.log)
 }
 
-// dropMergeLinks drops both subscriptions of a merge and their slots.
+// dropMergeLinks drops both subscriptions of a merge, their slots and its capture slots.
 func dropMergeLinks(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.InitPlan, mi *api.MergeInit, log *slog.Logger) error {
 	for _, x := range []struct {
 		db        api.DB
@@ -114,7 +108,8 @@ func dropMergeLinks(ctx context.Context, db api.DB, src *pgx.Conn, plan *api.Ini
 	for _, x := range []struct {
 		db         api.DB
 		node, slot string
-	}{{src, plan.Source, plan.SlotName}, {db, plan.Target, mi.ReverseSlot}} {
+	}{{src, plan.Source, plan.SlotName}, {db, plan.Target, mi.ReverseSlot},
+		{src, plan.Source, captureSlot(plan.SlotName)}, {db, plan.Target, captureSlot(mi.ReverseSlot)}} {
 		info, err := api.GetSlot(ctx, x.db, x.slot)
 		if err != nil {
 			return fmt.Errorf("on node %s: %w", x.node, err)
