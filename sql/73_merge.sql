@@ -531,8 +531,9 @@ COMMENT ON FUNCTION steep_repl._merge_plan(text, jsonb, regrole) IS
 -- {"schema.table": [key objects] | null}: a table not named did not change and is not read; an
 -- array re-reads those keys (their values are text, parsed into the key's types as the owner);
 -- null re-reads the table whole, as does a key with a column the keys cannot name exactly (json,
--- jsonb, an array, a composite). The first plan made the pre-flight; only the tables' definitions
--- are checked again (a DDL between the plans). One session to the peer for the whole re-check.
+-- jsonb, an array, a composite). The first plan made the pre-flight; only the definitions of the
+-- tables in scope are checked again (a DDL between the plans). One session to the peer for the
+-- re-check.
 CREATE FUNCTION steep_repl._merge_plan_keys(peer text, options jsonb, as_role regrole, keys jsonb)
 RETURNS TABLE (apply_order integer, schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
                local_hash bigint, peer_hash bigint, local_committed_at timestamptz, peer_committed_at timestamptz)
@@ -572,11 +573,12 @@ BEGIN
     RAISE EXCEPTION 'keys names tables not in the merge: %', v_bad USING ERRCODE = 'invalid_parameter_value';
   END IF;
   v_order := steep_repl._merge_fk_order(v_scope);
+  -- Every table's definition, changed rows or not: a DDL writes no change the capture sees.
+  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, false);
   v_scope := ARRAY(SELECT s FROM pg_catalog.unnest(v_scope) s WHERE keys ? (s.schema_name || '.' || s.table_name));
   IF pg_catalog.cardinality(v_scope) = 0 THEN
     RETURN;
   END IF;
-  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, false);
   v_link := steep_repl._compare_link('steep_repl_merge_recheck', steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer));
   FOR v_t IN SELECT s.* FROM pg_catalog.unnest(v_scope) s ORDER BY (v_order->>(s.schema_name || '.' || s.table_name))::integer LOOP
     v_keys := keys->(v_t.schema_name || '.' || v_t.table_name);

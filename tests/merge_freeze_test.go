@@ -194,3 +194,24 @@ func TestMergeFreezeReplansATruncatedTableWhole(t *testing.T) {
 			d.TablesWhole, d.RowsRechecked, d.DeletedLocal)
 	}
 }
+
+// A table altered on one node while the freeze waits writes no change the capture sees: the
+// re-check still compares every table's definition and fails the merge naming it (pass 1's rows
+// stay merged on both nodes), with no link left.
+func TestMergeFreezeRefusesATableAlteredOnOneNodeSinceTheFirstPlan(t *testing.T) {
+	t.Parallel()
+	p, release := gatedMerge(t, 1000)
+	p.a.Exec(t, "", "ALTER TABLE ev ADD COLUMN extra int")
+	release()
+	waitMergeState(t, p.b, "node_b", "failed", 3*time.Minute)
+	reason := harness.QueryOne[string](t, p.b, "", "SELECT coalesce(last_error, '') FROM steep_repl.nodes WHERE name = 'node_b'")
+	if !strings.Contains(reason, "tables differ") || !strings.Contains(reason, "public.ev") {
+		t.Fatalf("failure reason does not name the altered table: %s", reason)
+	}
+	for _, n := range []*harness.Node{p.a, p.b} {
+		p.b.WaitFor(t, 30*time.Second, "no subscription or slot on "+n.Name, func() bool {
+			return harness.QueryOne[int64](t, n, "", "SELECT count(*) FROM pg_subscription") == 0 &&
+				harness.QueryOne[int64](t, n, "", "SELECT count(*) FROM pg_replication_slots") == 0
+		})
+	}
+}

@@ -139,11 +139,14 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 	if err != nil && ctx.Err() != nil {
 		return fr, err
 	}
+	planned := time.Now()
 	rows, re, err := m.recheck(ctx, tc)
 	if err != nil {
 		return fr, withDetail(err)
 	}
-	re.drainMS, fr.re = d.Milliseconds(), re
+	re.drainMS = d.Milliseconds()
+	fr.re = re
+	recheckMS := time.Since(planned).Milliseconds()
 	// A row on one node only now: written there since pass 1, or deleted on the other (judged
 	// under the lock, so no delete can come after the judgement).
 	judged := time.Now()
@@ -161,20 +164,25 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 	if err := m.stopOnManual(ctx, rows, "the re-check under the write freeze"); err != nil {
 		return fr, err
 	}
+	moving := time.Now()
 	if fr.moved, err = m.move(ctx, t, s, rows, true); err != nil {
 		return fr, err
 	}
+	moveMS := time.Since(moving).Milliseconds()
 	// The freeze's xids too: a retried attempt (a failure after this commit) must not copy back
 	// a row the freeze wrote and a user deleted since.
 	if err := m.recordPass(ctx, t, s); err != nil {
 		return fr, err
 	}
+	committing := time.Now()
 	if err := m.commitBoth(t, s, "freeze"); err != nil {
 		return fr, err
 	}
+	commitMS := time.Since(committing).Milliseconds()
 	fr.ms = float64(time.Since(locked).Microseconds()) / 1000
 	m.log.Info("write freeze released", "event", "init.merge_unfrozen", "freeze_ms", fr.ms,
-		"slots_ms", slotsMade.Milliseconds(), "judge_deletes_ms", judgeMS, "drain_ms", re.drainMS,
+		"slots_ms", slotsMade.Milliseconds(), "drain_ms", re.drainMS, "recheck_ms", recheckMS, "judge_deletes_ms", judgeMS,
+		"move_ms", moveMS, "commit_ms", commitMS,
 		"keys_changed", re.keysChanged, "rows_rechecked", re.rowsRechecked, "rows_differing", len(rows))
 	return fr, nil
 }
@@ -193,9 +201,7 @@ func (m *mergeRun) recheck(ctx context.Context, tc *pgx.Conn) ([]api.MergeRow, r
 	for t, why := range set.whole {
 		m.log.Info("the write freeze re-plans a table whole", "event", "init.merge_recheck_whole", "table", t, "reason", why)
 	}
-	if len(set.keys) == 0 {
-		return nil, st, nil
-	}
+	// Called with no keys too: it checks the tables' definitions again.
 	rows, err := api.PlanMergeKeysAs(ctx, tc, m.plan.Source, m.mi.Options, m.mi.AsRole, set.keys)
 	return rows, st, err
 }
