@@ -122,3 +122,9 @@ SELECT pg_catalog.pg_logical_emit_message(false, 'steep_repl_merge', '', true)::
 -- name: MergeDrainChanges
 SELECT data FROM pg_catalog.pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1',
   'publication_names', pg_catalog.quote_ident($2), 'origin', 'none');
+
+-- name: MergeTableRows
+SELECT x.schema || '.' || x."table", c.reltuples::bigint
+FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS x(schema text, "table" text)
+JOIN pg_catalog.pg_namespace n ON n.nspname = x.schema
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = x."table";

@@ -70,3 +70,27 @@ func PlanMergeKeysAs(ctx context.Context, db DB, peer string, options json.RawMe
 	}
 	return collectMergeRows(rows, what)
 }
+
+// MergeTableRows is the planner's estimate of each table's rows ("schema.table" -> reltuples;
+// -1 for a table never vacuumed or analyzed).
+func MergeTableRows(ctx context.Context, db DB, tables []TableName) (map[string]int64, error) {
+	b, err := json.Marshal(tables)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.Query(ctx, q(qMergeTableRows), string(b))
+	if err != nil {
+		return nil, fmt.Errorf("estimate the rows of the tables in scope: %w", err)
+	}
+	out := map[string]int64{}
+	var name string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		out[name] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("estimate the rows of the tables in scope: %w", err)
+	}
+	return out, nil
+}

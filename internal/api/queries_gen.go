@@ -137,6 +137,7 @@ const (
 	qMergeRecordPass                       // merge.sql
 	qMergeRows                             // merge.sql
 	qMergeSessionTimeout                   // merge.sql
+	qMergeTableRows                        // merge.sql
 	qMergeXactStatus                       // merge.sql
 	qNodeConninfo                          // snapshot.sql
 	qOriginAdvance                         // snapshot.sql
@@ -330,6 +331,7 @@ var queryNames = [...]string{
 	qMergeRecordPass:          "MergeRecordPass",
 	qMergeRows:                "MergeRows",
 	qMergeSessionTimeout:      "MergeSessionTimeout",
+	qMergeTableRows:           "MergeTableRows",
 	qMergeXactStatus:          "MergeXactStatus",
 	qNodeConninfo:             "NodeConninfo",
 	qOriginAdvance:            "OriginAdvance",

@@ -30,6 +30,7 @@ func captureSlot(slot string) string {
 type capture struct {
 	target, source *changeSet
 	broken         string
+	rows           map[string]int64 // each table's estimated rows on the target, read before the first freeze
 }
 
 // preparePublications creates (or sets) each node's publication of the merge: before the

@@ -96,6 +96,11 @@ func (m *mergeRun) freezeOnce(ctx context.Context) (fr freezeResult, err error) 
 	if _, err := m.drain(ctx); err != nil && ctx.Err() != nil {
 		return fr, err
 	}
+	if m.capture != nil && m.capture.rows == nil {
+		if m.capture.rows, err = api.MergeTableRows(ctx, m.job.DB, m.tables); err != nil {
+			return fr, err
+		}
+	}
 	tc, err := m.openTarget(ctx)
 	if err != nil {
 		return fr, err
@@ -196,7 +201,7 @@ func (m *mergeRun) recheck(ctx context.Context, tc *pgx.Conn) ([]api.MergeRow, r
 		rows, err := api.PlanMergeAs(ctx, tc, m.plan.Source, m.mi.Options, m.mi.AsRole)
 		return rows, recheckStats{whole: map[string]string{"*": "no change capture"}}, err
 	}
-	set := recheck(m.capture.target, m.capture.source)
+	set := recheck(m.capture.rows, m.capture.target, m.capture.source)
 	st := recheckStats{keysChanged: set.changed, rowsRechecked: set.rechecked, whole: set.whole}
 	for t, why := range set.whole {
 		m.log.Info("the write freeze re-plans a table whole", "event", "init.merge_recheck_whole", "table", t, "reason", why)
