@@ -114,7 +114,7 @@ ORDER BY apply_order, schema_name, table_name, key::text;
 -- name: MergeDrainSettings
 SELECT pg_catalog.set_config('TimeZone', 'UTC', true), pg_catalog.set_config('DateStyle', 'ISO', true),
        pg_catalog.set_config('IntervalStyle', 'postgres', true), pg_catalog.set_config('extra_float_digits', '1', true),
-       pg_catalog.set_config('bytea_output', 'hex', true);
+       pg_catalog.set_config('bytea_output', 'hex', true), pg_catalog.set_config('statement_timeout', $1, true);
 
 -- name: MergeFlushWal
 SELECT pg_catalog.pg_logical_emit_message(false, 'steep_repl_merge', '', true)::text;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,15 +22,16 @@ type TxBeginner interface {
 // merge's own writes), handing each message to each. Key values are printed under the settings
 // the merge's plan parses them with. WAL written before the call is flushed first, so a commit
 // made with synchronous_commit = off before it is read too. A failure part way leaves the slot
-// advanced past what each saw: the caller must not trust the capture after an error.
-func MergeDrainChanges(ctx context.Context, db TxBeginner, slot, publication string, each func([]byte) error) error {
+// advanced past what each saw: the caller must not trust the capture after an error. timeout
+// bounds the read (the first one decodes all the WAL written during pass 1).
+func MergeDrainChanges(ctx context.Context, db TxBeginner, slot, publication string, timeout time.Duration, each func([]byte) error) error {
 	what := "read the changes of slot " + slot
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.Exec(ctx, q(qMergeDrainSettings)); err != nil {
+	if _, err := tx.Exec(ctx, q(qMergeDrainSettings), durationSetting(timeout)); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := tx.Exec(ctx, q(qMergeFlushWal)); err != nil {

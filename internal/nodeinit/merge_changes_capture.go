@@ -79,16 +79,17 @@ func (m *mergeRun) drain(ctx context.Context) (time.Duration, error) {
 	if m.capture == nil || m.capture.broken != "" {
 		return 0, nil
 	}
+	bound := seconds(m.set.StatementTimeout)
 	var wg sync.WaitGroup
 	var terr, serr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		terr = api.MergeDrainChanges(ctx, m.job.DB, captureSlot(m.mi.ReverseSlot), m.mi.ReversePublication, m.capture.target.add)
+		terr = api.MergeDrainChanges(ctx, m.job.DB, captureSlot(m.mi.ReverseSlot), m.mi.ReversePublication, bound, m.capture.target.add)
 	}()
 	go func() {
 		defer wg.Done()
-		serr = api.MergeDrainChanges(ctx, m.src, captureSlot(m.plan.SlotName), m.plan.Publication, m.capture.source.add)
+		serr = api.MergeDrainChanges(ctx, m.src, captureSlot(m.plan.SlotName), m.plan.Publication, bound, m.capture.source.add)
 	}()
 	wg.Wait()
 	err := terr
