@@ -7621,3 +7621,76 @@ $$;
 COMMENT ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer, interval) IS
   'steep-repl hold-snapshot: whether holder pid should keep node''s snapshot (its row is there, the init is still preparing or copying, and it made progress, or the holder started, less than idle ago).';
 REVOKE ALL ON FUNCTION steep_repl.init_fast_holder_wanted(text, integer, interval) FROM PUBLIC;
+
+-- The merge's pre-flight refuses a table with a deferrable constraint trigger enabled ALWAYS or REPLICA (it would fail in pass 1: no deferred trigger in a security-restricted operation).
+CREATE FUNCTION steep_repl._merge_check_triggers(peer text, conn text, scope steep_repl.compare_table[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_bad text[];
+  v_sql text := 'SELECT pg_catalog.format(''%%I.%%I trigger %%I%%s'', n.nspname, c.relname, g.tgname, %L)
+     FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     JOIN ROWS FROM (pg_catalog.unnest(%L::pg_catalog.text[]), pg_catalog.unnest(%L::pg_catalog.text[])) AS s(nsp, rel)
+       ON s.nsp OPERATOR(pg_catalog.=) n.nspname::pg_catalog.text AND s.rel OPERATOR(pg_catalog.=) c.relname::pg_catalog.text
+     WHERE NOT g.tgisinternal AND g.tgdeferrable AND g.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY[''A'', ''R'']::pg_catalog."char"[])
+     ORDER BY 1';
+  v_nsp text[] := ARRAY(SELECT s.schema_name FROM pg_catalog.unnest(scope) s);
+  v_rel text[] := ARRAY(SELECT s.table_name FROM pg_catalog.unnest(scope) s);
+BEGIN
+  EXECUTE 'SELECT ARRAY(' || pg_catalog.format(v_sql, ' (here)', v_nsp, v_rel) || ')' INTO v_bad;
+  v_bad := v_bad || steep_repl._merge_peer_texts(conn, pg_catalog.format(v_sql, pg_catalog.format(' (on node %s)', peer), v_nsp, v_rel));
+  IF pg_catalog.cardinality(v_bad) > 0 THEN
+    RAISE EXCEPTION 'tables with a deferrable constraint trigger that fires for the merge''s writes cannot be merged: %', pg_catalog.array_to_string(v_bad, ', ')
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'The merge writes as the table''s owner in a security-restricted operation, where PostgreSQL cannot queue a deferred trigger: ALTER TABLE ... ENABLE TRIGGER (origin only) on both nodes for the merge, or leave the tables out with "tables".';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_check_triggers(text, text, steep_repl.compare_table[]) IS
+  'Internal: 55000 listing every deferrable user constraint trigger enabled ALWAYS or REPLICA on a table in scope, here or on the peer.';
+REVOKE ALL ON FUNCTION steep_repl._merge_check_triggers(text, text, steep_repl.compare_table[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl._merge_plan(peer text, options jsonb, as_role regrole)
+RETURNS TABLE (apply_order integer, schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
+               local_hash bigint, peer_hash bigint, local_committed_at timestamptz, peer_committed_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_opts jsonb;
+  v_names text[];
+  v_conn text;
+  v_scope steep_repl.compare_table[];
+  v_order jsonb;
+  v_t steep_repl.compare_table;
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  PERFORM steep_repl._require('as_role', as_role);
+  v_opts := steep_repl._merge_options(options);
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
+      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
+  END IF;
+  IF v_opts->'tables' <> 'null' THEN
+    v_names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_opts->'tables'));
+  END IF;
+  v_conn := steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  PERFORM steep_repl._merge_check_peer(peer, v_conn);
+  PERFORM steep_repl._merge_check_keys(peer, v_conn, v_names);
+  v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
+  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, v_names IS NULL);
+  PERFORM steep_repl._merge_check_triggers(peer, v_conn, v_scope);
+  IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scope) s
+             WHERE coalesce(v_opts->'table_strategies'->>(s.schema_name || '.' || s.table_name), v_opts->>'strategy') = 'last-modified') THEN
+    PERFORM steep_repl._merge_check_commit_ts(peer, v_conn);
+  END IF;
+  PERFORM steep_repl._merge_check_long_xacts(peer, v_conn, v_scope, (v_opts->>'long_transaction')::integer);
+  v_order := steep_repl._merge_fk_order(v_scope);
+
+  FOR v_t IN SELECT s.* FROM pg_catalog.unnest(v_scope) s ORDER BY (v_order->>(s.schema_name || '.' || s.table_name))::integer LOOP
+    RETURN QUERY SELECT * FROM steep_repl._merge_plan_table(v_conn, v_t, (v_order->>(v_t.schema_name || '.' || v_t.table_name))::integer,
+      coalesce(v_opts->'table_strategies'->>(v_t.schema_name || '.' || v_t.table_name), v_opts->>'strategy'), NULL);
+  END LOOP;
+END
+$$;

@@ -231,6 +231,36 @@ $$;
 COMMENT ON FUNCTION steep_repl._merge_check_keys(text, text, text[]) IS
   'Internal: 55000 listing every table in scope without a primary key, here or on the peer.';
 
+-- A merge writes a user's table as its owner in a security-restricted operation with user
+-- triggers off (session_replication_role = replica); a deferrable constraint trigger enabled
+-- ALWAYS or REPLICA still fires there, and PostgreSQL refuses to queue a deferred trigger event
+-- inside such an operation. Refused up front, naming each, rather than failing in pass 1.
+CREATE FUNCTION steep_repl._merge_check_triggers(peer text, conn text, scope steep_repl.compare_table[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_bad text[];
+  v_sql text := 'SELECT pg_catalog.format(''%%I.%%I trigger %%I%%s'', n.nspname, c.relname, g.tgname, %L)
+     FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     JOIN ROWS FROM (pg_catalog.unnest(%L::pg_catalog.text[]), pg_catalog.unnest(%L::pg_catalog.text[])) AS s(nsp, rel)
+       ON s.nsp OPERATOR(pg_catalog.=) n.nspname::pg_catalog.text AND s.rel OPERATOR(pg_catalog.=) c.relname::pg_catalog.text
+     WHERE NOT g.tgisinternal AND g.tgdeferrable AND g.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY[''A'', ''R'']::pg_catalog."char"[])
+     ORDER BY 1';
+  v_nsp text[] := ARRAY(SELECT s.schema_name FROM pg_catalog.unnest(scope) s);
+  v_rel text[] := ARRAY(SELECT s.table_name FROM pg_catalog.unnest(scope) s);
+BEGIN
+  EXECUTE 'SELECT ARRAY(' || pg_catalog.format(v_sql, ' (here)', v_nsp, v_rel) || ')' INTO v_bad;
+  v_bad := v_bad || steep_repl._merge_peer_texts(conn, pg_catalog.format(v_sql, pg_catalog.format(' (on node %s)', peer), v_nsp, v_rel));
+  IF pg_catalog.cardinality(v_bad) > 0 THEN
+    RAISE EXCEPTION 'tables with a deferrable constraint trigger that fires for the merge''s writes cannot be merged: %', pg_catalog.array_to_string(v_bad, ', ')
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'The merge writes as the table''s owner in a security-restricted operation, where PostgreSQL cannot queue a deferred trigger: ALTER TABLE ... ENABLE TRIGGER (origin only) on both nodes for the merge, or leave the tables out with "tables".';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_check_triggers(text, text, steep_repl.compare_table[]) IS
+  'Internal: 55000 listing every deferrable user constraint trigger enabled ALWAYS or REPLICA on a table in scope, here or on the peer.';
+
 -- The tables in scope have the same definition on both nodes (and, when the scope is every
 -- table, the peer has none this node lacks).
 CREATE FUNCTION steep_repl._merge_check_fingerprints(peer text, scope steep_repl.compare_table[], every_table boolean) RETURNS void

@@ -101,6 +101,7 @@ BEGIN
   PERFORM steep_repl._merge_check_keys(peer, v_conn, v_names);
   v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
   PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, v_names IS NULL);
+  PERFORM steep_repl._merge_check_triggers(peer, v_conn, v_scope);
   IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scope) s
              WHERE coalesce(v_opts->'table_strategies'->>(s.schema_name || '.' || s.table_name), v_opts->>'strategy') = 'last-modified') THEN
     PERFORM steep_repl._merge_check_commit_ts(peer, v_conn);

@@ -233,6 +233,13 @@ func TestMergePlanPreflightNamesWhatToFixAndWritesNothing(t *testing.T) {
 		ensureDBA(t, n)
 		n.Exec(t, "", `CREATE TABLE keyed (id int PRIMARY KEY, v text); CREATE TABLE bag (v text);
 			INSERT INTO keyed SELECT g, 'v' FROM generate_series(1, 10) g`)
+		// A deferred trigger cannot be queued by the merge's writes (a security-restricted
+		// operation), and ENABLE ALWAYS makes it fire despite session_replication_role = replica.
+		n.Exec(t, "", `CREATE TABLE trig (id int PRIMARY KEY, v text);
+			CREATE FUNCTION trig_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+			CREATE CONSTRAINT TRIGGER trig_check AFTER INSERT OR UPDATE ON trig DEFERRABLE INITIALLY DEFERRED
+			  FOR EACH ROW EXECUTE FUNCTION trig_noop();
+			ALTER TABLE trig ENABLE ALWAYS TRIGGER trig_check`)
 	}
 	a.Exec(t, "", "CREATE TABLE half (id int, v text); CREATE TABLE wide (id int PRIMARY KEY, v text, extra int)")
 	b.Exec(t, "", "CREATE TABLE half (id int PRIMARY KEY, v text); CREATE TABLE wide (id int PRIMARY KEY, v text); CREATE TABLE only_here (id int PRIMARY KEY)")
@@ -246,6 +253,8 @@ func TestMergePlanPreflightNamesWhatToFixAndWritesNothing(t *testing.T) {
 		{"no primary key", `{"tables": ["keyed", "bag", "half"]}`, "55000", "public.bag (here), public.bag (on node node_a), public.half (on node node_a)"},
 		{"definitions differ", `{"tables": ["keyed", "wide", "only_here"]}`, "55000", "public.only_here (not on node node_a), public.wide (definitions differ)"},
 		{"schema_diff hint", `{"tables": ["wide"]}`, "55000", "steep_repl.schema_diff('node_a')"},
+		{"deferrable trigger enabled always", `{"tables": ["keyed", "trig"]}`, "55000",
+			"public.trig trigger trig_check (here), public.trig trigger trig_check (on node node_a)"},
 		{"unknown option", `{"stratgy": "manual"}`, "22023", "stratgy"},
 		{"bad strategy", `{"strategy": "newest"}`, "22023", "prefer-source"},
 		{"bad table strategy", `{"table_strategies": {"keyed": 3}}`, "22023", "the strategy of keyed"},
