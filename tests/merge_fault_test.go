@@ -220,8 +220,8 @@ func noMergeObjects(t *testing.T, p *pair) {
 }
 
 // The source with max_prepared_transactions = 0: the merge commits each pass on the source, then
-// on the target, says so (init.merge_not_atomic in the sidecar's log, "atomic": false in the
-// merge's result) and completes: both SYNCHRONIZED, equal row by row, every row once.
+// on the target, says so (init.merge_not_atomic in the sidecar's log and in events, "atomic":
+// false in the merge's result) and completes: both SYNCHRONIZED, equal row by row, every row once.
 func TestMergeWithoutTwoPhaseCommitCompletesNotAtomic(t *testing.T) {
 	t.Parallel()
 	p := mergePair(t)
@@ -238,6 +238,9 @@ func TestMergeWithoutTwoPhaseCommitCompletesNotAtomic(t *testing.T) {
 	checkMerged(t, p)
 	if ev := p.car.events("init.merge_not_atomic"); len(ev) != 1 || ev[0]["level"] != "WARN" {
 		t.Errorf("init.merge_not_atomic logged %v, want one warning", ev)
+	}
+	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE node = 'node_b' AND event = 'init.merge_not_atomic'"); n != 1 {
+		t.Errorf("%d init.merge_not_atomic events on node_b, want 1", n)
 	}
 	if atomic := harness.QueryOne[string](t, p.b, "", "SELECT coalesce(result->>'atomic', '') FROM steep_repl.merges WHERE merge_id = $1",
 		lastMergeID(t, p.b, false)); atomic != "false" {

@@ -154,6 +154,12 @@ func (m *mergeRun) run(ctx context.Context, rows []api.MergeRow, counts []tableC
 	if !m.twoPhase {
 		m.log.Warn("max_prepared_transactions is 0 on a node: the two nodes' commits of each pass are not atomic",
 			"event", "init.merge_not_atomic")
+		// In events too: the DBA reading the init's history must see that a failure between the
+		// two commits of a pass could have left one node merged and not the other.
+		if err := api.RecordEvent(ctx, m.job.DB, m.plan.Target, "init.merge_not_atomic",
+			map[string]any{"merge_id": m.mergeID, "reason": "max_prepared_transactions is 0 on a node: each pass commits on the source, then the target"}); err != nil {
+			return nil, err
+		}
 	}
 	if err := api.MergeCopying(ctx, m.job.DB, m.plan.Target, totals(counts)); err != nil {
 		return nil, err
