@@ -10,6 +10,7 @@ import (
 // other in the nodes view (node_a's link is its init_merge_link, recorded on node_a alone), and
 // each node's status line names the other as the node it replicates from.
 func TestConsoleShowsBothLinksOfAMerge(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := mergePair(t)
 	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-source"}')`)

@@ -20,6 +20,7 @@ func holderConnected(t testing.TB, p *pair) bool {
 // not restarted must not pin the source's xmin horizon for ever. The job retried after that
 // starts over from a new slot and still ends equal.
 func TestFastInitSnapshotHolderIsKeptWhileTheCopyProgressesAndLetGoOnceItStops(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.car.kill()

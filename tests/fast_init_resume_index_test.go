@@ -76,6 +76,7 @@ func objectOids(t testing.TB, n *harness.Node) map[string]int64 {
 // (those objects keep their oids), it re-creates only the rest and subscribes from the slot's
 // LSN. The node ends SYNCHRONIZED, equal by row hash, with its catalog as before the init.
 func TestFastInitSidecarKilledDuringIndexingResumesWithTheObjectsNotYetRebuilt(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := setupPair(t)
 	p.car.kill()

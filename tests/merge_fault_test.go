@@ -139,6 +139,7 @@ func slotsAre(t *testing.T, n, peer *harness.Node) {
 // row by row, every row once as the merge decided, no prepared transaction and no slot but the
 // two links' left.
 func TestMergeKilledBetweenPrepareAndCommitCompletesOnRestart(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := mergePair(t, "--lease", "3s")
 	killBetweenPrepareAndCommit(t, p, true)
@@ -163,6 +164,7 @@ func TestMergeKilledBetweenPrepareAndCommitCompletesOnRestart(t *testing.T) {
 // are dropped: both nodes hold exactly the merged rows of pass 1, UNINITIALIZED, without a
 // prepared transaction, subscription, slot or publication.
 func TestMergeKilledBetweenPrepareAndCommitThenCancelledKeepsBothMerged(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := mergePair(t, "--lease", "3s")
 	killBetweenPrepareAndCommit(t, p, true)
@@ -185,6 +187,7 @@ func TestMergeKilledBetweenPrepareAndCommitThenCancelledKeepsBothMerged(t *testi
 // which did not commit), so both nodes are exactly as before the merge, UNINITIALIZED, without a
 // prepared transaction, subscription, slot or publication.
 func TestMergeKilledWithOnlyTheSourcePreparedThenCancelledLeavesBothAsBefore(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := mergePair(t, "--lease", "3s")
 	before := [2]string{digest(t, p.a), digest(t, p.b)}
@@ -265,6 +268,7 @@ func stateOf(t testing.TB, n *harness.Node, node string) string {
 // nodes again. The supervisors are idle (naptime 1 h) and ticked by hand, so the links stay
 // CATCHING_UP until the cancel.
 func TestMergeCancelledOnTheSourceTearsDownBothLinks(t *testing.T) {
+	scenario(t)
 	t.Parallel()
 	p := mergePair(t)
 	naptime := func(v string) {
