@@ -7694,3 +7694,249 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- #13: pass 1 of a merge writes a row only where the node still holds the version the plan read
+-- (a user's write since is kept): _merge_apply and _merge_delete take the expected versions and
+-- say which keys they left; the peer pre-flight checks for the new _merge_apply.
+DROP FUNCTION steep_repl._merge_apply(regclass, jsonb);
+DROP FUNCTION steep_repl._merge_delete(regclass, jsonb);
+-- The expected versions of a batch's rows on the node written (the plan's row_hash of each
+-- key there, NULL: absent), as the sidecar passes them: {key as _compare_key_expr prints it:
+-- hash or null}; their keys as a jsonb array of key objects. 22023 otherwise.
+CREATE FUNCTION steep_repl._merge_expect_keys(expect jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+BEGIN
+  PERFORM steep_repl._require('expect', expect);
+  IF pg_catalog.jsonb_typeof(expect) <> 'object'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(expect) e WHERE pg_catalog.jsonb_typeof(e.value) NOT IN ('number', 'null')) THEN
+    RAISE EXCEPTION 'expect must be a JSON object of key text -> row hash or null, got %', pg_catalog.left(expect::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    SELECT coalesce(pg_catalog.jsonb_agg(k::jsonb), '[]') INTO v FROM pg_catalog.jsonb_object_keys(expect) k;
+  EXCEPTION WHEN invalid_text_representation THEN
+    RAISE EXCEPTION 'expect''s keys must be key objects as JSON text' USING ERRCODE = 'invalid_parameter_value';
+  END;
+  IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(v) e WHERE pg_catalog.jsonb_typeof(e) <> 'object') THEN
+    RAISE EXCEPTION 'expect''s keys must be key objects as JSON text' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_expect_keys(jsonb) IS
+  'Internal: the keys of a merge batch''s expected versions ({key text: row hash or null}) as a jsonb array of key objects; 22023 if malformed.';
+
+-- The condition that the key columns of row alias are among the keys (a jsonb array of key
+-- objects) held by setting, each parsed into its column's type: for the owner's statements of
+-- _merge_apply and _merge_delete, which may name nothing of steep_repl (the owner need not
+-- use the schema).
+CREATE FUNCTION steep_repl._merge_keys_in(t steep_repl.compare_table, alias text, setting text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.format(
+           '(%s) IN (SELECT %s FROM pg_catalog.jsonb_to_recordset(pg_catalog.current_setting(%L)::pg_catalog.jsonb) AS k(%s))',
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%s.%I', alias, c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           (SELECT pg_catalog.string_agg(pg_catalog.format('k.%I', c), ', ' ORDER BY o) FROM pg_catalog.unnest(t.key_cols) WITH ORDINALITY x(c, o)),
+           setting,
+           (SELECT pg_catalog.string_agg(pg_catalog.format('%I %s', c, ty), ', ' ORDER BY o)
+            FROM ROWS FROM (pg_catalog.unnest(t.key_cols), pg_catalog.unnest(t.key_types)) WITH ORDINALITY x(c, ty, o)));
+$$;
+COMMENT ON FUNCTION steep_repl._merge_keys_in(steep_repl.compare_table, text, text) IS
+  'Internal: the condition that row alias''s key is among the key objects of a setting (a jsonb array), parsed into the key''s types.';
+
+-- The keys of expect ({key text: row hash or null}) whose row on rel is that version now (cur:
+-- {key text: row hash} of rel's rows of those keys, read as the owner), as a jsonb array of key
+-- objects; present: only those expected present.
+CREATE FUNCTION steep_repl._merge_unchanged(expect jsonb, cur jsonb, present boolean) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(pg_catalog.jsonb_agg(e.key::pg_catalog.jsonb ORDER BY e.key), '[]')
+  FROM pg_catalog.jsonb_each(expect) e
+  WHERE (cur OPERATOR(pg_catalog.->>) e.key)::pg_catalog.int8 IS NOT DISTINCT FROM (e.value OPERATOR(pg_catalog.#>>) '{}')::pg_catalog.int8
+    AND (NOT present OR pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'number');
+$$;
+COMMENT ON FUNCTION steep_repl._merge_unchanged(jsonb, jsonb, boolean) IS
+  'Internal: the keys of a merge batch whose rows are still the expected version (present: of those expected present), as key objects.';
+
+-- Upserts rows (as _merge_rows returns them) into rel: INSERT ... ON CONFLICT (primary key) DO
+-- UPDATE every other column, identity values kept, generated columns computed. It runs as the
+-- table's owner (its defaults, CHECKs and index expressions never run with the definer's rights)
+-- with session_replication_role = replica, so user triggers do not fire. A row is written only
+-- where rel still holds the version the plan read (expect: {key text: row hash, NULL absent};
+-- #13): the plan takes no lock, and a user's update, delete or insert of that key since is a
+-- later write, which the write freeze re-checks and keeps. The existing rows of those keys are
+-- locked first, so none changes between the check and the write; a key absent then is
+-- inserted, and a user's concurrent insert of it is left as is (the ON CONFLICT guard). First
+-- every unique constraint other than the primary key is checked: one 23505 lists every
+-- collision, and nothing is written. Returns {"written": n, "skipped": [keys not written]}.
+CREATE FUNCTION steep_repl._merge_apply(rel regclass, rows jsonb, expect jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = 'replica'
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_keys jsonb;
+  v_n bigint;
+  v_bad text;
+  v_cols text;
+  v_casts text;
+  v_set text;
+  v_gen text;
+  v_all text;
+  v_inc text;
+  v_check text;
+  v_insert text;
+  v_cur jsonb;
+  v_written jsonb;
+BEGIN
+  PERFORM steep_repl._require('rows', rows);
+  IF pg_catalog.jsonb_typeof(rows) <> 'array'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(rows) e WHERE pg_catalog.jsonb_typeof(e) <> 'object') THEN
+    RAISE EXCEPTION 'rows must be a JSON array of row objects, got %', pg_catalog.left(rows::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_keys := steep_repl._merge_expect_keys(expect);
+  v_n := pg_catalog.jsonb_array_length(rows);
+  IF v_n = 0 AND pg_catalog.jsonb_array_length(v_keys) = 0 THEN
+    RETURN '{"written": 0, "skipped": []}';
+  END IF;
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ') INTO v_bad FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = rel AND a.attidentity = 'a' AND NOT a.attisdropped AND a.attname::text <> ALL (v_t.key_cols);
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'column % of % is GENERATED ALWAYS AS IDENTITY outside the primary key: a merge cannot update it', v_bad, rel
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'ALTER TABLE ... ALTER COLUMN ... SET GENERATED BY DEFAULT on both nodes for the merge, or leave the table out.';
+  END IF;
+  -- Each value through its type's input function, cast to the column's exact type (a type name
+  -- without its typmod is not always unconstrained: character means character(1)).
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),
+         pg_catalog.string_agg(pg_catalog.format('(e.value OPERATOR(pg_catalog.->>) %L)::%s AS %I', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attname),
+                               ', ' ORDER BY a.attnum),
+         pg_catalog.string_agg(pg_catalog.format('%1$I = EXCLUDED.%1$I', a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.attname::text <> ALL (v_t.key_cols))
+    INTO v_cols, v_casts, v_set
+  FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+  SELECT pg_catalog.string_agg(pg_catalog.format(', (%s) AS %I', pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attname), '' ORDER BY a.attnum)
+    INTO v_gen
+  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '';
+  -- The rows and versions reach the owner's statements through settings of this call (reset
+  -- when it returns), not as literals nested in three levels of quoting.
+  PERFORM pg_catalog.set_config('steep_repl_merge.rows', rows::text, true);
+  PERFORM pg_catalog.set_config('steep_repl_merge.expect', expect::text, true);
+  -- The rows of those keys locked, then read: none changes before this transaction ends, so the
+  -- ones still as the plan read them are written (kept), the others left; a key still absent is
+  -- inserted, but not over a user's concurrent insert of it (the guard: present keys only).
+  PERFORM steep_repl._exec_as_owner(rel, pg_catalog.format('SELECT 1 FROM %s r%s FOR UPDATE', rel, steep_repl._compare_keys_filter(v_t, v_keys)));
+  EXECUTE pg_catalog.format('SELECT coalesce(pg_catalog.jsonb_object_agg(y.k, y.h), ''{}'') FROM (%s) y', steep_repl._compare_owned_sql(v_t, v_keys))
+    INTO v_cur;
+  PERFORM pg_catalog.set_config('steep_repl_merge.kept', steep_repl._merge_unchanged(expect, v_cur, false)::text, true);
+  PERFORM pg_catalog.set_config('steep_repl_merge.present', steep_repl._merge_unchanged(expect, v_cur, true)::text, true);
+  v_all := pg_catalog.format('SELECT %s FROM pg_catalog.jsonb_array_elements(pg_catalog.current_setting(''steep_repl_merge.rows'')::pg_catalog.jsonb) e',
+                             v_casts);
+  v_inc := pg_catalog.format('SELECT r.* FROM (%s) r WHERE %s', v_all, steep_repl._merge_keys_in(v_t, 'r', 'steep_repl_merge.kept'));
+  v_check := steep_repl._merge_collisions_sql(v_t);
+  v_insert := pg_catalog.format('INSERT INTO %s AS t (%s) %s SELECT * FROM (%s) i ON CONFLICT (%s) DO %s',
+    rel, v_cols,
+    CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = rel AND a.attidentity = 'a' AND NOT a.attisdropped)
+         THEN 'OVERRIDING SYSTEM VALUE' ELSE '' END,
+    v_inc, (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_t.key_cols) c),
+    coalesce('UPDATE SET ' || v_set || ' WHERE ' || steep_repl._merge_keys_in(v_t, 'EXCLUDED', 'steep_repl_merge.present'), 'NOTHING'));
+  -- One block run as the owner: the check sees the rows as the owner does, and
+  -- its error (or the insert's) reaches the caller with nothing written.
+  IF v_check IS NOT NULL THEN
+    v_check := 'WITH inc AS MATERIALIZED (SELECT i.*' || coalesce(v_gen, '') || ' FROM (' || v_inc || ') i) ' || v_check;
+  END IF;
+  PERFORM steep_repl._exec_as_owner(rel, pg_catalog.format('DO %L', pg_catalog.format($do$
+DECLARE
+  v_count bigint;
+  v_detail text;
+BEGIN
+  EXECUTE %2$L INTO v_count;
+  IF v_count > 0 THEN
+    RAISE EXCEPTION '%% row(s) to merge into %% have no expected version', v_count, %3$L USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF %4$s THEN
+    EXECUTE %5$L INTO v_count, v_detail;
+    IF v_count > 0 THEN
+      RAISE EXCEPTION '%% row(s) to merge into %% collide with unique constraints', v_count, %3$L
+        USING ERRCODE = 'unique_violation', DETAIL = v_detail,
+              HINT = 'Each listed row would repeat a value another row of the table holds: change or delete one of the two on either node (or leave the table out), then merge again.';
+    END IF;
+  END IF;
+  EXECUTE %6$L;
+END
+$do$,
+    NULL, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) r WHERE NOT pg_catalog.current_setting(''steep_repl_merge.expect'')::pg_catalog.jsonb OPERATOR(pg_catalog.?) %s',
+                      v_all, steep_repl._compare_key_expr(v_t)),
+    rel::text, (v_check IS NOT NULL)::text, v_check, v_insert)));
+  -- What was written is what this transaction wrote (the owner's block cannot hand a result
+  -- back: its settings end with it); the rows of the other keys are locked until it ends.
+  EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
+    'SELECT coalesce(pg_catalog.jsonb_agg(%s), ''[]'') FROM %s r%s AND r.xmin OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.xid',
+    steep_repl._compare_key_expr(v_t), rel, steep_repl._compare_keys_filter(v_t, v_keys)), 'v pg_catalog.jsonb')
+    INTO v_written;
+  RETURN pg_catalog.jsonb_build_object('written', pg_catalog.jsonb_array_length(v_written),
+    'skipped', (SELECT coalesce(pg_catalog.jsonb_agg(k ORDER BY k), '[]') FROM pg_catalog.jsonb_object_keys(expect) k
+                WHERE NOT v_written OPERATOR(pg_catalog.?) k));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_apply(regclass, jsonb, jsonb) IS
+  'Sidecar: upserts rows (as _merge_rows returns them) into rel by primary key, as its owner, with user triggers off, each only where rel still holds the version expect names ({key text: row hash or null}); 23505 listing every row that collides with a unique constraint other than the primary key (with all of them), nothing written. Returns {"written": n, "skipped": [keys left as a user changed them]}.';
+
+-- Deletes the rows of rel whose keys expect names ({key text: row hash}, as _merge_apply's):
+-- rows the other node deleted while the merge ran (the write freeze decides which,
+-- sql/75_merge_init.sql), each only if it is still the version the plan read (a user's update
+-- since is a later write, kept). As the table's owner, with session_replication_role = replica
+-- like _merge_apply, so neither user triggers nor foreign-key actions fire: the other node's
+-- delete already did what its own triggers and cascades do, and each row it removed there is
+-- deleted here by its own key. Returns {"deleted": n, "skipped": [keys whose rows changed]}.
+CREATE FUNCTION steep_repl._merge_delete(rel regclass, expect jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET session_replication_role = 'replica'
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+  v_t steep_repl.compare_table := steep_repl._merge_table(rel);
+  v_keys jsonb := steep_repl._merge_expect_keys(expect);
+  v_cur jsonb;
+  v_del jsonb;
+BEGIN
+  IF pg_catalog.jsonb_array_length(v_keys) = 0 THEN
+    RETURN '{"deleted": 0, "skipped": []}';
+  END IF;
+  -- Locked, then read (the owner's block cannot hand a result back: its settings end with it):
+  -- nothing changes in between, so the rows still as the plan read them are deleted, by key.
+  PERFORM steep_repl._exec_as_owner(rel, pg_catalog.format('SELECT 1 FROM %s r%s FOR UPDATE', rel, steep_repl._compare_keys_filter(v_t, v_keys)));
+  EXECUTE pg_catalog.format('SELECT coalesce(pg_catalog.jsonb_object_agg(y.k, y.h), ''{}'') FROM (%s) y', steep_repl._compare_owned_sql(v_t, v_keys))
+    INTO v_cur;
+  v_del := steep_repl._merge_unchanged(expect, v_cur, true);
+  IF pg_catalog.jsonb_array_length(v_del) > 0 THEN
+    -- The keys reach the owner's statement through a setting of this call, as _merge_apply's rows.
+    PERFORM pg_catalog.set_config('steep_repl_merge.keys', v_del::text, true);
+    PERFORM steep_repl._exec_as_owner(rel, pg_catalog.format('DELETE FROM %s r WHERE %s', rel,
+      steep_repl._merge_keys_in(v_t, 'r', 'steep_repl_merge.keys')));
+  END IF;
+  -- Left: the rows there that are not the expected version (a user wrote them since).
+  RETURN pg_catalog.jsonb_build_object('deleted', pg_catalog.jsonb_array_length(v_del),
+    'skipped', (SELECT coalesce(pg_catalog.jsonb_agg(c.key ORDER BY c.key), '[]') FROM pg_catalog.jsonb_object_keys(v_cur) c(key)
+                WHERE NOT v_del OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(c.key::pg_catalog.jsonb)));
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_delete(regclass, jsonb) IS
+  'Sidecar: deletes the rows of rel whose keys expect names ({key text: row hash}: rows the other node deleted while the merge ran), each only if it is still that version, as its owner, with user triggers and foreign-key actions off; returns {"deleted": n, "skipped": [keys of rows changed since]}.';
+REVOKE ALL ON FUNCTION steep_repl._merge_expect_keys(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl._merge_keys_in(steep_repl.compare_table, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl._merge_unchanged(jsonb, jsonb, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl._merge_apply(regclass, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION steep_repl._merge_delete(regclass, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl._merge_apply(regclass, jsonb, jsonb), steep_repl._merge_delete(regclass, jsonb) TO steep_repl_sidecar;
+CREATE OR REPLACE FUNCTION steep_repl._merge_check_peer(peer text, conn text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_catalog.cardinality(steep_repl._merge_peer_texts(conn,
+       'SELECT ''ok'' WHERE pg_catalog.to_regprocedure(''steep_repl._merge_apply(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.jsonb)'') IS NOT NULL
+                        AND pg_catalog.to_regprocedure(''steep_repl._merge_rows(pg_catalog.regclass, pg_catalog.jsonb)'') IS NOT NULL')) = 0 THEN
+    RAISE EXCEPTION 'node % cannot take part in a merge: its steep_repl has no merge functions', peer
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = pg_catalog.format('ALTER EXTENSION steep_repl UPDATE on node %s.', peer);
+  END IF;
+END
+$$;

@@ -190,7 +190,7 @@ CREATE FUNCTION steep_repl._merge_check_peer(peer text, conn text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF pg_catalog.cardinality(steep_repl._merge_peer_texts(conn,
-       'SELECT ''ok'' WHERE pg_catalog.to_regprocedure(''steep_repl._merge_apply(pg_catalog.regclass, pg_catalog.jsonb)'') IS NOT NULL
+       'SELECT ''ok'' WHERE pg_catalog.to_regprocedure(''steep_repl._merge_apply(pg_catalog.regclass, pg_catalog.jsonb, pg_catalog.jsonb)'') IS NOT NULL
                         AND pg_catalog.to_regprocedure(''steep_repl._merge_rows(pg_catalog.regclass, pg_catalog.jsonb)'') IS NOT NULL')) = 0 THEN
     RAISE EXCEPTION 'node % cannot take part in a merge: its steep_repl has no merge functions', peer
       USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -76,19 +77,24 @@ func TestMergeRowsAndApplyCopyEveryTypeExactlyAsTheOwnerUnderTheMergeOrigin(t *t
 	for _, table := range []string{"rh_types", "ident"} {
 		rows := harness.QueryOne[string](t, a, "", fmt.Sprintf(
 			"SELECT steep_repl._merge_rows('%s', (SELECT jsonb_agg(jsonb_build_object('id', id)) FROM %s))::text", table, table))
-		var written int64
-		if err := tx.QueryRow(ctx, "SELECT steep_repl._merge_apply($1::regclass, $2::jsonb)", table, rows).Scan(&written); err != nil {
-			t.Fatalf("_merge_apply of %s: %v", table, err)
+		var w struct {
+			Written int64    `json:"written"`
+			Skipped []string `json:"skipped"`
 		}
-		if want := harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM "+table); written != want {
-			t.Errorf("_merge_apply of %s wrote %d rows, want %d", table, written, want)
+		var out string
+		if err := tx.QueryRow(ctx, "SELECT steep_repl._merge_apply($1::regclass, $2::jsonb, $3::jsonb)::text", table, rows,
+			expectNow(t, b, table, rows)).Scan(&out); err != nil || json.Unmarshal([]byte(out), &w) != nil {
+			t.Fatalf("_merge_apply of %s: %s %v", table, out, err)
+		}
+		if want := harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM "+table); w.Written != want || len(w.Skipped) != 0 {
+			t.Errorf("_merge_apply of %s wrote %d rows, skipped %v, want %d written", table, w.Written, w.Skipped, want)
 		}
 	}
 	// node_a deleted ident 4 meanwhile: _merge_delete removes it here (and a key absent is no error).
 	a.Exec(t, "", "DELETE FROM ident WHERE id = 4")
-	var deleted int64
-	if err := tx.QueryRow(ctx, `SELECT steep_repl._merge_delete('ident', '[{"id": 4}, {"id": 999}]')`).Scan(&deleted); err != nil || deleted != 1 {
-		t.Fatalf("_merge_delete of ident 4 and 999: %d deleted, %v; want 1", deleted, err)
+	var deleted string
+	if err := tx.QueryRow(ctx, `SELECT steep_repl._merge_delete('ident', jsonb_build_object('{"id": 4}', (SELECT steep_repl.row_hash(i.*) FROM ident i WHERE id = 4), '{"id": 999}', null))::text`).Scan(&deleted); err != nil || deleted != `{"deleted": 1, "skipped": []}` {
+		t.Fatalf("_merge_delete of ident 4 and 999: %s, %v; want 1 deleted", deleted, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -117,9 +123,9 @@ func TestMergeRowsAndApplyCopyEveryTypeExactlyAsTheOwnerUnderTheMergeOrigin(t *t
 	}
 
 	for _, sql := range []string{
-		"SELECT steep_repl._merge_apply('plain', '[]')", "SELECT steep_repl._merge_rows('plain', '[]')",
+		"SELECT steep_repl._merge_apply('plain', '[]', '{}')", "SELECT steep_repl._merge_rows('plain', '[]')",
 		"SELECT steep_repl._merge_origin_as('merge_origin_sub')", "SELECT steep_repl._merge_begin('node_a', '{}', 'dba')",
-		"SELECT steep_repl._merge_delete('plain', '[]')", "SELECT steep_repl._merge_existed_before('plain', '[]', '1', '{}')",
+		"SELECT steep_repl._merge_delete('plain', '{}')", "SELECT steep_repl._merge_existed_before('plain', '[]', '1', '{}')",
 	} {
 		if state, _ := dbaState(t, b, sql); state != "42501" {
 			t.Errorf("the operator runs %s: %q, want 42501 (sidecar only)", sql, state)
@@ -141,7 +147,7 @@ func TestMergeApplyReportsEveryUniqueCollisionAtOnceAndWritesNothing(t *testing.
 	rows := `[{"id": "10", "email": "a@x", "badge": "B1", "code": null}, {"id": "11", "email": "n@x", "badge": "B11", "code": "C1"},
 		{"id": "12", "email": "dup@x", "badge": "B12", "code": null}, {"id": "13", "email": "dup@x", "badge": "B13", "code": null}, ` + fine + `]`
 	before := tableHashes(t, b, "people")
-	state, pgErr := execState(t, b.Pool(t, ""), "SELECT steep_repl._merge_apply('people', $1::jsonb)", rows)
+	state, pgErr := execState(t, b.Pool(t, ""), "SELECT steep_repl._merge_apply('people', $1::jsonb, $2::jsonb)", rows, expectNow(t, b, "people", rows))
 	const detail = `key {"id": 10} collides on people_badge_key, people_email_key; key {"id": 11} collides on people_code_idx; ` +
 		`key {"id": 12} collides on people_email_key; key {"id": 13} collides on people_email_key`
 	if state != "23505" || pgErr.Detail != detail || !strings.Contains(pgErr.Message, "4 row(s)") || pgErr.Hint == "" {
@@ -150,7 +156,8 @@ func TestMergeApplyReportsEveryUniqueCollisionAtOnceAndWritesNothing(t *testing.
 	if after := tableHashes(t, b, "people"); after != before {
 		t.Fatalf("a refused _merge_apply changed rows: %s -> %s", before, after)
 	}
-	if n := harness.QueryOne[int64](t, b, "", "SELECT steep_repl._merge_apply('people', $1::jsonb)", "["+fine+"]"); n != 2 {
+	if n := harness.QueryOne[int64](t, b, "", "SELECT (steep_repl._merge_apply('people', $1::jsonb, $2::jsonb)->>'written')::bigint", "["+fine+"]",
+		expectNow(t, b, "people", "["+fine+"]")); n != 2 {
 		t.Fatalf("_merge_apply of the rows that collide with nothing: %d written, want 2", n)
 	}
 	got := harness.QueryOne[string](t, b, "", "SELECT string_agg(format('%s %s %s %s', id, email, badge, code), ', ' ORDER BY id) FROM people")
@@ -159,7 +166,15 @@ func TestMergeApplyReportsEveryUniqueCollisionAtOnceAndWritesNothing(t *testing.
 	}
 	// An identity ALWAYS column outside the primary key cannot be set by an update: refused up front.
 	b.Exec(t, "", "CREATE TABLE numbered (id int PRIMARY KEY, seq int GENERATED ALWAYS AS IDENTITY)")
-	if state, pgErr := execState(t, b.Pool(t, ""), `SELECT steep_repl._merge_apply('numbered', '[{"id": "1", "seq": "7"}]')`); state != "0A000" || !strings.Contains(pgErr.Message, "seq") {
+	if state, pgErr := execState(t, b.Pool(t, ""), `SELECT steep_repl._merge_apply('numbered', '[{"id": "1", "seq": "7"}]', '{"{\"id\": 1}": null}')`); state != "0A000" || !strings.Contains(pgErr.Message, "seq") {
 		t.Errorf("_merge_apply into a table with an identity ALWAYS column outside its key: %s %v, want 0A000 naming seq", state, pgErr)
 	}
+}
+
+// expectNow is, for the rows (keyed by an int id) to apply to table on n, the versions n holds
+// now: {key text: row_hash or null}, what a plan read there would pass to _merge_apply.
+func expectNow(t *testing.T, n *harness.Node, table, rows string) string {
+	t.Helper()
+	return harness.QueryOne[string](t, n, "", fmt.Sprintf(`SELECT coalesce(jsonb_object_agg(jsonb_build_object('id', (x_.v->>'id')::int)::text,
+		(SELECT steep_repl.row_hash(r.*) FROM %s r WHERE r.id = (x_.v->>'id')::int)), '{}')::text FROM jsonb_array_elements($1::jsonb) x_(v)`, table), rows)
 }

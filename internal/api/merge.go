@@ -147,10 +147,44 @@ func MergeReadRows(ctx context.Context, db DB, table TableName, keys []json.RawM
 	return json.RawMessage(s), err
 }
 
-// MergeApplyRows upserts rows (a JSON array from MergeReadRows) into table and returns how many
-// it wrote (steep_repl._merge_apply: as the owner, user triggers off; 23505 on a collision).
-func MergeApplyRows(ctx context.Context, db DB, table TableName, rows json.RawMessage) (int64, error) {
-	return scalar[int64](ctx, db, "apply rows to "+table.String(), qMergeApply, Identifier(table.Schema, table.Table), string(rows))
+// MergeWrite is what MergeApplyRows or MergeDeleteRows did: the rows written (or deleted) and
+// the keys left alone because the node no longer held the version the plan read (#13).
+type MergeWrite struct {
+	Written int64    `json:"written"`
+	Deleted int64    `json:"deleted"`
+	Skipped []string `json:"skipped"`
+}
+
+// expectJSON is the expected versions {key text: row hash or null} the merge's writes take.
+func expectJSON(expect map[string]*int64) (string, error) {
+	b, err := json.Marshal(expect)
+	if err != nil {
+		return "", fmt.Errorf("encode %d expected versions: %w", len(expect), err)
+	}
+	return string(b), nil
+}
+
+func mergeWrite(ctx context.Context, db DB, what string, id query, args ...any) (MergeWrite, error) {
+	var w MergeWrite
+	s, err := scalar[string](ctx, db, what, id, args...)
+	if err != nil {
+		return w, err
+	}
+	if err := json.Unmarshal([]byte(s), &w); err != nil {
+		return w, fmt.Errorf("%s: decode %q: %w", what, s, err)
+	}
+	return w, nil
+}
+
+// MergeApplyRows upserts rows (a JSON array from MergeReadRows) into table where it still holds
+// the version expect names per key (its row_hash, nil: absent), and says what it wrote and left
+// (steep_repl._merge_apply: as the owner, user triggers off; 23505 on a collision).
+func MergeApplyRows(ctx context.Context, db DB, table TableName, rows json.RawMessage, expect map[string]*int64) (MergeWrite, error) {
+	e, err := expectJSON(expect)
+	if err != nil {
+		return MergeWrite{}, err
+	}
+	return mergeWrite(ctx, db, "apply rows to "+table.String(), qMergeApply, Identifier(table.Schema, table.Table), string(rows), e)
 }
 
 // MergeOriginAs makes this session's writes carry the replication origin of subscription
@@ -401,14 +435,14 @@ func MergeExistedBefore(ctx context.Context, db DB, table TableName, keys []json
 	return out, nil
 }
 
-// MergeDeleteRows deletes the rows of table with keys (steep_repl._merge_delete: as the owner,
-// user triggers off) and returns how many.
-func MergeDeleteRows(ctx context.Context, db DB, table TableName, keys []json.RawMessage) (int64, error) {
-	k, err := keysJSON(keys)
+// MergeDeleteRows deletes the rows of table whose keys expect names, each only if still that
+// version (steep_repl._merge_delete: as the owner, user triggers off).
+func MergeDeleteRows(ctx context.Context, db DB, table TableName, expect map[string]*int64) (MergeWrite, error) {
+	e, err := expectJSON(expect)
 	if err != nil {
-		return 0, err
+		return MergeWrite{}, err
 	}
-	return scalar[int64](ctx, db, "delete rows of "+table.String(), qMergeDelete, Identifier(table.Schema, table.Table), k)
+	return mergeWrite(ctx, db, "delete rows of "+table.String(), qMergeDelete, Identifier(table.Schema, table.Table), e)
 }
 
 // MergeMovedKeys returns, of keys of table, those a pass of merge id's job moved.

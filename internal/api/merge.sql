@@ -17,7 +17,7 @@ ORDER BY apply_order, schema_name, table_name, key::text;
 SELECT steep_repl._merge_rows($1::regclass, $2::jsonb)::text;
 
 -- name: MergeApply
-SELECT steep_repl._merge_apply($1::regclass, $2::jsonb);
+SELECT steep_repl._merge_apply($1::regclass, $2::jsonb, $3::jsonb)::text;
 
 -- name: MergeOriginEnd
 SELECT steep_repl._merge_origin_end();
@@ -100,7 +100,7 @@ FROM steep_repl._merge_baseline_of($1);
 SELECT steep_repl._merge_existed_before($1::regclass, $2::jsonb, $3::xid8, $4::xid8[]);
 
 -- name: MergeDelete
-SELECT steep_repl._merge_delete($1::regclass, $2::jsonb);
+SELECT steep_repl._merge_delete($1::regclass, $2::jsonb)::text;
 
 -- name: MergeMovedKeys
 SELECT steep_repl._merge_moved_keys($1, $2, $3, $4::jsonb);

@@ -162,7 +162,7 @@ func keysOf(group []api.MergeRow, idx []int) []json.RawMessage {
 
 // deleteBatch deletes one batch of keys of table on the node that still has them (dir
 // delete_local: the target, delete_peer: the source) and audits it with the deleted rows' images.
-func (m *mergeRun) deleteBatch(ctx context.Context, t, s side, table api.TableName, dir string, batch []api.MergeRow, again bool) (int64, error) {
+func (m *mergeRun) deleteBatch(ctx context.Context, t, s side, table api.TableName, dir string, batch []api.MergeRow, again bool) (deleted, skipped int64, err error) {
 	keys := make([]json.RawMessage, len(batch))
 	for i, r := range batch {
 		keys[i] = r.Key
@@ -173,12 +173,13 @@ func (m *mergeRun) deleteBatch(ctx context.Context, t, s side, table api.TableNa
 	}
 	old, err := api.MergeReadRows(ctx, on.conn, table, keys)
 	if err != nil {
-		return 0, fmt.Errorf("on node %s: %w", on.node, err)
+		return 0, 0, fmt.Errorf("on node %s: %w", on.node, err)
 	}
-	n, err := api.MergeDeleteRows(ctx, on.conn, table, keys)
+	w, err := api.MergeDeleteRows(ctx, on.conn, table, expected(batch, dir == deleteLocal))
 	if err != nil {
-		return 0, fmt.Errorf("on node %s: %w", on.node, err)
+		return 0, 0, fmt.Errorf("on node %s: %w", on.node, err)
 	}
+	batch = m.withoutSkipped(batch, table, dir, w.Skipped)
 	local, peer := imagesByKey(batch, old), map[string]json.RawMessage(nil)
 	if dir == deletePeer {
 		local, peer = nil, local
@@ -188,7 +189,7 @@ func (m *mergeRun) deleteBatch(ctx context.Context, t, s side, table api.TableNa
 		record = api.MergeAuditAgain
 	}
 	if _, err := record(ctx, t.conn, m.mergeID, auditRows(batch, local, peer, true)); err != nil {
-		return 0, fmt.Errorf("on node %s: %w", t.node, err)
+		return 0, 0, fmt.Errorf("on node %s: %w", t.node, err)
 	}
-	return n, nil
+	return w.Deleted, int64(len(w.Skipped)), nil
 }

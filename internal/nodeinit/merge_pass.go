@@ -62,7 +62,8 @@ func (s side) abort() {
 }
 
 // movedCount is what a pass moved, per direction, and deleted on each node.
-type movedCount struct{ toLocal, toPeer, deletedLocal, deletedPeer int64 }
+// skipped: keys left because the node no longer held the version the plan read (a user's write).
+type movedCount struct{ toLocal, toPeer, deletedLocal, deletedPeer, skipped int64 }
 
 // pass1 moves rows (the plan made without a lock) and commits on both nodes.
 func (m *mergeRun) pass1(ctx context.Context, rows []api.MergeRow) (movedCount, error) {
@@ -121,10 +122,11 @@ func (m *mergeRun) move(ctx context.Context, t, s side, rows []api.MergeRow, aga
 			keys := withResolution(group, dir)
 			for start := 0; start < len(keys); start += m.set.BatchRows {
 				batch := keys[start:min(len(keys), start+m.set.BatchRows)]
-				n, err := m.deleteBatch(ctx, t, s, tbl, dir, batch, again)
+				n, skipped, err := m.deleteBatch(ctx, t, s, tbl, dir, batch, again)
 				if err != nil {
 					return total, err
 				}
+				total.skipped += skipped
 				done[tbl] += int64(len(batch))
 				if dir == deleteLocal {
 					total.deletedLocal += n
@@ -143,10 +145,11 @@ func (m *mergeRun) move(ctx context.Context, t, s side, rows []api.MergeRow, aga
 			keys := withResolution(group, dir)
 			for start := 0; start < len(keys); start += m.set.BatchRows {
 				batch := keys[start:min(len(keys), start+m.set.BatchRows)]
-				n, err := m.moveBatch(ctx, t, s, tbl, dir, batch, again)
+				n, skipped, err := m.moveBatch(ctx, t, s, tbl, dir, batch, again)
 				if err != nil {
 					return total, err
 				}
+				total.skipped += skipped
 				done[tbl] += int64(len(batch))
 				if dir == "to_local" {
 					total.toLocal += n
@@ -181,7 +184,7 @@ func direction(dir, source string) string {
 
 // moveBatch moves one batch of keys of table in direction dir and audits it: the winner's rows
 // are read on its node, the loser's old images on the other, the winner's rows upserted there.
-func (m *mergeRun) moveBatch(ctx context.Context, t, s side, table api.TableName, dir string, batch []api.MergeRow, again bool) (int64, error) {
+func (m *mergeRun) moveBatch(ctx context.Context, t, s side, table api.TableName, dir string, batch []api.MergeRow, again bool) (written, skipped int64, err error) {
 	keys := make([]json.RawMessage, len(batch))
 	for i, r := range batch {
 		keys[i] = r.Key
@@ -192,16 +195,17 @@ func (m *mergeRun) moveBatch(ctx context.Context, t, s side, table api.TableName
 	}
 	winners, err := api.MergeReadRows(ctx, from.conn, table, keys)
 	if err != nil {
-		return 0, fmt.Errorf("on node %s: %w", from.node, err)
+		return 0, 0, fmt.Errorf("on node %s: %w", from.node, err)
 	}
 	old, err := api.MergeReadRows(ctx, to.conn, table, keys)
 	if err != nil {
-		return 0, fmt.Errorf("on node %s: %w", to.node, err)
+		return 0, 0, fmt.Errorf("on node %s: %w", to.node, err)
 	}
-	n, err := api.MergeApplyRows(ctx, to.conn, table, winners)
+	w, err := api.MergeApplyRows(ctx, to.conn, table, winners, expected(batch, dir == "to_local"))
 	if err != nil {
-		return 0, fmt.Errorf("on node %s: %w", to.node, withDetail(err))
+		return 0, 0, fmt.Errorf("on node %s: %w", to.node, withDetail(err))
 	}
+	batch = m.withoutSkipped(batch, table, dir, w.Skipped)
 	local, peer := old, winners
 	if dir == "to_peer" {
 		local, peer = winners, old
@@ -212,9 +216,43 @@ func (m *mergeRun) moveBatch(ctx context.Context, t, s side, table api.TableName
 		record = api.MergeAuditAgain
 	}
 	if _, err := record(ctx, t.conn, m.mergeID, audit); err != nil {
-		return 0, fmt.Errorf("on node %s: %w", t.node, err)
+		return 0, 0, fmt.Errorf("on node %s: %w", t.node, err)
 	}
-	return n, nil
+	return w.Written, int64(len(w.Skipped)), nil
+}
+
+// expected is the version of each key of batch the plan read on the node a batch writes (the
+// target if local, else the source): its row_hash, nil where absent. The write leaves a key
+// whose row is another version by now: a user wrote it since, a later write (#13).
+func expected(batch []api.MergeRow, local bool) map[string]*int64 {
+	out := make(map[string]*int64, len(batch))
+	for _, r := range batch {
+		if local {
+			out[string(r.Key)] = r.LocalHash
+		} else {
+			out[string(r.Key)] = r.PeerHash
+		}
+	}
+	return out
+}
+
+// withoutSkipped is batch without the keys a write left as a user changed them, so they are
+// not audited as moved: the write freeze re-checks them (its capture has the user's change),
+// and a row changed on one node only goes to the other from there.
+func (m *mergeRun) withoutSkipped(batch []api.MergeRow, table api.TableName, dir string, skipped []string) []api.MergeRow {
+	if len(skipped) == 0 {
+		return batch
+	}
+	m.log.Info("rows a user changed since the plan left to the write freeze", "event", "init.merge_skipped_changed",
+		"table", table.String(), "direction", dir, "keys", len(skipped))
+	skip := keySet(skipped)
+	out := make([]api.MergeRow, 0, len(batch))
+	for _, r := range batch {
+		if !skip[string(r.Key)] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // byTable splits rows (ordered by apply_order, table) into one group per table.
