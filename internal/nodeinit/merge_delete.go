@@ -179,7 +179,9 @@ func (m *mergeRun) deleteBatch(ctx context.Context, t, s side, table api.TableNa
 	if err != nil {
 		return 0, 0, fmt.Errorf("on node %s: %w", on.node, err)
 	}
-	batch = m.withoutSkipped(batch, table, dir, w.Skipped)
+	if batch, err = m.withoutSkipped(batch, table, dir, w.Skipped, again); err != nil {
+		return 0, 0, err
+	}
 	local, peer := imagesByKey(batch, old), map[string]json.RawMessage(nil)
 	if dir == deletePeer {
 		local, peer = nil, local

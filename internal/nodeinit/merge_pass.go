@@ -205,7 +205,9 @@ func (m *mergeRun) moveBatch(ctx context.Context, t, s side, table api.TableName
 	if err != nil {
 		return 0, 0, fmt.Errorf("on node %s: %w", to.node, withDetail(err))
 	}
-	batch = m.withoutSkipped(batch, table, dir, w.Skipped)
+	if batch, err = m.withoutSkipped(batch, table, dir, w.Skipped, again); err != nil {
+		return 0, 0, err
+	}
 	local, peer := old, winners
 	if dir == "to_peer" {
 		local, peer = winners, old
@@ -238,10 +240,15 @@ func expected(batch []api.MergeRow, local bool) map[string]*int64 {
 
 // withoutSkipped is batch without the keys a write left as a user changed them, so they are
 // not audited as moved: the write freeze re-checks them (its capture has the user's change),
-// and a row changed on one node only goes to the other from there.
-func (m *mergeRun) withoutSkipped(batch []api.MergeRow, table api.TableName, dir string, skipped []string) []api.MergeRow {
+// and a row changed on one node only goes to the other from there. Under the freeze (again) no
+// user writes and the plan is fresh: a key left there would stay unmerged, so it fails the pass.
+func (m *mergeRun) withoutSkipped(batch []api.MergeRow, table api.TableName, dir string, skipped []string, again bool) ([]api.MergeRow, error) {
 	if len(skipped) == 0 {
-		return batch
+		return batch, nil
+	}
+	if again {
+		return nil, fmt.Errorf("table %s: %d row(s) (%s) changed under the write freeze's lock since its re-check, not written %s",
+			table, len(skipped), skipped[0], direction(dir, m.plan.Source))
 	}
 	m.log.Info("rows a user changed since the plan left to the write freeze", "event", "init.merge_skipped_changed",
 		"table", table.String(), "direction", dir, "keys", len(skipped))
@@ -252,7 +259,7 @@ func (m *mergeRun) withoutSkipped(batch []api.MergeRow, table api.TableName, dir
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // byTable splits rows (ordered by apply_order, table) into one group per table.
