@@ -173,7 +173,7 @@ func (m *mergeRun) run(ctx context.Context, rows []api.MergeRow, counts []tableC
 		return nil, err
 	}
 	m.log.Info("pass 1 committed on both nodes", "event", "init.merge_moved", "to_local", moved.toLocal, "to_peer", moved.toPeer,
-		"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+		"skipped_changed", moved.skipped, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
 	fr, err := m.freezeWithRetries(ctx)
 	if err != nil {
 		return nil, err
@@ -184,7 +184,8 @@ func (m *mergeRun) run(ctx context.Context, rows []api.MergeRow, counts []tableC
 	}
 	result := map[string]any{"status": "merged", "to_local": moved.toLocal + fr.moved.toLocal, "to_peer": moved.toPeer + fr.moved.toPeer,
 		"deleted_local": moved.deletedLocal + fr.moved.deletedLocal, "deleted_peer": moved.deletedPeer + fr.moved.deletedPeer,
-		"pass1": map[string]any{"to_local": moved.toLocal, "to_peer": moved.toPeer, "deleted_local": moved.deletedLocal, "deleted_peer": moved.deletedPeer},
+		"pass1": map[string]any{"to_local": moved.toLocal, "to_peer": moved.toPeer, "deleted_local": moved.deletedLocal, "deleted_peer": moved.deletedPeer,
+			"skipped_changed": moved.skipped},
 		"freeze": map[string]any{"to_local": fr.moved.toLocal, "to_peer": fr.moved.toPeer, "deleted_local": fr.moved.deletedLocal,
 			"deleted_peer": fr.moved.deletedPeer, "attempts": fr.attempts},
 		"freeze_ms": fr.ms, "atomic": m.twoPhase, "tables": counts}
