@@ -7458,3 +7458,113 @@ BEGIN
   END IF;
 END
 $$;
+
+-- _merge_plan and _merge_plan_keys start with one _merge_plan_start (peer, as_role, options, READ COMMITTED, tables) instead of two copies.
+CREATE FUNCTION steep_repl._merge_plan_start(peer text, options jsonb, as_role regrole, OUT opts jsonb, OUT names text[])
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  PERFORM steep_repl._require('as_role', as_role);
+  opts := steep_repl._merge_options(options);
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
+      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
+  END IF;
+  IF opts->'tables' <> 'null' THEN
+    names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(opts->'tables'));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_plan_start(text, jsonb, regrole) IS
+  'Internal: the checks every merge plan starts with (peer, as_role, options, READ COMMITTED); the options with their defaults and the tables they name.';
+REVOKE ALL ON FUNCTION steep_repl._merge_plan_start(text, jsonb, regrole) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION steep_repl._merge_plan(peer text, options jsonb, as_role regrole)
+RETURNS TABLE (apply_order integer, schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
+               local_hash bigint, peer_hash bigint, local_committed_at timestamptz, peer_committed_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_opts jsonb;
+  v_names text[];
+  v_conn text;
+  v_scope steep_repl.compare_table[];
+  v_order jsonb;
+  v_t steep_repl.compare_table;
+BEGIN
+  SELECT x.opts, x.names INTO v_opts, v_names FROM steep_repl._merge_plan_start(peer, options, as_role) x;
+  v_conn := steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer);
+  PERFORM steep_repl._compare_check_peer(peer, v_conn);
+  PERFORM steep_repl._merge_check_peer(peer, v_conn);
+  PERFORM steep_repl._merge_check_keys(peer, v_conn, v_names);
+  v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
+  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, v_names IS NULL);
+  PERFORM steep_repl._merge_check_triggers(peer, v_conn, v_scope);
+  IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scope) s
+             WHERE coalesce(v_opts->'table_strategies'->>(s.schema_name || '.' || s.table_name), v_opts->>'strategy') = 'last-modified') THEN
+    PERFORM steep_repl._merge_check_commit_ts(peer, v_conn);
+  END IF;
+  PERFORM steep_repl._merge_check_long_xacts(peer, v_conn, v_scope, (v_opts->>'long_transaction')::integer);
+  v_order := steep_repl._merge_fk_order(v_scope);
+
+  FOR v_t IN SELECT s.* FROM pg_catalog.unnest(v_scope) s ORDER BY (v_order->>(s.schema_name || '.' || s.table_name))::integer LOOP
+    RETURN QUERY SELECT * FROM steep_repl._merge_plan_table(v_conn, v_t, (v_order->>(v_t.schema_name || '.' || v_t.table_name))::integer,
+      coalesce(v_opts->'table_strategies'->>(v_t.schema_name || '.' || v_t.table_name), v_opts->>'strategy'), NULL);
+  END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION steep_repl._merge_plan_keys(peer text, options jsonb, as_role regrole, keys jsonb)
+RETURNS TABLE (apply_order integer, schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
+               local_hash bigint, peer_hash bigint, local_committed_at timestamptz, peer_committed_at timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+#variable_conflict use_column
+DECLARE
+  v_opts jsonb;
+  v_names text[];
+  v_scope steep_repl.compare_table[];
+  v_order jsonb;
+  v_t steep_repl.compare_table;
+  v_keys jsonb;
+  v_bad text;
+  v_link text;
+BEGIN
+  SELECT x.opts, x.names INTO v_opts, v_names FROM steep_repl._merge_plan_start(peer, options, as_role) x;
+  PERFORM steep_repl._require('keys', keys);
+  IF pg_catalog.jsonb_typeof(keys) <> 'object'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(keys) e WHERE pg_catalog.jsonb_typeof(e.value) NOT IN ('array', 'null')) THEN
+    RAISE EXCEPTION 'keys must be an object of table name to an array of key objects or null, got %', pg_catalog.left(keys::text, 200)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
+  SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO v_bad FROM pg_catalog.jsonb_object_keys(keys) k
+  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scope) s WHERE s.schema_name || '.' || s.table_name = k);
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'keys names tables not in the merge: %', v_bad USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_order := steep_repl._merge_fk_order(v_scope);
+  -- Every table's definition, changed rows or not: a DDL writes no change the capture sees.
+  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, false);
+  v_scope := ARRAY(SELECT s FROM pg_catalog.unnest(v_scope) s WHERE keys ? (s.schema_name || '.' || s.table_name));
+  IF pg_catalog.cardinality(v_scope) = 0 THEN
+    RETURN;
+  END IF;
+  v_link := steep_repl._compare_link('steep_repl_merge_recheck', steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer));
+  FOR v_t IN SELECT s.* FROM pg_catalog.unnest(v_scope) s ORDER BY (v_order->>(s.schema_name || '.' || s.table_name))::integer LOOP
+    v_keys := keys->(v_t.schema_name || '.' || v_t.table_name);
+    IF pg_catalog.jsonb_typeof(v_keys) = 'null' OR EXISTS (
+         SELECT 1 FROM pg_catalog.unnest(v_t.key_types) ty JOIN pg_catalog.pg_type y ON y.oid = ty::pg_catalog.regtype
+         LEFT JOIN pg_catalog.pg_type b ON b.oid = y.typbasetype
+         WHERE coalesce(b.typtype, y.typtype) NOT IN ('b', 'e') OR coalesce(b.typcategory, y.typcategory) = 'A'
+            OR coalesce(b.oid, y.oid) IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype)) THEN
+      v_keys := NULL;
+    ELSIF pg_catalog.jsonb_array_length(v_keys) = 0 THEN
+      CONTINUE;
+    END IF;
+    RETURN QUERY SELECT * FROM steep_repl._merge_plan_table(v_link, v_t, (v_order->>(v_t.schema_name || '.' || v_t.table_name))::integer,
+      coalesce(v_opts->'table_strategies'->>(v_t.schema_name || '.' || v_t.table_name), v_opts->>'strategy'), v_keys);
+  END LOOP;
+  PERFORM steep_repl._compare_unlink(v_link);
+END
+$$;

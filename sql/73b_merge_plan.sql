@@ -68,6 +68,26 @@ $$;
 COMMENT ON FUNCTION steep_repl._merge_plan_table(text, steep_repl.compare_table, integer, text, jsonb) IS
   'Internal: the rows of one table of a merge plan (all of them, or of the given keys only) not identical on both nodes, with category, resolution, tie, both hashes and (last-modified) both commit timestamps.';
 
+-- What every plan of a merge starts with: peer and as_role given, the options checked (with
+-- their defaults), READ COMMITTED (a plan reads the current rows), and the tables named in them.
+CREATE FUNCTION steep_repl._merge_plan_start(peer text, options jsonb, as_role regrole, OUT opts jsonb, OUT names text[])
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM steep_repl._require('peer', peer);
+  PERFORM steep_repl._require('as_role', as_role);
+  opts := steep_repl._merge_options(options);
+  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
+      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
+  END IF;
+  IF opts->'tables' <> 'null' THEN
+    names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(opts->'tables'));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION steep_repl._merge_plan_start(text, jsonb, regrole) IS
+  'Internal: the checks every merge plan starts with (peer, as_role, options, READ COMMITTED); the options with their defaults and the tables they name.';
+
 -- The merge's plan on behalf of as_role: the pre-flight, then one pass of keys and row hashes per
 -- table, every row not identical on both nodes with its category and resolution. Reads only, with
 -- a snapshot of its own per statement (READ COMMITTED).
@@ -85,16 +105,7 @@ DECLARE
   v_order jsonb;
   v_t steep_repl.compare_table;
 BEGIN
-  PERFORM steep_repl._require('peer', peer);
-  PERFORM steep_repl._require('as_role', as_role);
-  v_opts := steep_repl._merge_options(options);
-  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
-      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
-  END IF;
-  IF v_opts->'tables' <> 'null' THEN
-    v_names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_opts->'tables'));
-  END IF;
+  SELECT x.opts, x.names INTO v_opts, v_names FROM steep_repl._merge_plan_start(peer, options, as_role) x;
   v_conn := steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer);
   PERFORM steep_repl._compare_check_peer(peer, v_conn);
   PERFORM steep_repl._merge_check_peer(peer, v_conn);
@@ -141,21 +152,12 @@ DECLARE
   v_bad text;
   v_link text;
 BEGIN
-  PERFORM steep_repl._require('peer', peer);
-  PERFORM steep_repl._require('as_role', as_role);
+  SELECT x.opts, x.names INTO v_opts, v_names FROM steep_repl._merge_plan_start(peer, options, as_role) x;
   PERFORM steep_repl._require('keys', keys);
-  v_opts := steep_repl._merge_options(options);
   IF pg_catalog.jsonb_typeof(keys) <> 'object'
      OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(keys) e WHERE pg_catalog.jsonb_typeof(e.value) NOT IN ('array', 'null')) THEN
     RAISE EXCEPTION 'keys must be an object of table name to an array of key objects or null, got %', pg_catalog.left(keys::text, 200)
       USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
-      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
-  END IF;
-  IF v_opts->'tables' <> 'null' THEN
-    v_names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_opts->'tables'));
   END IF;
   v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
   SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO v_bad FROM pg_catalog.jsonb_object_keys(keys) k
