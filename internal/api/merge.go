@@ -312,6 +312,14 @@ func MergeLocalTimeouts(ctx context.Context, db DB, lock, statement time.Duratio
 	return execStep(ctx, db, "set the freeze's timeouts", qMergeLocalTimeouts, durationSetting(lock), durationSetting(statement))
 }
 
+// MergeYieldDeadlocks sets, for the current transaction and where the session may (a
+// superuser's), a deadlock_timeout of d: of two sessions waiting on each other, the one whose
+// timeout ends first finds the deadlock and is the one aborted, so a short one makes the merge's
+// pass, not the user's transaction, give way.
+func MergeYieldDeadlocks(ctx context.Context, db DB, d time.Duration) error {
+	return execStep(ctx, db, "set deadlock_timeout", qMergeYieldDeadlocks, durationSetting(d))
+}
+
 // MergeSessionTimeout sets the session's statement_timeout.
 func MergeSessionTimeout(ctx context.Context, db DB, d time.Duration) error {
 	return execStep(ctx, db, "set statement_timeout", qMergeSessionTimeout, durationSetting(d))

@@ -52,6 +52,10 @@ SELECT steep_repl.init_merge_link($1, $2, $3, $4, $5::jsonb, $6::jsonb);
 -- name: MergeLocalTimeouts
 SELECT pg_catalog.set_config('lock_timeout', $1, true), pg_catalog.set_config('statement_timeout', $2, true);
 
+-- name: MergeYieldDeadlocks
+SELECT CASE WHEN pg_catalog.current_setting('is_superuser')::boolean
+            THEN pg_catalog.set_config('deadlock_timeout', $1, true) END;
+
 -- name: MergeSessionTimeout
 SELECT pg_catalog.set_config('statement_timeout', $1, false);
 

@@ -139,6 +139,7 @@ const (
 	qMergeSessionTimeout                   // merge.sql
 	qMergeTableRows                        // merge.sql
 	qMergeXactStatus                       // merge.sql
+	qMergeYieldDeadlocks                   // merge.sql
 	qNodeConninfo                          // snapshot.sql
 	qOriginAdvance                         // snapshot.sql
 	qOverlapPeerTable                      // overlap.sql
@@ -333,6 +334,7 @@ var queryNames = [...]string{
 	qMergeSessionTimeout:      "MergeSessionTimeout",
 	qMergeTableRows:           "MergeTableRows",
 	qMergeXactStatus:          "MergeXactStatus",
+	qMergeYieldDeadlocks:      "MergeYieldDeadlocks",
 	qNodeConninfo:             "NodeConninfo",
 	qOriginAdvance:            "OriginAdvance",
 	qOverlapPeerTable:         "OverlapPeerTable",

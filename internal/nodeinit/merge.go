@@ -168,7 +168,7 @@ func (m *mergeRun) run(ctx context.Context, rows []api.MergeRow, counts []tableC
 		return nil, err
 	}
 	started := time.Now()
-	moved, err := m.pass1(ctx, rows)
+	moved, err := m.pass1WithRetries(ctx, rows)
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,28 @@ func (s side) abort() {
 // skipped: keys left because the node no longer held the version the plan read (a user's write).
 type movedCount struct{ toLocal, toPeer, deletedLocal, deletedPeer, skipped int64 }
 
+// pass1Attempts is how often pass 1 is tried when a deadlock with users' writes aborts it.
+const pass1Attempts = 5
+
+// passYield is pass 1's deadlock_timeout: shorter than users' (1 s by default), so in a
+// deadlock between pass 1 and a user's transaction pass 1 is the one aborted, then run again.
+const passYield = 100 * time.Millisecond
+
+// pass1WithRetries runs pass 1 again after it gave way in a deadlock (or a serialization failure):
+// both nodes were rolled back, and the guard of every write (the loser still holds the planned
+// version) keeps what users wrote meanwhile.
+func (m *mergeRun) pass1WithRetries(ctx context.Context, rows []api.MergeRow) (movedCount, error) {
+	for attempt := 1; ; attempt++ {
+		moved, err := m.pass1(ctx, rows)
+		st := api.SQLState(err)
+		if err == nil || attempt == pass1Attempts || ctx.Err() != nil || (st != "40P01" && st != "40001") {
+			return moved, err
+		}
+		m.log.Warn("pass 1 gave way to a user's transaction; running it again", "event", "init.merge_pass_retry",
+			"attempt", attempt, "error", err.Error())
+	}
+}
+
 // pass1 moves rows (the plan made without a lock) and commits on both nodes.
 func (m *mergeRun) pass1(ctx context.Context, rows []api.MergeRow) (movedCount, error) {
 	tc, err := m.openTarget(ctx)
@@ -81,6 +103,11 @@ func (m *mergeRun) pass1(ctx context.Context, rows []api.MergeRow) (movedCount, 
 		return movedCount{}, err
 	}
 	defer s.abort()
+	for _, x := range []side{t, s} {
+		if err := api.MergeYieldDeadlocks(ctx, x.conn, passYield); err != nil {
+			return movedCount{}, fmt.Errorf("on node %s: %w", x.node, err)
+		}
+	}
 	moved, err := m.move(ctx, t, s, rows, false)
 	if err != nil {
 		return movedCount{}, err
