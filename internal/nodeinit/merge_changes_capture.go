@@ -55,7 +55,7 @@ func (m *mergeRun) startCapture(ctx context.Context) error {
 	}
 	bound := seconds(m.set.FreezeTimeout)
 	for _, x := range []struct {
-		db         beginner
+		db         api.TxBeginner
 		node, slot string
 	}{{m.job.DB, m.plan.Target, captureSlot(m.mi.ReverseSlot)}, {m.src, m.plan.Source, captureSlot(m.plan.SlotName)}} {
 		if _, err := createSlotBounded(ctx, x.db, x.slot, bound); err != nil {

@@ -251,14 +251,9 @@ func (m *mergeRun) dropFreezeSlots() {
 	}
 }
 
-// beginner is a session or pool a transaction can be opened on.
-type beginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // createSlotBounded creates logical slot on db in a transaction whose statement_timeout is
 // bound (a slot creation cannot be interrupted otherwise without closing the session).
-func createSlotBounded(ctx context.Context, db beginner, slot string, bound time.Duration) (string, error) {
+func createSlotBounded(ctx context.Context, db api.TxBeginner, slot string, bound time.Duration) (string, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return "", err
