@@ -227,6 +227,21 @@ func (s *sidecar) stop(t testing.TB, timeout time.Duration) int {
 	return s.cmd.ProcessState.ExitCode()
 }
 
+// awaitEvents waits until the sidecar has logged at least n records of event name and returns
+// them all: a job's final log line is written after the row is finished, so a test that saw the
+// row change may look at the log a moment too soon.
+func (s *sidecar) awaitEvents(t testing.TB, name string, n int, timeout time.Duration) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ev := s.events(name)
+		if len(ev) >= n || time.Now().After(deadline) {
+			return ev
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // events returns the sidecar's JSON log records whose "event" is name.
 func (s *sidecar) events(name string) []map[string]any {
 	var out []map[string]any

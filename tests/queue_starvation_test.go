@@ -95,7 +95,7 @@ func TestQueueJobPastItsTimeLimitIsFailedAndCleanedUp(t *testing.T) {
 	if want := fmt.Sprintf("1|job %d (sleep) exceeded its time limit of 2s", id); got != want {
 		t.Fatalf("job is %q, want %q", got, want)
 	}
-	if ev := car.events("job.time_limit"); len(ev) != 1 || ev[0]["time_limit"] != "2s" {
+	if ev := car.awaitEvents(t, "job.time_limit", 1, 5*time.Second); len(ev) != 1 || ev[0]["time_limit"] != "2s" {
 		t.Fatalf("job.time_limit events: %v", ev)
 	}
 	if c := harness.QueryOne[int64](t, n, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'job.failed' AND (detail->>'job')::bigint = $1", id); c != 1 {

@@ -32,6 +32,14 @@ func TestEveryJobRunsExactlyOnceWithThreeSidecars(t *testing.T) {
 		t.Fatalf("jobs not succeeded on their first attempt: %s", bad)
 	}
 	// Exactly once, as the sidecars saw it: one start and one success per job across all three.
+	// The last success is logged just after its row is finished.
+	n.WaitFor(t, 5*time.Second, "every success logged", func() bool {
+		logged := 0
+		for _, c := range cars {
+			logged += len(c.events("job.succeeded"))
+		}
+		return logged >= jobs
+	})
 	starts, successes := map[float64]int{}, map[float64]int{}
 	for _, c := range cars {
 		for _, e := range c.events("job.start") {
@@ -73,7 +81,7 @@ func TestKilledSidecarsJobIsRequeuedAndFinishedByAnother(t *testing.T) {
 	if !strings.Contains(reason, "doomed stopped heartbeating") {
 		t.Fatalf("first attempt's recorded error %q does not name the dead worker", reason)
 	}
-	if len(second.events("job.succeeded")) != 1 {
+	if len(second.awaitEvents(t, "job.succeeded", 1, 5*time.Second)) != 1 {
 		t.Fatalf("the second sidecar did not finish the job")
 	}
 }
@@ -140,7 +148,7 @@ func TestCancelOfRunningJobIsObservedWithinOneHeartbeat(t *testing.T) {
 	asked := time.Now()
 	n.WaitFor(t, lease/3+time.Second, "job cancelled within one heartbeat", func() bool { return jobState(t, n, id) == "cancelled" })
 	t.Logf("cancel observed after %s", time.Since(asked).Round(10*time.Millisecond))
-	if len(car.events("job.cancelled")) != 1 {
+	if len(car.awaitEvents(t, "job.cancelled", 1, 5*time.Second)) != 1 {
 		t.Fatal("sidecar did not log job.cancelled")
 	}
 	// Cancelling again is harmless.
