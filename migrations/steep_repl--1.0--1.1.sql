@@ -1073,39 +1073,6 @@ COMMENT ON FUNCTION steep_repl._snapshot_root() IS
   'Internal: the superuser-only setting steep_repl.snapshot_root ('''' when unset), read from the loaded library so that a placeholder a session set before the library was loaded never counts.';
 REVOKE ALL ON FUNCTION steep_repl._snapshot_root() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION steep_repl._snapshot_path(path text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v text := pg_catalog.rtrim(pg_catalog.btrim(path), '/');
-  v_root text := pg_catalog.btrim(steep_repl._snapshot_root());
-BEGIN
-  IF v = '' OR pg_catalog.left(v, 1) <> '/' THEN
-    RAISE EXCEPTION 'snapshot path "%" is not an absolute path', path
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'The sidecar on the node''s host reads and writes it: give an absolute directory such as /var/lib/steep/snap1.';
-  END IF;
-  IF v ~ '(^|/)\.\.?(/|$)' OR pg_catalog.strpos(v, '//') > 0 THEN
-    RAISE EXCEPTION 'snapshot path "%" has an empty, "." or ".." component', path USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF v_root = '' THEN
-    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user), false) THEN
-      RAISE EXCEPTION 'only a superuser may name a snapshot path while steep_repl.snapshot_root is not set'
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'A DBA sets the directory snapshots live under, ALTER SYSTEM SET steep_repl.snapshot_root = ''/var/lib/steep/snapshots''; SELECT pg_reload_conf(); and gives the node''s sidecar the same --snapshot-root. Then name a directory beneath it.';
-    END IF;
-    RETURN v;
-  END IF;
-  v_root := pg_catalog.rtrim(v_root, '/');
-  IF pg_catalog.left(v, pg_catalog.length(v_root) + 1) OPERATOR(pg_catalog.<>) v_root || '/'
-     OR pg_catalog.length(v) OPERATOR(pg_catalog.<=) pg_catalog.length(v_root) + 1 THEN
-    RAISE EXCEPTION 'snapshot path "%" is not beneath the snapshot root', path
-      USING ERRCODE = 'insufficient_privilege',
-            HINT = pg_catalog.format('Snapshots are written and read only in directories strictly beneath steep_repl.snapshot_root (%s): name one such as %s/snap1.',
-                                     coalesce(NULLIF(v_root, ''), '/'), v_root);
-  END IF;
-  RETURN v;
-END
-$$;
 COMMENT ON FUNCTION steep_repl._snapshot_path(text) IS
   'Internal: normalizes a snapshot directory (absolute, no . or .. components; 22023) and checks that it is strictly beneath steep_repl.snapshot_root or, with no root set, that the session user is a superuser (42501).';
 
@@ -2378,156 +2345,6 @@ ALTER TABLE steep_repl.init_progress ADD COLUMN errors_forgiven bigint NOT NULL 
 COMMENT ON COLUMN steep_repl.init_progress.errors_forgiven IS
   'The subscription''s sync + apply error count (pg_stat_subscription_stats) up to which errors were its source''s outage (a worker lost or could not open its connection while the source was unreachable): they fail the init only through source_timeout.';
 
-CREATE OR REPLACE FUNCTION steep_repl._tick_init(p steep_repl.init_progress, now timestamptz) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_errors bigint;
-  v_raw_errors bigint;
-  v_probe text;
-  v_done int;
-  v_rows bigint;
-  v_bytes bigint;
-  v_percent numeric;
-  v_then record;
-  v_rps numeric;
-  v_bps numeric;
-  v_eta numeric;
-  v_progressed boolean;
-  v_read record;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.oid = p.subscription_oid) THEN
-    PERFORM steep_repl._init_fail(p.node, pg_catalog.format('subscription %s disappeared', p.subscription));
-    RETURN;
-  END IF;
-
-  -- A sync or apply error fails the init, unless it is the source's outage: a worker whose
-  -- connection the source dropped (a crash, a restart) or could not open counts an error too, and
-  -- an unreachable source has source_timeout to come back. Such errors are forgiven while the
-  -- source does not answer, and until a read of it sees it back (source_unreachable_since).
-  -- (A reinit counts only the errors since it started: the subscription may have had some before.)
-  SELECT s.apply_error_count + s.sync_error_count INTO v_raw_errors
-  FROM pg_catalog.pg_stat_subscription_stats s WHERE s.subid = p.subscription_oid;
-  -- Counts below the forgiven one were reset (a crash of this node clears the statistics):
-  -- nothing of them is forgiven any more.
-  v_errors := coalesce(v_raw_errors, 0) - greatest(coalesce((p.options->'reinit'->>'error_base')::bigint, 0),
-                                                   CASE WHEN coalesce(v_raw_errors, 0) < p.errors_forgiven THEN 0 ELSE p.errors_forgiven END);
-  IF v_errors > 0 THEN
-    v_probe := steep_repl._probe(p.source_node);
-    IF v_probe IS NOT NULL OR p.source_unreachable_since IS NOT NULL THEN
-      UPDATE steep_repl.init_progress ip SET errors_forgiven = v_raw_errors,
-        source_unreachable_since = coalesce(ip.source_unreachable_since, CASE WHEN v_probe IS NOT NULL THEN now END),
-        message = CASE WHEN ip.source_unreachable_since IS NULL
-                       THEN pg_catalog.format('source node %s unreachable: %s', p.source_node, v_probe) ELSE ip.message END,
-        updated_at = now
-      WHERE ip.node = p.node
-      RETURNING * INTO p;
-      IF v_probe IS NOT NULL THEN
-        IF now - p.source_unreachable_since > p.source_timeout THEN
-          PERFORM steep_repl._init_fail(p.node, pg_catalog.format('source node %s unreachable for more than %s: %s',
-                                                                  p.source_node, p.source_timeout, v_probe));
-        END IF;
-        RETURN;
-      END IF;
-    ELSE
-      PERFORM steep_repl._init_fail(p.node, pg_catalog.format(
-        'subscription %s reported %s sync/apply error(s); the error text is in the server log of node %s',
-        p.subscription, v_errors, p.node));
-      RETURN;
-    END IF;
-  END IF;
-
-  UPDATE steep_repl.init_tables t SET
-    sync_state = CASE sr.srsubstate WHEN 'r' THEN 'ready' WHEN 's' THEN 'synced'
-                                    WHEN 'd' THEN 'copying' WHEN 'f' THEN 'copying' ELSE 'pending' END,
-    rows_copied = greatest(t.rows_copied, coalesce(pc.tuples_processed, 0),
-                      coalesce(pg_catalog.pg_stat_get_tuples_inserted(t.relid), 0) - t.n_tup_ins_base),
-    bytes_copied = greatest(t.bytes_copied, coalesce(pc.bytes_processed, 0)),
-    started_at = coalesce(t.started_at, CASE WHEN sr.srsubstate <> 'i' THEN now END),
-    finished_at = coalesce(t.finished_at, CASE WHEN sr.srsubstate IN ('s', 'r') THEN now END)
-  FROM pg_catalog.pg_subscription_rel sr
-  LEFT JOIN pg_catalog.pg_stat_progress_copy pc ON pc.relid = sr.srrelid AND pc.datname = pg_catalog.current_database()
-  WHERE t.node = p.node AND sr.srsubid = p.subscription_oid AND sr.srrelid = t.relid;
-  -- Fraction of each table copied: by rows against the source's estimate, else by COPY bytes
-  -- against its size; below 1 until the table is synchronized.
-  UPDATE steep_repl.init_tables t SET fraction = CASE
-      WHEN t.sync_state IN ('synced', 'ready') THEN 1
-      WHEN t.sync_state = 'pending' THEN t.fraction
-      ELSE greatest(t.fraction, least(0.99, coalesce(
-             t.rows_copied::numeric / NULLIF(t.source_rows, 0),
-             t.bytes_copied::numeric / NULLIF(t.source_bytes, 0), 0))) END
-  WHERE t.node = p.node;
-
-  SELECT pg_catalog.count(*) FILTER (WHERE t.sync_state IN ('synced', 'ready')),
-         coalesce(pg_catalog.sum(t.rows_copied), 0),
-         coalesce(pg_catalog.sum(pg_catalog.round(t.source_bytes * t.fraction)), 0)::bigint
-    INTO v_done, v_rows, v_bytes
-  FROM steep_repl.init_tables t WHERE t.node = p.node;
-  v_percent := CASE WHEN v_done = p.tables_total THEN 100
-                    WHEN p.bytes_total > 0 THEN least(99.99, 100.0 * v_bytes / p.bytes_total)
-                    ELSE 100.0 * v_done / NULLIF(p.tables_total, 0) END;
-  v_progressed := v_rows > p.rows_done OR v_bytes > p.bytes_done OR v_done > p.tables_done;
-
-  -- Rates over the rolling window (steep_repl._rate_eta: the same definition as snapshot_progress).
-  INSERT INTO steep_repl.init_samples (node, at, rows_done, bytes_done) VALUES (p.node, now, v_rows, v_bytes)
-  ON CONFLICT DO NOTHING;
-  DELETE FROM steep_repl.init_samples s WHERE s.node = p.node AND s.at < now - interval '2 minutes';
-  SELECT s.at, s.rows_done, s.bytes_done INTO v_then FROM steep_repl.init_samples s
-  WHERE s.node = p.node AND s.at >= now - steep_repl._rate_window() AND s.at < now ORDER BY s.at LIMIT 1;
-  v_rps := (steep_repl._rate_eta(v_rows, NULL, now, v_then.rows_done, v_then.at)).per_sec;
-  SELECT r.per_sec, r.eta_seconds INTO v_bps, v_eta
-  FROM steep_repl._rate_eta(v_bytes, p.bytes_total, now, v_then.bytes_done, v_then.at) r;
-
-  UPDATE steep_repl.init_progress ip SET
-    tables_done = v_done, rows_done = greatest(ip.rows_done, v_rows), bytes_done = greatest(ip.bytes_done, v_bytes),
-    percent = greatest(ip.percent, pg_catalog.round(v_percent, 2)),
-    current_tables = (SELECT coalesce(pg_catalog.array_agg(pg_catalog.format('%I.%I', t.schema_name, t.table_name)
-                                      ORDER BY t.schema_name, t.table_name), '{}')
-                      FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state = 'copying'),
-    rows_per_sec = pg_catalog.round(v_rps, 1), bytes_per_sec = pg_catalog.round(v_bps),
-    eta_seconds = CASE WHEN v_done = p.tables_total THEN 0 ELSE pg_catalog.round(v_eta) END,
-    last_progress_at = CASE WHEN v_progressed THEN now ELSE ip.last_progress_at END,
-    stalled_since = CASE WHEN v_progressed THEN NULL ELSE ip.stalled_since END,
-    updated_at = now
-  WHERE ip.node = p.node
-  RETURNING * INTO p;
-
-  -- No progress for stall_timeout: an init.stalled event (once per stall), and a look at the source.
-  IF p.phase IN ('copying', 'reinitializing') AND p.stalled_since IS NULL AND now - p.last_progress_at > p.stall_timeout THEN
-    UPDATE steep_repl.init_progress ip SET stalled_since = now WHERE ip.node = p.node;
-    INSERT INTO steep_repl.events (node, event, detail)
-    VALUES (p.node, 'init.stalled', pg_catalog.jsonb_build_object('since', p.last_progress_at, 'percent', p.percent,
-            'current_tables', p.current_tables));
-    p.stalled_since := now;
-  END IF;
-  -- The source is read (one dblink session: reachable? its WAL position and the slot's) at most
-  -- every _source_read_interval(); between two reads the lag follows the subscription locally.
-  -- A source seen unreachable is read too, even mid-copy: the read sees it back (or fails the
-  -- init after source_timeout).
-  IF p.stalled_since IS NOT NULL OR p.phase = 'catching_up' OR p.source_unreachable_since IS NOT NULL THEN
-    SELECT * INTO v_read FROM steep_repl._tick_source_read(p, now);
-    IF NOT v_read.reachable THEN
-      RETURN;
-    END IF;
-  END IF;
-
-  IF p.phase IN ('copying', 'reinitializing') AND v_done = p.tables_total THEN
-    UPDATE steep_repl.init_progress ip SET copy_done_at = now, percent = 100, current_tables = '{}'
-    WHERE ip.node = p.node;
-    PERFORM steep_repl.transition(p.node, 'catching_up', pg_catalog.format('all %s tables copied', p.tables_total));
-  ELSIF p.phase = 'catching_up' THEN
-    UPDATE steep_repl.init_progress ip SET lag_bytes = v_read.lag_bytes
-    WHERE ip.node = p.node AND ip.lag_bytes IS DISTINCT FROM v_read.lag_bytes;
-    -- SYNCHRONIZED on a lag just read from the source, never on the estimate between reads.
-    IF v_read.fresh AND v_read.lag_bytes IS NOT NULL AND v_read.lag_bytes <= p.lag_threshold_bytes
-       AND NOT EXISTS (SELECT 1 FROM steep_repl.init_tables t WHERE t.node = p.node AND t.sync_state <> 'ready') THEN
-      UPDATE steep_repl.init_progress ip SET synchronized_at = now, eta_seconds = 0
-      WHERE ip.node = p.node;
-      PERFORM steep_repl.transition(p.node, 'synchronized',
-        pg_catalog.format('apply lag %s bytes <= %s', v_read.lag_bytes, p.lag_threshold_bytes));
-    END IF;
-  END IF;
-END
-$$;
 COMMENT ON FUNCTION steep_repl._tick_init(steep_repl.init_progress, timestamptz) IS 'Internal: one progress sample and state step of one init.';
 
 -- start_init records whether the init's publication is its own (none on the source yet, or made by the
@@ -5729,68 +5546,6 @@ CREATE FUNCTION steep_repl._query_as(role regrole, query text) RETURNS SETOF rec
 COMMENT ON FUNCTION steep_repl._query_as(regrole, text) IS
   'Internal: the rows of query run as role in a security-restricted operation (search_path pg_catalog), in the caller''s snapshot: SELECT * FROM steep_repl._query_as(owner, q) AS t(k text, h bigint).';
 REVOKE ALL ON FUNCTION steep_repl._query_as(regrole, text) FROM PUBLIC;
-CREATE OR REPLACE FUNCTION steep_repl._compare_scope(tables text[], as_role regrole) RETURNS SETOF steep_repl.compare_table
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-  v_caller regrole := as_role;
-  v_scope steep_repl.compare_table[];
-  v_bad text;
-BEGIN
-  IF tables IS NOT NULL THEN
-    SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO v_bad FROM pg_catalog.unnest(tables) x
-    WHERE NOT EXISTS (SELECT 1 FROM steep_repl._local_tables() l
-                      WHERE x = l.schema_name || '.' || l.table_name OR (l.schema_name = 'public' AND x = l.table_name));
-    IF v_bad IS NOT NULL THEN
-      RAISE EXCEPTION 'no such table on this node: %', v_bad USING ERRCODE = 'undefined_table',
-        HINT = 'Names as stored, without quotes: "public.orders", "My Schema.Odd Table"; a bare name means schema public.';
-    END IF;
-  END IF;
-  v_scope := ARRAY(
-    SELECT ROW(l.relid::oid::regclass, l.schema_name, l.table_name,
-               ARRAY(SELECT a.attname::text FROM pg_catalog.pg_index i
-                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord),
-               ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_index i
-                     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                     WHERE i.indrelid = l.relid::oid AND i.indisprimary ORDER BY k.ord))::steep_repl.compare_table
-    FROM steep_repl._local_tables() l
-    WHERE tables IS NULL OR l.schema_name || '.' || l.table_name = ANY (tables)
-       OR (l.schema_name = 'public' AND l.table_name = ANY (tables))
-    ORDER BY l.schema_name, l.table_name);
-
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
-  FROM pg_catalog.unnest(v_scope) s WHERE pg_catalog.cardinality(s.key_cols) = 0;
-  IF v_bad IS NOT NULL THEN
-    RAISE EXCEPTION 'tables without a primary key cannot be compared row by row: %', v_bad
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Add a primary key to each, or leave them out with the tables argument.';
-  END IF;
-  -- The hashes are read as each table's owner, who bypasses row-level security: the caller must
-  -- be able to read every row of every table itself, or the keys returned would tell it what it
-  -- may not see.
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
-  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid
-  WHERE NOT pg_catalog.has_table_privilege(v_caller, s.relid, 'SELECT')
-     OR (c.relrowsecurity AND c.relowner <> v_caller
-         AND NOT (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = v_caller));
-  IF v_bad IS NOT NULL THEN
-    RAISE EXCEPTION 'permission denied to compare %', v_bad USING ERRCODE = 'insufficient_privilege',
-      HINT = pg_catalog.format('Role %s needs SELECT on every row of each (row-level security included).', v_caller);
-  END IF;
-  -- Unless row-level security is forced on the owner: then the owner's read could miss rows.
-  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', s.schema_name, s.table_name), ', ') INTO v_bad
-  FROM pg_catalog.unnest(v_scope) s JOIN pg_catalog.pg_class c ON c.oid = s.relid WHERE c.relforcerowsecurity;
-  IF v_bad IS NOT NULL THEN
-    RAISE EXCEPTION 'row-level security is forced on the owner of %: a comparison reads as the owner and could miss rows', v_bad
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'ALTER TABLE ... NO FORCE ROW LEVEL SECURITY while comparing, or leave them out with the tables argument.';
-  END IF;
-  RETURN QUERY SELECT * FROM pg_catalog.unnest(v_scope);
-END
-$$;
 CREATE OR REPLACE FUNCTION steep_repl._compare_owned_sql(t steep_repl.compare_table, keys jsonb DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_catalog.format(
@@ -7168,51 +6923,6 @@ COMMENT ON FUNCTION steep_repl._merge_check_triggers(text, text, steep_repl.comp
   'Internal: 55000 listing every deferrable user constraint trigger enabled ALWAYS or REPLICA on a table in scope, here or on the peer.';
 REVOKE ALL ON FUNCTION steep_repl._merge_check_triggers(text, text, steep_repl.compare_table[]) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION steep_repl._merge_plan(peer text, options jsonb, as_role regrole)
-RETURNS TABLE (apply_order integer, schema_name text, table_name text, key jsonb, category text, resolution text, tie boolean,
-               local_hash bigint, peer_hash bigint, local_committed_at timestamptz, peer_committed_at timestamptz)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-  SET TimeZone = 'UTC' SET DateStyle = 'ISO' SET IntervalStyle = 'postgres' SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
-#variable_conflict use_column
-DECLARE
-  v_opts jsonb;
-  v_names text[];
-  v_conn text;
-  v_scope steep_repl.compare_table[];
-  v_order jsonb;
-  v_t steep_repl.compare_table;
-BEGIN
-  PERFORM steep_repl._require('peer', peer);
-  PERFORM steep_repl._require('as_role', as_role);
-  v_opts := steep_repl._merge_options(options);
-  IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'a merge plan reads the current rows of both nodes' USING ERRCODE = 'invalid_transaction_state',
-      HINT = 'Run it outside a REPEATABLE READ or SERIALIZABLE transaction.';
-  END IF;
-  IF v_opts->'tables' <> 'null' THEN
-    v_names := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_opts->'tables'));
-  END IF;
-  v_conn := steep_repl._compare_conninfo(peer, (v_opts->>'statement_timeout')::integer);
-  PERFORM steep_repl._compare_check_peer(peer, v_conn);
-  PERFORM steep_repl._merge_check_peer(peer, v_conn);
-  PERFORM steep_repl._merge_check_keys(peer, v_conn, v_names);
-  v_scope := ARRAY(SELECT s FROM steep_repl._compare_scope(v_names, as_role) s);
-  PERFORM steep_repl._merge_check_fingerprints(peer, v_scope, v_names IS NULL);
-  PERFORM steep_repl._merge_check_triggers(peer, v_conn, v_scope);
-  IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_scope) s
-             WHERE coalesce(v_opts->'table_strategies'->>(s.schema_name || '.' || s.table_name), v_opts->>'strategy') = 'last-modified') THEN
-    PERFORM steep_repl._merge_check_commit_ts(peer, v_conn);
-  END IF;
-  PERFORM steep_repl._merge_check_long_xacts(peer, v_conn, v_scope, (v_opts->>'long_transaction')::integer);
-  v_order := steep_repl._merge_fk_order(v_scope);
-
-  FOR v_t IN SELECT s.* FROM pg_catalog.unnest(v_scope) s ORDER BY (v_order->>(s.schema_name || '.' || s.table_name))::integer LOOP
-    RETURN QUERY SELECT * FROM steep_repl._merge_plan_table(v_conn, v_t, (v_order->>(v_t.schema_name || '.' || v_t.table_name))::integer,
-      coalesce(v_opts->'table_strategies'->>(v_t.schema_name || '.' || v_t.table_name), v_opts->>'strategy'), NULL);
-  END LOOP;
-END
-$$;
-
 -- #13: pass 1 of a merge writes a row only where the node still holds the version the plan read
 -- (a user's write since is kept): _merge_apply and _merge_delete take the expected versions and
 -- say which keys they left; the peer pre-flight checks for the new _merge_apply.
@@ -7568,3 +7278,11 @@ BEGIN
   PERFORM steep_repl._compare_unlink(v_link);
 END
 $$;
+
+-- ---- key_hash_chunks (sql/76_overlap_record.sql): the streaming analysis's scan, in C.
+CREATE FUNCTION steep_repl.key_hash_chunks(rel regclass) RETURNS SETOF bytea
+  LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'steep_repl_key_hash_chunks';
+COMMENT ON FUNCTION steep_repl.key_hash_chunks(regclass) IS
+  'Every row of rel (a table with a primary key) as its key columns'' send forms and its 8-byte row_hash, packed in chunks of about 64 kB in physical order: what steep-repl analyze-overlap streams from each node. 42501 without SELECT on rel or under row-level security, 55000 without a primary key, 42809 for what is not a table.';
+REVOKE ALL ON FUNCTION steep_repl.key_hash_chunks(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO PUBLIC;

@@ -8,13 +8,15 @@ path = sys.argv[1]; base = open(sys.argv[2]).read()  # base: the 1.0 script
 lines = open(path).read().split('\n')
 hdr = re.compile(r'^CREATE (?:OR REPLACE )?FUNCTION (steep_repl\.[A-Za-z_0-9]+)\(')
 end = re.compile(r'^\$[A-Za-z_]*\$;\s*$')
+c_fn = re.compile(r"AS 'MODULE_PATHNAME'")
 blocks = []  # (start, end_inclusive, key)
 i = 0
 while i < len(lines):
     m = hdr.match(lines[i])
     if m:
         j = i
-        while not end.match(lines[j]):
+        # a C function has no dollar quote: it ends with its AS 'MODULE_PATHNAME' line
+        while not end.match(lines[j]) and not (c_fn.search(lines[j]) and lines[j].rstrip().endswith(';')):
             j += 1
         text = '\n'.join(lines[i:j+1])
         # signature: name + the text up to RETURNS, whitespace-normalized, without arg defaults

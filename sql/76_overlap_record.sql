@@ -88,3 +88,11 @@ COMMENT ON FUNCTION steep_repl.overlap_record(text, text, text, bigint, jsonb[],
 
 GRANT EXECUTE ON FUNCTION steep_repl.overlap_scope(text, text[]),
   steep_repl.overlap_record(text, text, text, bigint, jsonb[], text[], bigint[], bigint[]) TO steep_repl_admin;
+
+-- The stream of one table for the streaming analysis, in C (extension/src/key_hash_chunks.c):
+-- every row's key send forms and row hash, ~64 kB a chunk, from one sequential scan that starts
+-- at block 0. The caller reads the table itself: SELECT on it, and no row-level security.
+CREATE FUNCTION steep_repl.key_hash_chunks(rel regclass) RETURNS SETOF bytea
+  LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'steep_repl_key_hash_chunks';
+COMMENT ON FUNCTION steep_repl.key_hash_chunks(regclass) IS
+  'Every row of rel (a table with a primary key) as its key columns'' send forms and its 8-byte row_hash, packed in chunks of about 64 kB in physical order: what steep-repl analyze-overlap streams from each node. 42501 without SELECT on rel or under row-level security, 55000 without a primary key, 42809 for what is not a table.';

@@ -12,6 +12,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA steep_repl FROM PUBLIC;
 -- executor checks EXECUTE on row_hash as that owner. A pure function, and PUBLIC, without USAGE
 -- on the schema, cannot name it.
 GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO PUBLIC;
+-- And key_hash_chunks, which reads a table only where its caller could read every row.
+GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_admin;
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_sidecar;

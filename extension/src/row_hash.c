@@ -16,6 +16,7 @@
  */
 #include "steep_repl.h"
 #include "compat.h"
+#include "row_hash.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -31,39 +32,29 @@
 
 PG_FUNCTION_INFO_V1(steep_repl_row_hash);
 
-/* How one column is hashed. */
-typedef enum ColumnPath
-{
-	PATH_SKIP,					/* a dropped column: not part of the row */
-	PATH_BYVAL_BE,				/* pass-by-value integer-like: its big-endian bytes are its send form */
-	PATH_TEXT,					/* text, varchar, bpchar: the bytes (in the database encoding) */
-	PATH_FIXED,					/* uuid: 16 raw bytes */
-	PATH_SEND					/* anything else: the type's send function */
-} ColumnPath;
-
 typedef struct ColumnHasher
 {
-	ColumnPath	path;
+	RowHashPath path;
 	int16		typlen;
-	FmgrInfo	send;			/* PATH_SEND only */
+	FmgrInfo	send;			/* ROW_HASH_SEND only */
 } ColumnHasher;
 
 /* Cached in fn_extra for the rowtype of the first call; rebuilt when the rowtype changes. */
-typedef struct RowHasher
+struct RowHasher
 {
 	Oid			tupType;
 	int32		tupTypmod;
 	int			natts;
-	bool		needsEncoding;	/* a PATH_SEND column may call pq_sendtext */
+	bool		needsEncoding;	/* a ROW_HASH_SEND column may call pq_sendtext */
 	ColumnHasher cols[FLEXIBLE_ARRAY_MEMBER];
-} RowHasher;
+};
 
 /* Mixed in for a NULL so that it differs from every value, including an empty one. */
 #define ROW_HASH_NULL	UINT64CONST(0x9e3779b97f4a7c15)
 #define ROW_HASH_SEED	UINT64CONST(0x5354454550524550)	/* "STEEPREP" */
 
-static ColumnPath
-fast_path(Oid typid)
+RowHashPath
+row_hash_path(Oid typid)
 {
 	switch (typid)
 	{
@@ -79,15 +70,15 @@ fast_path(Oid typid)
 		case TIMEOID:
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
-			return PATH_BYVAL_BE;
+			return ROW_HASH_BYVAL_BE;
 		case TEXTOID:
 		case VARCHAROID:
 		case BPCHAROID:
-			return PATH_TEXT;
+			return ROW_HASH_TEXT;
 		case UUIDOID:
-			return PATH_FIXED;
+			return ROW_HASH_FIXED;
 		default:
-			return PATH_SEND;
+			return ROW_HASH_SEND;
 	}
 }
 
@@ -105,13 +96,13 @@ type_send_function(Oid typid)
 	return send;
 }
 
-static RowHasher *
-build_hasher(FunctionCallInfo fcinfo, TupleDesc tupdesc, Oid tupType, int32 tupTypmod)
+RowHasher *
+row_hasher_build(TupleDesc tupdesc, Oid tupType, int32 tupTypmod, MemoryContext mcxt)
 {
 	RowHasher  *rh;
 	int			i;
 
-	rh = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+	rh = MemoryContextAllocZero(mcxt,
 								offsetof(RowHasher, cols) + sizeof(ColumnHasher) * tupdesc->natts);
 	rh->tupType = tupType;
 	rh->tupTypmod = tupTypmod;
@@ -126,16 +117,16 @@ build_hasher(FunctionCallInfo fcinfo, TupleDesc tupdesc, Oid tupType, int32 tupT
 
 		if (att->attisdropped)
 		{
-			col->path = PATH_SKIP;
+			col->path = ROW_HASH_SKIP;
 			continue;
 		}
 		/* A domain is sent as its base type. */
 		base = getBaseType(att->atttypid);
 		col->typlen = att->attlen;
-		col->path = fast_path(base);
-		if (col->path == PATH_BYVAL_BE && !att->attbyval)
-			col->path = PATH_SEND;	/* 8-byte types on a build that passes them by reference */
-		if (col->path != PATH_SEND)
+		col->path = row_hash_path(base);
+		if (col->path == ROW_HASH_BYVAL_BE && !att->attbyval)
+			col->path = ROW_HASH_SEND;	/* 8-byte types on a build that passes them by reference */
+		if (col->path != ROW_HASH_SEND)
 			continue;
 		if (!OidIsValid(type_send_function(base)))
 			ereport(ERROR,
@@ -144,10 +135,16 @@ build_hasher(FunctionCallInfo fcinfo, TupleDesc tupdesc, Oid tupType, int32 tupT
 							NameStr(att->attname), format_type_be(att->atttypid)),
 					 errhint("Leave the table out of the comparison, or change the column to a type with a send function.")));
 		getTypeBinaryOutputInfo(att->atttypid, &sendfn, &isvarlena);
-		fmgr_info_cxt(sendfn, &col->send, fcinfo->flinfo->fn_mcxt);
+		fmgr_info_cxt(sendfn, &col->send, mcxt);
 		rh->needsEncoding = true;
 	}
 	return rh;
+}
+
+bool
+row_hasher_needs_encoding(RowHasher *rh)
+{
+	return rh->needsEncoding;
 }
 
 /* The send form of a pass-by-value fixed-width value: its bytes in network order. */
@@ -187,9 +184,9 @@ hash_column(ColumnHasher *col, Datum value)
 {
 	switch (col->path)
 	{
-		case PATH_BYVAL_BE:
+		case ROW_HASH_BYVAL_BE:
 			return hash_byval(value, col->typlen, (uint64) col->typlen);
-		case PATH_TEXT:
+		case ROW_HASH_TEXT:
 			{
 				text	   *t = DatumGetTextPP(value);
 				uint64		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
@@ -199,9 +196,9 @@ hash_column(ColumnHasher *col, Datum value)
 					pfree(t);
 				return h;
 			}
-		case PATH_FIXED:
+		case ROW_HASH_FIXED:
 			return hash_bytes_extended((const unsigned char *) DatumGetPointer(value), col->typlen, col->typlen);
-		case PATH_SEND:
+		case ROW_HASH_SEND:
 			{
 				bytea	   *b = SendFunctionCall(&col->send, value);
 				uint64		h = hash_bytes_extended((const unsigned char *) VARDATA(b),
@@ -210,21 +207,21 @@ hash_column(ColumnHasher *col, Datum value)
 				pfree(b);
 				return h;
 			}
-		case PATH_SKIP:
+		case ROW_HASH_SKIP:
 			break;
 	}
 	return 0;
 }
 
-static uint64
-hash_row(RowHasher *rh, Datum *values, bool *nulls)
+uint64
+row_hasher_hash(RowHasher *rh, Datum *values, bool *nulls)
 {
 	uint64		h = ROW_HASH_SEED;
 	int			i;
 
 	for (i = 0; i < rh->natts; i++)
 	{
-		if (rh->cols[i].path == PATH_SKIP)
+		if (rh->cols[i].path == ROW_HASH_SKIP)
 			continue;
 		h = hash_combine64(h, nulls[i] ? ROW_HASH_NULL : hash_column(&rh->cols[i], values[i]));
 	}
@@ -248,7 +245,7 @@ steep_repl_row_hash(PG_FUNCTION_ARGS)
 	tupdesc = lookup_rowtype_tupdesc(tupType, tupTypmod);
 	if (rh == NULL || rh->tupType != tupType || rh->tupTypmod != tupTypmod || rh->natts != tupdesc->natts)
 	{
-		rh = build_hasher(fcinfo, tupdesc, tupType, tupTypmod);
+		rh = row_hasher_build(tupdesc, tupType, tupTypmod, fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = rh;
 	}
 
@@ -263,14 +260,14 @@ steep_repl_row_hash(PG_FUNCTION_ARGS)
 
 	client_encoding = pg_get_client_encoding();
 	if (!rh->needsEncoding || client_encoding == GetDatabaseEncoding())
-		h = hash_row(rh, values, nulls);
+		h = row_hasher_hash(rh, values, nulls);
 	else
 	{
 		/* Setting the client encoding to the database's always succeeds and converts nothing. */
 		SetClientEncoding(GetDatabaseEncoding());
 		PG_TRY();
 		{
-			h = hash_row(rh, values, nulls);
+			h = row_hasher_hash(rh, values, nulls);
 		}
 		PG_FINALLY();
 		{
