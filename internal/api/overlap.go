@@ -51,6 +51,15 @@ func OverlapPeerTable(ctx context.Context, db DB, schema, table string) (PeerKey
 	return k, nil
 }
 
+// HasKeyHashChunks is whether the node of db has steep_repl.key_hash_chunks.
+func HasKeyHashChunks(ctx context.Context, db DB) (bool, error) {
+	var ok bool
+	if err := db.QueryRow(ctx, q(qHasKeyHashChunks)).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look for steep_repl.key_hash_chunks: %w", err)
+	}
+	return ok, nil
+}
+
 // CanReadConninfo is whether this session may read the nodes' registered conninfos.
 func CanReadConninfo(ctx context.Context, db DB) (bool, error) {
 	var ok bool

@@ -12,6 +12,10 @@ CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
 WHERE i.indrelid OPERATOR(pg_catalog.=) to_regclass(format('%I.%I', $1::text, $2::text)) AND i.indisprimary;
 
+-- name: HasKeyHashChunks
+-- Whether this node's steep_repl has the C stream of keys and row hashes.
+SELECT to_regprocedure('steep_repl.key_hash_chunks(regclass)') IS NOT NULL;
+
 -- name: CanReadConninfo
 -- Whether this session may read the registered conninfos (a superuser: they may hold passwords).
 SELECT has_column_privilege('steep_repl.nodes', 'conninfo', 'SELECT');

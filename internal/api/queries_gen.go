@@ -83,6 +83,7 @@ const (
 	qGetApply                              // snapshot.sql
 	qGetJob                                // queries.sql
 	qGetSnapshot                           // snapshot.sql
+	qHasKeyHashChunks                      // overlap.sql
 	qHeartbeatJob                          // queries.sql
 	qInitCancelled                         // queries.sql
 	qInitExported                          // manual.sql
@@ -278,6 +279,7 @@ var queryNames = [...]string{
 	qGetApply:                 "GetApply",
 	qGetJob:                   "GetJob",
 	qGetSnapshot:              "GetSnapshot",
+	qHasKeyHashChunks:         "HasKeyHashChunks",
 	qHeartbeatJob:             "HeartbeatJob",
 	qInitCancelled:            "InitCancelled",
 	qInitExported:             "InitExported",

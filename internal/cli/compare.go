@@ -131,7 +131,7 @@ func analyzeOverlapCommand() command {
 				} else {
 					overlaps, err = overlap.Analyze(ctx, db.(*pgx.Conn), func(ctx context.Context) (*pgx.Conn, error) {
 						return connectOverlapPeer(ctx, env, peer, peerDB)
-					}, peer, splitList(tables), overlap.Aggregated)
+					}, peer, splitList(tables), overlap.Chunked)
 				}
 				if err != nil {
 					return err

@@ -36,6 +36,11 @@ func Analyze(ctx context.Context, local *pgx.Conn, connectPeer func(context.Cont
 			return nil, err
 		}
 	}
+	if mode == Chunked {
+		if mode, err = chunkedOnBoth(ctx, local, peerConn); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]api.Overlap, 0, len(scope))
 	for _, t := range scope {
 		identical, diffs, err := compareTable(ctx, local, peerConn, t, mode)
@@ -69,6 +74,24 @@ func checkPeer(ctx context.Context, conn *pgx.Conn, peer string, t api.OverlapTa
 	return nil
 }
 
+// chunkedOnBoth is Chunked where both nodes have steep_repl.key_hash_chunks, else Aggregated:
+// the two give the same bytes, but a node whose extension predates the function has only the SQL.
+func chunkedOnBoth(ctx context.Context, local, peerConn *pgx.Conn) (Mode, error) {
+	for _, c := range []*pgx.Conn{local, peerConn} {
+		ok, err := api.HasKeyHashChunks(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return Aggregated, nil
+		}
+	}
+	return Chunked, nil
+}
+
+// maxBacklog is how many rows one side may be ahead of the other before it is read no more.
+const maxBacklog = 1 << 18
+
 // compareTable streams t from both nodes at once into the symmetric hash join.
 func compareTable(ctx context.Context, local, peerConn *pgx.Conn, t api.OverlapTable, mode Mode) (int64, []Diff, error) {
 	g, gctx := errgroup.WithContext(ctx)
@@ -82,16 +105,25 @@ func compareTable(ctx context.Context, local, peerConn *pgx.Conn, t api.OverlapT
 	j := newJoiner()
 	open := 2
 	for open > 0 {
+		// A side far ahead of the other waits (its COPY with it): memory stays bounded.
+		in := sides
+		for s := range in {
+			if j.backlog(s) > maxBacklog {
+				in[s] = nil
+			}
+		}
 		select {
-		case b, ok := <-sides[0]:
+		case b, ok := <-in[0]:
 			if !ok {
 				sides[0], open = nil, open-1
+				j.close(0)
 				continue
 			}
 			j.add(0, b)
-		case b, ok := <-sides[1]:
+		case b, ok := <-in[1]:
 			if !ok {
 				sides[1], open = nil, open-1
+				j.close(1)
 				continue
 			}
 			j.add(1, b)
