@@ -187,6 +187,13 @@ $$;
 COMMENT ON FUNCTION steep_repl._merge_unchanged(jsonb, jsonb, boolean) IS
   'Internal: the keys of a merge batch whose rows are still the expected version (present: of those expected present), as key objects.';
 
+-- Whether a row's xmin is this transaction's (or one of its subtransactions'), in C: what
+-- _merge_apply counts as written.
+CREATE FUNCTION steep_repl._written_here(x xid) RETURNS boolean
+  LANGUAGE c STABLE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'steep_repl_written_here';
+COMMENT ON FUNCTION steep_repl._written_here(xid) IS
+  'Internal: whether x is this transaction''s xid or an open subtransaction''s: a row with that xmin was written here.';
+
 -- Upserts rows (as _merge_rows returns them) into rel: INSERT ... ON CONFLICT (primary key) DO
 -- UPDATE every other column, identity values kept, generated columns computed. It runs as the
 -- table's owner (its defaults, CHECKs and index expressions never run with the definer's rights)
@@ -301,7 +308,7 @@ $do$,
   -- What was written is what this transaction wrote (the owner's block cannot hand a result
   -- back: its settings end with it); the rows of the other keys are locked until it ends.
   EXECUTE steep_repl._owned_sql(rel, pg_catalog.format(
-    'SELECT coalesce(pg_catalog.jsonb_agg(%s), ''[]'') FROM %s r%s AND r.xmin OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.xid',
+    'SELECT coalesce(pg_catalog.jsonb_agg(%s), ''[]'') FROM %s r%s AND steep_repl._written_here(r.xmin)',
     steep_repl._compare_key_expr(v_t), rel, steep_repl._compare_keys_filter(v_t, v_keys)), 'v pg_catalog.jsonb')
     INTO v_written;
   RETURN pg_catalog.jsonb_build_object('written', pg_catalog.jsonb_array_length(v_written),

@@ -14,6 +14,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA steep_repl FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO PUBLIC;
 -- And key_hash_chunks, which reads a table only where its caller could read every row.
 GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO PUBLIC;
+-- And _written_here, which _merge_apply's read-back of what it wrote runs as the table's owner.
+GRANT EXECUTE ON FUNCTION steep_repl._written_here(xid) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_admin;
 GRANT USAGE ON SCHEMA steep_repl TO steep_repl_sidecar;

@@ -178,3 +178,35 @@ func expectNow(t *testing.T, n *harness.Node, table, rows string) string {
 	return harness.QueryOne[string](t, n, "", fmt.Sprintf(`SELECT coalesce(jsonb_object_agg(jsonb_build_object('id', (x_.v->>'id')::int)::text,
 		(SELECT steep_repl.row_hash(r.*) FROM %s r WHERE r.id = (x_.v->>'id')::int)), '{}')::text FROM jsonb_array_elements($1::jsonb) x_(v)`, table), rows)
 }
+
+// What _merge_apply reports written is what it wrote, also when it runs inside a savepoint (a
+// row written there has the subtransaction's xid as its xmin, not the transaction's).
+func TestMergeApplyCountsWhatItWroteInsideASavepoint(t *testing.T) {
+	t.Parallel()
+	_, b := setupEmptyPair(t)
+	b.Exec(t, "", `CREATE TABLE people (id int PRIMARY KEY, email text); INSERT INTO people VALUES (1, 'a@x'), (2, 'b@x')`)
+	rows := `[{"id": "2", "email": "new@x"}, {"id": "3", "email": "c@x"}]`
+	expect := expectNow(t, b, "people", rows)
+	ctx := context.Background()
+	tx, err := b.Pool(t, "").Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var out string
+	if _, err := tx.Exec(ctx, "UPDATE people SET email = email WHERE id = 1; SAVEPOINT s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT steep_repl._merge_apply('people', $1::jsonb, $2::jsonb)::text", rows, expect).Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out != `{"skipped": [], "written": 2}` {
+		t.Fatalf("_merge_apply inside a savepoint: %s, want 2 written and none skipped", out)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := harness.QueryOne[string](t, b, "", "SELECT string_agg(format('%s %s', id, email), ', ' ORDER BY id) FROM people"); got != "1 a@x, 2 new@x, 3 c@x" {
+		t.Errorf("people: %s", got)
+	}
+}

@@ -6,6 +6,7 @@
 #include "steep_repl.h"
 #include "compat.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -29,6 +30,7 @@ static int	steep_repl_max_prepared_slots = 4;
 static int	steep_repl_duty_timeout = 10000;
 
 PG_FUNCTION_INFO_V1(steep_repl_get_snapshot_root);
+PG_FUNCTION_INFO_V1(steep_repl_written_here);
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -91,6 +93,17 @@ Datum
 steep_repl_get_snapshot_root(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(steep_repl_snapshot_root ? steep_repl_snapshot_root : ""));
+}
+
+/*
+ * steep_repl._written_here(xid): whether xid is this transaction's or one of its open
+ * subtransactions'. A row whose xmin it is was written by this transaction; comparing xmin with
+ * pg_current_xact_id() misses rows written inside a savepoint or an EXCEPTION block.
+ */
+Datum
+steep_repl_written_here(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
 }
 
 void
