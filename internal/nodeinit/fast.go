@@ -93,7 +93,8 @@ func fastAttempt(ctx context.Context, job *runner.Job, plan *api.InitPlan, holde
 
 // loaded is a copy that is in: the slot's consistent LSN its subscription starts from, how
 // this attempt got it (resumed: "" copied from scratch, "copy" resumed, "indexing" copied by
-// an earlier attempt), what it copied, and how many objects are left to re-create.
+// an earlier attempt, "subscribed" copied, indexed and subscribed by one), what it copied, and
+// how many objects are left to re-create.
 type loaded struct {
 	lsn, resumed string
 	copied       copied
@@ -140,12 +141,15 @@ func resumeIndexing(ctx context.Context, job *runner.Job, plan *api.InitPlan, su
 		return loaded{}, err
 	}
 	oid, enabled, err := api.SubscriptionState(ctx, job.DB, sub.Name)
-	if err != nil || oid == 0 || enabled {
+	if err != nil || oid == 0 {
 		return loaded{}, err // not as the load left it: the copy starts over
 	}
 	left, err := api.FastObjects(ctx, job.DB, plan.Target)
 	if err != nil {
 		return loaded{}, err
+	}
+	if enabled {
+		return resumeSubscribed(ctx, job, plan, lsn, len(left), log)
 	}
 	log.Info("the previous attempt's copy is in: resuming the indexing step", "event", "init.fast_indexing_resumed",
 		"lsn", lsn, "objects_left", len(left))
@@ -156,6 +160,24 @@ func resumeIndexing(ctx context.Context, job *runner.Job, plan *api.InitPlan, su
 		return loaded{}, err
 	}
 	return loaded{lsn: lsn, resumed: "indexing", objects: len(left)}, nil
+}
+
+// resumeSubscribed is an attempt that finds the subscription enabled: the previous one had
+// copied, re-created everything and subscribed at the slot's LSN (the origin is advanced
+// before the subscription is enabled), and stopped before the init went CATCHING_UP. The
+// subscription has been applying since; the attempt only records the step. With objects still
+// to re-create, someone else enabled it: the copy starts over.
+func resumeSubscribed(ctx context.Context, job *runner.Job, plan *api.InitPlan, lsn string, left int, log *slog.Logger) (loaded, error) {
+	if left > 0 {
+		return loaded{}, nil
+	}
+	log.Info("the previous attempt had subscribed: going on to catch up", "event", "init.fast_subscribe_resumed", "lsn", lsn)
+	err := api.RecordEvent(ctx, job.DB, plan.Target, "init.fast_subscribe_resumed", map[string]any{"job": job.ID, "attempt": job.Attempt,
+		"lsn": lsn, "reason": "the previous attempt copied, re-created every index and constraint and enabled the subscription before it stopped"})
+	if err != nil {
+		return loaded{}, err
+	}
+	return loaded{lsn: lsn, resumed: "subscribed"}, nil
 }
 
 // resumeCopy decides whether an attempt that finds the init COPYING resumes: the previous
