@@ -132,37 +132,6 @@ key_columns(Relation rel, int *nkeys, MemoryContext mcxt)
 	return keys;
 }
 
-static void
-append_be(StringInfo buf, Datum value, int16 typlen)
-{
-	union
-	{
-		uint8		u8;
-		uint16		u16;
-		uint32		u32;
-		uint64		u64;
-	}			be;
-
-	switch (typlen)
-	{
-		case 1:
-			be.u8 = DatumGetChar(value);
-			break;
-		case 2:
-			be.u16 = pg_hton16(DatumGetInt16(value));
-			break;
-		case 4:
-			be.u32 = pg_hton32(DatumGetInt32(value));
-			break;
-		case 8:
-			be.u64 = pg_hton64(DatumGetInt64(value));
-			break;
-		default:
-			elog(ERROR, "unexpected length %d of a pass-by-value type", typlen);
-	}
-	appendBinaryStringInfo(buf, (const char *) &be, typlen);
-}
-
 /* Appends the row in cs->slot: its key's send forms, then its row hash. */
 static void
 append_row(ChunkScan *cs)
@@ -181,7 +150,12 @@ append_row(ChunkScan *cs)
 		if (nulls[a])
 			elog(ERROR, "a NULL in primary key column %d", k->attnum);
 		if (k->byvalBE)
-			append_be(&cs->buf, values[a], k->typlen);
+		{
+			char		be[8];
+
+			row_hash_byval_send(values[a], k->typlen, be);
+			appendBinaryStringInfo(&cs->buf, be, k->typlen);
+		}
 		else
 		{
 			bytea	   *b = SendFunctionCall(&k->send, values[a]);

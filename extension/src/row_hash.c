@@ -147,9 +147,9 @@ row_hasher_needs_encoding(RowHasher *rh)
 	return rh->needsEncoding;
 }
 
-/* The send form of a pass-by-value fixed-width value: its bytes in network order. */
-static uint64
-hash_byval(Datum value, int16 typlen, uint64 seed)
+/* The send form of a pass-by-value fixed-width value: its typlen bytes in network order. */
+void
+row_hash_byval_send(Datum value, int16 typlen, char *out)
 {
 	union
 	{
@@ -176,7 +176,16 @@ hash_byval(Datum value, int16 typlen, uint64 seed)
 		default:
 			elog(ERROR, "unexpected length %d of a pass-by-value type", typlen);
 	}
-	return hash_bytes_extended((const unsigned char *) &be, typlen, seed);
+	memcpy(out, &be, typlen);
+}
+
+static uint64
+hash_byval(Datum value, int16 typlen, uint64 seed)
+{
+	char		be[8];
+
+	row_hash_byval_send(value, typlen, be);
+	return hash_bytes_extended((const unsigned char *) be, typlen, seed);
 }
 
 static uint64

@@ -24,6 +24,9 @@ typedef struct RowHasher RowHasher;
 /* The path of a (base) type. */
 extern RowHashPath row_hash_path(Oid typid);
 
+/* Writes the send form of a pass-by-value value of ROW_HASH_BYVAL_BE (typlen bytes) to out. */
+extern void row_hash_byval_send(Datum value, int16 typlen, char *out);
+
 /* A hasher of rows of tupdesc, allocated in mcxt; 42883 for a column without a send function. */
 extern RowHasher *row_hasher_build(TupleDesc tupdesc, Oid tupType, int32 tupTypmod, MemoryContext mcxt);
 
