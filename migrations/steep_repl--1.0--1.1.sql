@@ -7285,7 +7285,7 @@ CREATE FUNCTION steep_repl.key_hash_chunks(rel regclass) RETURNS SETOF bytea
 COMMENT ON FUNCTION steep_repl.key_hash_chunks(regclass) IS
   'Every row of rel (a table with a primary key) as its key columns'' send forms and its 8-byte row_hash, packed in chunks of about 64 kB in physical order: what steep-repl analyze-overlap streams from each node. 42501 without SELECT on rel or under row-level security, 55000 without a primary key, 42809 for what is not a table.';
 REVOKE ALL ON FUNCTION steep_repl.key_hash_chunks(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO steep_repl_admin;
 
 -- ---- _written_here (sql/74_merge_apply.sql): what _merge_apply counts as written, savepoints included.
 CREATE FUNCTION steep_repl._written_here(x xid) RETURNS boolean
@@ -7392,7 +7392,7 @@ BEGIN
   EXECUTE %6$L;
 END
 $do$,
-    NULL, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) r WHERE NOT pg_catalog.current_setting(''steep_repl_merge.expect'')::pg_catalog.jsonb OPERATOR(pg_catalog.?) %s',
+    NULL, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) r WHERE NOT (SELECT pg_catalog.current_setting(''steep_repl_merge.expect'')::pg_catalog.jsonb) OPERATOR(pg_catalog.?) %s',
                       v_all, steep_repl._compare_key_expr(v_t)),
     rel::text, (v_check IS NOT NULL)::text, v_check, v_insert)));
   -- What was written is what this transaction wrote (the owner's block cannot hand a result

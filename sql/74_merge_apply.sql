@@ -302,7 +302,7 @@ BEGIN
   EXECUTE %6$L;
 END
 $do$,
-    NULL, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) r WHERE NOT pg_catalog.current_setting(''steep_repl_merge.expect'')::pg_catalog.jsonb OPERATOR(pg_catalog.?) %s',
+    NULL, pg_catalog.format('SELECT pg_catalog.count(*) FROM (%s) r WHERE NOT (SELECT pg_catalog.current_setting(''steep_repl_merge.expect'')::pg_catalog.jsonb) OPERATOR(pg_catalog.?) %s',
                       v_all, steep_repl._compare_key_expr(v_t)),
     rel::text, (v_check IS NOT NULL)::text, v_check, v_insert)));
   -- What was written is what this transaction wrote (the owner's block cannot hand a result
