@@ -12,8 +12,6 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA steep_repl FROM PUBLIC;
 -- executor checks EXECUTE on row_hash as that owner. A pure function, and PUBLIC, without USAGE
 -- on the schema, cannot name it.
 GRANT EXECUTE ON FUNCTION steep_repl.row_hash(record) TO PUBLIC;
--- And key_hash_chunks, which reads a table only where its caller could read every row.
-GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO PUBLIC;
 -- And _written_here, which _merge_apply's read-back of what it wrote runs as the table's owner.
 GRANT EXECUTE ON FUNCTION steep_repl._written_here(xid) TO PUBLIC;
 
@@ -41,6 +39,9 @@ GRANT EXECUTE ON FUNCTION
   steep_repl.prepare_init_export(text, text, interval, interval),
   steep_repl.release_init_snapshot(text)
 TO steep_repl_admin;
+-- key_hash_chunks is what analyze-overlap streams from each node, as the DBA: it reads a table
+-- only where its caller could read every row.
+GRANT EXECUTE ON FUNCTION steep_repl.key_hash_chunks(regclass) TO steep_repl_admin;
 GRANT SELECT ON steep_repl.jobs, steep_repl.events, steep_repl.init_states, steep_repl.init_transitions,
   steep_repl.init_progress, steep_repl.init_tables, steep_repl.init_samples, steep_repl.init_slots,
   steep_repl.init_slot_usage TO steep_repl_admin;

@@ -125,14 +125,15 @@ func TestRolesWithoutSteepReplAdminAreRefused(t *testing.T) {
 	}
 	public := harness.QueryOne[int64](t, n, "", `SELECT count(*) FROM information_schema.role_table_grants
 		WHERE table_schema = 'steep_repl' AND grantee = 'PUBLIC'`)
-	// row_hash alone: comparisons read each table as its owner, and the executor checks EXECUTE
-	// on row_hash as that owner (README, security model). Without USAGE on the schema an
-	// outsider cannot name it.
-	publicFns := harness.QueryOne[string](t, n, "", `SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '') FROM pg_proc p
+	// row_hash and _written_here alone: comparisons read each table as its owner, and the
+	// executor checks EXECUTE on row_hash as that owner, as on _written_here in _merge_apply's
+	// read-back (README, security model). Without USAGE on the schema an outsider cannot name them.
+	publicFns := harness.QueryOne[string](t, n, "", `SELECT coalesce(string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text), '') FROM pg_proc p
 		WHERE p.pronamespace = 'steep_repl'::regnamespace AND has_function_privilege('outsider', p.oid, 'EXECUTE')`)
 	usage := harness.QueryOne[bool](t, n, "", "SELECT has_schema_privilege('outsider', 'steep_repl', 'USAGE')")
-	if public != 0 || publicFns != "steep_repl.row_hash(record)" || usage {
-		t.Fatalf("PUBLIC holds %d table grants, can execute %q (want only steep_repl.row_hash(record)), schema USAGE %v", public, publicFns, usage)
+	const wantFns = "steep_repl._written_here(xid), steep_repl.row_hash(record)"
+	if public != 0 || publicFns != wantFns || usage {
+		t.Fatalf("PUBLIC holds %d table grants, can execute %q (want only %s), schema USAGE %v", public, publicFns, wantFns, usage)
 	}
 }
 
