@@ -116,9 +116,9 @@ type ownWrites struct {
 	mu      sync.Mutex
 	want    map[int64]int64
 	deleted int // rows deleted so far
-	quit chan struct{}
-	wg   sync.WaitGroup
-	errs []string
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	errs    []string
 }
 
 func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *ownWrites {
