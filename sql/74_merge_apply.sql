@@ -313,7 +313,7 @@ $do$,
     INTO v_written;
   RETURN pg_catalog.jsonb_build_object('written', pg_catalog.jsonb_array_length(v_written),
     'skipped', (SELECT coalesce(pg_catalog.jsonb_agg(k ORDER BY k), '[]') FROM pg_catalog.jsonb_object_keys(expect) k
-                WHERE NOT v_written OPERATOR(pg_catalog.?) k));
+                WHERE k NOT IN (SELECT pg_catalog.jsonb_array_elements_text(v_written))));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._merge_apply(regclass, jsonb, jsonb) IS
@@ -353,7 +353,7 @@ BEGIN
   -- Left: the rows there that are not the expected version (a user wrote them since).
   RETURN pg_catalog.jsonb_build_object('deleted', pg_catalog.jsonb_array_length(v_del),
     'skipped', (SELECT coalesce(pg_catalog.jsonb_agg(c.key ORDER BY c.key), '[]') FROM pg_catalog.jsonb_object_keys(v_cur) c(key)
-                WHERE NOT v_del OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(c.key::pg_catalog.jsonb)));
+                WHERE c.key::pg_catalog.jsonb NOT IN (SELECT pg_catalog.jsonb_array_elements(v_del))));
 END
 $$;
 COMMENT ON FUNCTION steep_repl._merge_delete(regclass, jsonb) IS
