@@ -312,7 +312,11 @@ func TestMergeCancelledOnTheSourceTearsDownBothLinks(t *testing.T) {
 		t.Fatalf("node_b after its subscription was dropped: %s, want failed saying it disappeared", st)
 	}
 	dbaQuery[int64](t, p.b, "SELECT steep_repl.cancel_init('node_b')")
-	p.b.WaitFor(t, time.Minute, "node_b uninitialized", func() bool { return stateOf(t, p.b, "node_b") == "uninitialized" })
+	// The cancel job finishes its row just after the state moves: start_init refuses until then.
+	p.b.WaitFor(t, time.Minute, "node_b uninitialized and its cancel job done", func() bool {
+		return stateOf(t, p.b, "node_b") == "uninitialized" &&
+			harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.jobs WHERE state IN ('queued', 'running')") == 0
+	})
 	noLinks("after the cancel on node_b")
 	checkMerged(t, p)
 
