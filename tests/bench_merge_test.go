@@ -5,7 +5,6 @@ import (
 	"maps"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,28 +39,14 @@ func BenchmarkMergeOfTwoPopulatedNodes(b *testing.B) {
 		n.Exec(b, "", "SELECT steep_repl.register_node('node_a', $1, $2)", libpqConninfo(a), n == a)
 		n.Exec(b, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(t), n == t)
 		ensureDBA(b, n)
-		n.Exec(b, "", `CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text NOT NULL, at timestamptz NOT NULL);
-			GRANT SELECT ON big TO dba`)
-		n.Exec(b, "", `INSERT INTO big SELECT g, g % 100000, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text),
-			'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, $1) g`, rows)
 	}
-	t.Exec(b, "", "UPDATE big SET note = note || '!' WHERE id % 200 = 0")
-	t.Exec(b, "", "DELETE FROM big WHERE id % 400 = 7")
-	t.Exec(b, "", "INSERT INTO big SELECT $1::bigint + g, 0, 'b only', now() FROM generate_series(1, $1::bigint / 400) g", rows)
+	loadBigDiffering(b, a, t, rows)
 	for _, n := range nodes {
-		n.Exec(b, "", "VACUUM ANALYZE big")
+		n.Exec(b, "", "GRANT SELECT ON big TO dba")
 	}
 	car := startSidecar(b, t, "sidecar_b")
 
-	floor := func() time.Duration {
-		var wg sync.WaitGroup
-		start := time.Now()
-		for _, n := range nodes {
-			wg.Go(func() { n.Exec(b, "", "COPY (SELECT id, steep_repl.row_hash(t) FROM big t) TO '/dev/null'") })
-		}
-		wg.Wait()
-		return time.Since(start)
-	}
+	floor := func() time.Duration { return hashFloor(b, nodes) }
 	before := floor()
 
 	start := time.Now()

@@ -42,31 +42,9 @@ func BenchmarkAnalyzeOverlap(b *testing.B) {
 		}
 		n.Exec(b, "", "SELECT steep_repl.register_node('node_a', $1, $2)", peer, n == a)
 		n.Exec(b, "", "SELECT steep_repl.register_node('node_b', $1, $2)", libpqConninfo(t), n == t)
-		n.Exec(b, "", `CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text NOT NULL, at timestamptz NOT NULL)`)
-		n.Exec(b, "", `INSERT INTO big SELECT g, g % 100000, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text),
-			'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, $1) g`, rows)
 	}
-	// 1% differs: every 200th row changed, every 400th (offset) only on node_a, and as many new ones only on node_b.
-	t.Exec(b, "", "UPDATE big SET note = note || '!' WHERE id % 200 = 0")
-	t.Exec(b, "", "DELETE FROM big WHERE id % 400 = 7")
-	t.Exec(b, "", "INSERT INTO big SELECT $1::bigint + g, 0, 'b only', now() FROM generate_series(1, $1::bigint / 400) g", rows)
-	for _, n := range nodes {
-		n.Exec(b, "", "VACUUM ANALYZE big")
-	}
-
-	floor := func() time.Duration {
-		var wg sync.WaitGroup
-		start := time.Now()
-		for _, n := range nodes {
-			wg.Add(1)
-			go func(n *harness.Node) {
-				defer wg.Done()
-				n.Exec(b, "", "COPY (SELECT id, steep_repl.row_hash(t) FROM big t) TO '/dev/null'")
-			}(n)
-		}
-		wg.Wait()
-		return time.Since(start)
-	}
+	loadBigDiffering(b, a, t, rows)
+	floor := func() time.Duration { return hashFloor(b, nodes) }
 	// Each path is timed between two floors and against their mean (the machine's load drifts).
 	type result struct {
 		took  time.Duration
@@ -137,4 +115,32 @@ func BenchmarkAnalyzeOverlap(b *testing.B) {
 		b.ReportMetric(float64(m.r.bytes)/float64(rows), m.name+"_peer_bytes/row")
 	}
 	b.ReportMetric(chunked.base.Seconds(), "hash_floor_s")
+}
+
+// loadBigDiffering creates bench-data's big on both nodes with rows rows, 1% of them differing:
+// on t every 200th row changed, every 400th (offset 7) deleted, and as many new ones only there.
+func loadBigDiffering(b *testing.B, a, t *harness.Node, rows int) {
+	for _, n := range []*harness.Node{a, t} {
+		n.Exec(b, "", `CREATE TABLE big (id bigint PRIMARY KEY, account int NOT NULL, note text NOT NULL, at timestamptz NOT NULL)`)
+		n.Exec(b, "", `INSERT INTO big SELECT g, g % 100000, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text),
+			'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, $1) g`, rows)
+	}
+	t.Exec(b, "", "UPDATE big SET note = note || '!' WHERE id % 200 = 0")
+	t.Exec(b, "", "DELETE FROM big WHERE id % 400 = 7")
+	t.Exec(b, "", "INSERT INTO big SELECT $1::bigint + g, 0, 'b only', now() FROM generate_series(1, $1::bigint / 400) g", rows)
+	for _, n := range []*harness.Node{a, t} {
+		n.Exec(b, "", "VACUUM ANALYZE big")
+	}
+}
+
+// hashFloor is the server's own hash floor: COPY (SELECT id, row_hash(t) FROM big t) TO
+// '/dev/null' on every node at once.
+func hashFloor(b *testing.B, nodes []*harness.Node) time.Duration {
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, n := range nodes {
+		wg.Go(func() { n.Exec(b, "", "COPY (SELECT id, steep_repl.row_hash(t) FROM big t) TO '/dev/null'") })
+	}
+	wg.Wait()
+	return time.Since(start)
 }
