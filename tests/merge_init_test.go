@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -10,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steepdb/steep_repl/tests/harness"
 )
@@ -119,6 +123,8 @@ type ownWrites struct {
 	quit    chan struct{}
 	wg      sync.WaitGroup
 	errs    []string
+	// deadlocks counts writes run again after a deadlock
+	deadlocks int
 }
 
 func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *ownWrites {
@@ -139,7 +145,7 @@ func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *own
 			if len(ids) == 0 || rng.IntN(3) == 0 {
 				next++
 				// One statement: both tables' locks are taken before it writes (no xid while it waits).
-				_, err := pool.Exec(ctx, `WITH p AS (INSERT INTO parent (id, name) VALUES ($1::bigint, 'load ' || $1::bigint::text) RETURNING id)
+				err := w.exec(ctx, pool, `WITH p AS (INSERT INTO parent (id, name) VALUES ($1::bigint, 'load ' || $1::bigint::text) RETURNING id)
 					INSERT INTO child (id, parent_id, note) SELECT id, id, 'load' FROM p`, next)
 				if err == nil {
 					ids = append(ids, next)
@@ -154,7 +160,7 @@ func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *own
 				// it must hold on both nodes (a row both held is never copied back).
 				i := rng.IntN(len(ids))
 				id := ids[i]
-				if _, err := pool.Exec(ctx, `WITH c AS (DELETE FROM child WHERE id = $1::bigint) DELETE FROM parent WHERE id = $1::bigint`, id); err == nil {
+				if err := w.exec(ctx, pool, `WITH c AS (DELETE FROM child WHERE id = $1::bigint) DELETE FROM parent WHERE id = $1::bigint`, id); err == nil {
 					ids = slices.Delete(ids, i, i+1)
 					w.mu.Lock()
 					delete(w.want, id)
@@ -165,7 +171,7 @@ func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *own
 				}
 			} else {
 				id := ids[rng.IntN(len(ids))]
-				if _, err := pool.Exec(ctx, "UPDATE parent SET v = v + 1 WHERE id = $1", id); err == nil {
+				if err := w.exec(ctx, pool, "UPDATE parent SET v = v + 1 WHERE id = $1", id); err == nil {
 					w.mu.Lock()
 					w.want[id]++
 					w.mu.Unlock()
@@ -178,6 +184,23 @@ func startOwnWrites(t *testing.T, n *harness.Node, base int64, seed uint64) *own
 	})
 	t.Cleanup(w.stop)
 	return w
+}
+
+// exec runs one write as an application would: a statement that was the victim of a deadlock
+// with the merge's pass 1 (rolled back, nothing written) is run again, up to 5 times. Pass 1
+// gives way first (its deadlock_timeout is shorter), but the one whose timeout ends first is
+// the one aborted, and a user who began waiting earlier can be that one.
+func (w *ownWrites) exec(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) error {
+	for try := 1; ; try++ {
+		_, err := pool.Exec(ctx, sql, args...)
+		var pgErr *pgconn.PgError
+		if err == nil || try == 5 || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
+			return err
+		}
+		w.mu.Lock()
+		w.deadlocks++
+		w.mu.Unlock()
+	}
 }
 
 func (w *ownWrites) writes() int {
@@ -273,6 +296,7 @@ func TestMergeJoinsTwoPopulatedNodesUnderWriteLoad(t *testing.T) {
 	if len(wa.errs)+len(wb.errs) > 0 {
 		t.Fatalf("writes failed: %v %v", wa.errs, wb.errs)
 	}
+	t.Logf("user writes run again after a deadlock with pass 1: %d on node_a, %d on node_b", wa.deadlocks, wb.deadlocks)
 	p.waitEqual(t, time.Minute)
 	for _, n := range []*harness.Node{p.a, p.b} {
 		wa.check(t, n, 1_000_000)
