@@ -92,7 +92,7 @@ func chunkedOnBoth(ctx context.Context, local, peerConn *pgx.Conn) (Mode, error)
 // maxBacklog is how many rows one side may be ahead of the other before it is read no more.
 const maxBacklog = 1 << 18
 
-// compareTable streams t from both nodes at once into the symmetric hash join.
+// compareTable streams t from both nodes at once into the joiner, which walks them in step.
 func compareTable(ctx context.Context, local, peerConn *pgx.Conn, t api.OverlapTable, mode Mode) (int64, []Diff, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	sides := [2]chan []row{make(chan []row, 16), make(chan []row, 16)}

@@ -34,7 +34,7 @@ func TestSplitRangeAndSplitKeyRoundTripACompositeKey(t *testing.T) {
 	}
 }
 
-// The symmetric join pairs rows whichever side sends them first, and leaves the rest one-sided.
+// The join pairs rows whichever side sends them first, and leaves the rest one-sided.
 func TestJoinerCategoriesWhicheverSideComesFirst(t *testing.T) {
 	j := newJoiner()
 	j.add(0, []row{{[]byte("a"), 1}, {[]byte("b"), 2}, {[]byte("c"), 3}})
