@@ -51,7 +51,7 @@ func TestFastInitSnapshotHolderIsKeptWhileTheCopyProgressesAndLetGoOnceItStops(t
 	p.waitState(t, "synchronized", 120*time.Second)
 	logEvents(t, p)
 	p.waitEqual(t, 60*time.Second)
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 1 {
+	if n := eventCount(t, p.b, "init.fast_restarted"); n != 1 {
 		t.Fatalf("%d init.fast_restarted events, want 1 (the snapshot was let go)", n)
 	}
 }

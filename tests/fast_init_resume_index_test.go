@@ -153,7 +153,7 @@ func TestFastInitSidecarKilledDuringIndexingResumesWithTheObjectsNotYetRebuilt(t
 		name string
 		want int64
 	}{{"init.fast_indexing_resumed", 1}, {"init.fast_resumed", 0}, {"init.fast_restarted", 0}} {
-		if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = $1", ev.name); n != ev.want {
+		if n := eventCount(t, p.b, ev.name); n != ev.want {
 			t.Fatalf("%d %s events, want %d", n, ev.name, ev.want)
 		}
 	}

@@ -68,10 +68,10 @@ func TestFastInitSidecarKilledAfterSubscribingGoesOnWithoutCopyingAgain(t *testi
 	p.waitState(t, "synchronized", 90*time.Second)
 	logEvents(t, p)
 	p.waitEqual(t, 60*time.Second)
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_subscribe_resumed'"); n != 1 {
+	if n := eventCount(t, p.b, "init.fast_subscribe_resumed"); n != 1 {
 		t.Fatalf("%d init.fast_subscribe_resumed events, want 1", n)
 	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 0 {
+	if n := eventCount(t, p.b, "init.fast_restarted"); n != 0 {
 		t.Fatalf("%d init.fast_restarted events, want none: the copy started over", n)
 	}
 	if after := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM rz_events WHERE xmin::text::bigint < $1", copiedBy); after != before || before == 0 {

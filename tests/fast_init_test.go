@@ -213,10 +213,10 @@ func TestFastInitSidecarKilledMidLoadResumesAtTheFirstChunkNotCopied(t *testing.
 	p.waitState(t, "synchronized", 90*time.Second)
 	logEvents(t, p)
 	p.waitEqual(t, 60*time.Second)
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_resumed'"); n != 1 {
+	if n := eventCount(t, p.b, "init.fast_resumed"); n != 1 {
 		t.Fatalf("%d init.fast_resumed events, want 1", n)
 	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 0 {
+	if n := eventCount(t, p.b, "init.fast_restarted"); n != 0 {
 		t.Fatalf("%d init.fast_restarted events, want none", n)
 	}
 	if old := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM slow WHERE xmin::text::bigint < $1", killedAt); old < kept {
@@ -257,10 +257,10 @@ func TestFastInitSidecarKilledWithItsSnapshotHolderStartsOverAndEndsEqual(t *tes
 	p.waitState(t, "synchronized", 90*time.Second)
 	logEvents(t, p)
 	p.waitEqual(t, 60*time.Second)
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_restarted'"); n != 1 {
+	if n := eventCount(t, p.b, "init.fast_restarted"); n != 1 {
 		t.Fatalf("%d init.fast_restarted events, want 1", n)
 	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.fast_resumed'"); n != 0 {
+	if n := eventCount(t, p.b, "init.fast_resumed"); n != 0 {
 		t.Fatalf("%d init.fast_resumed events, want none", n)
 	}
 	assertCatalogRestored(t, p, catalog)

@@ -95,7 +95,7 @@ func TestSidecarKilledDuringTheExportHoldSaysTheSnapshotIsLostAndARetryEndsEqual
 			WHERE slot_name = $1 AND snapshot_name IS NOT NULL AND consistent_lsn::text <> $2)`, slot, oldLSN)
 	})
 	snapshot, lsn := waitExported(t, a, slot)
-	if n := harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.slot_replaced'"); n != 1 {
+	if n := eventCount(t, a, "init.slot_replaced"); n != 1 {
 		t.Fatalf("%d init.slot_replaced events, want 1", n)
 	}
 	waitWrites(t, a, writes, 30, "after the new snapshot (they must come by replication)")

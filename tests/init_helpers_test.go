@@ -128,3 +128,9 @@ func (p *pair) assertNoInitLeftovers(t testing.TB) {
 		t.Errorf("the target still holds %d copied rows", rows)
 	}
 }
+
+// eventCount is how many times n recorded event in steep_repl.events.
+func eventCount(t testing.TB, n *harness.Node, event string) int64 {
+	t.Helper()
+	return harness.QueryOne[int64](t, n, "", "SELECT count(*) FROM steep_repl.events WHERE event = $1", event)
+}

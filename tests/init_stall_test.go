@@ -25,7 +25,7 @@ func TestStalledCopyRaisesAnEventWithoutFailingAndLargeTablesAreReported(t *test
 	}
 	p.startInit(t, `{"stall_timeout": 2, "large_table_threshold": 300000}`)
 	p.b.WaitFor(t, 30*time.Second, "an init.stalled event", func() bool {
-		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.stalled'") == 1
+		return eventCount(t, p.b, "init.stalled") == 1
 	})
 	if st := p.state(t); st != "copying" {
 		t.Fatalf("a stall changed the state to %s", st)

@@ -209,7 +209,7 @@ func TestPreparedSlotPastExpiryIsDroppedAndCannotBeCompleted(t *testing.T) {
 	}
 	// The slot's drop is not transactional: wait for the tick that dropped it to commit its event.
 	a.WaitFor(t, 10*time.Second, "the supervisor recording the expired slot", func() bool {
-		return harness.QueryOne[int64](t, a, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.slot_expired'") > 0
+		return eventCount(t, a, "init.slot_expired") > 0
 	})
 	ev := harness.QueryOne[string](t, a, "", "SELECT format('%s %s', node, detail->>'slot') FROM steep_repl.events WHERE event = 'init.slot_expired'")
 	if ev != "node_b short_lived" {

@@ -364,7 +364,7 @@ func TestMergeDryRunIsWhatTheMergeMovesAndASecondPlanIsEmpty(t *testing.T) {
 	}
 	dbaQuery[int64](t, p.b, `SELECT steep_repl.start_init('node_b', 'node_a', 'merge', '{"strategy": "prefer-target", "dry_run": true}')`)
 	p.b.WaitFor(t, time.Minute, "init.merge_planned", func() bool {
-		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.merge_planned'") == 1
+		return eventCount(t, p.b, "init.merge_planned") == 1
 	})
 	if st := mergeNodeState(t, p.b, "node_b"); st != "uninitialized" {
 		t.Fatalf("after the dry run node_b is %s", st)
@@ -387,7 +387,7 @@ func TestMergeDryRunIsWhatTheMergeMovesAndASecondPlanIsEmpty(t *testing.T) {
 	p.waitEqual(t, 30*time.Second)
 	// "verify": true: init.verify compared every row with node_a once SYNCHRONIZED.
 	p.b.WaitFor(t, time.Minute, "init.verified", func() bool {
-		return harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.verified'") == 1
+		return eventCount(t, p.b, "init.verified") == 1
 	})
 	if d := harness.QueryOne[string](t, p.b, "", "SELECT detail->>'differences' FROM steep_repl.events WHERE event = 'init.verified'"); d != "0" {
 		t.Fatalf("init.verified after the merge: %s differences", d)
@@ -489,7 +489,7 @@ func TestMergeRollsBackBothNodesAndStopsOnManualConflicts(t *testing.T) {
 	if !strings.Contains(reason, "write freeze timed out 3 times") {
 		t.Fatalf("freeze failure reason: %s", reason)
 	}
-	if n := harness.QueryOne[int64](t, p.b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'init.merge_freeze_retry'"); n != 2 {
+	if n := eventCount(t, p.b, "init.merge_freeze_retry"); n != 2 {
 		t.Fatalf("%d freeze retries recorded, want 2", n)
 	}
 	noLinks()

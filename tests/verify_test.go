@@ -180,7 +180,7 @@ func TestVerifyAndAnalyzeOverlapRefuseBadInputAndChangeNothing(t *testing.T) {
 	if pgErr := (*pgconn.PgError)(nil); !asPgError(err, &pgErr) || pgErr.Code != "25000" {
 		t.Errorf("verify in a REPEATABLE READ transaction: %v, want 25000", err)
 	}
-	if n := harness.QueryOne[int64](t, b, "", "SELECT count(*) FROM steep_repl.events WHERE event = 'verify.done'"); n != 0 {
+	if n := eventCount(t, b, "verify.done"); n != 0 {
 		t.Errorf("%d verify.done events after refused calls, want none", n)
 	}
 	if n := harness.QueryOne[int64](t, b, "", "SELECT count(*) FROM steep_repl.overlap_rows"); n != 0 {
