@@ -37,6 +37,24 @@ func timeFastInit(b *testing.B, target *harness.Node, node, options string) (cop
 	return copied, time.Since(start)
 }
 
+// fastPhases reads the last fast init's phases from its sidecar's log: seconds to copy every
+// chunk (init.fast_loaded) and to re-create the indexes and constraints (init.fast_indexed).
+func fastPhases(b *testing.B, s *sidecar) (load, index float64) {
+	b.Helper()
+	last := func(event string) float64 {
+		ev := s.awaitEvents(b, event, 1, 10*time.Second)
+		if len(ev) == 0 {
+			b.Fatalf("sidecar %s logged no %s", s.name, event)
+		}
+		v, err := strconv.ParseFloat(fmt.Sprint(ev[len(ev)-1]["seconds"]), 64)
+		if err != nil {
+			b.Fatalf("%s seconds: %v", event, err)
+		}
+		return v
+	}
+	return last("init.fast_loaded"), last("init.fast_indexed")
+}
+
 // BenchmarkFastInitSingleLargeTable: one table of benchSingleMB MB (the bench's big table, with
 // its secondary index). Native copy uses one table-sync worker for it whatever
 // max_sync_workers_per_subscription says; a fast init splits it into block ranges
@@ -71,10 +89,12 @@ func BenchmarkFastInitSingleLargeTable(b *testing.B) {
 	const workers = 2
 
 	before := bareSubscriptionCopy(b, a, bare, workers)
-	startSidecar(b, binTarget, "bench_sidecar_b")
+	sb := startSidecar(b, binTarget, "bench_sidecar_b")
 	binCopied, binSynced := timeFastInit(b, binTarget, "node_b", fmt.Sprintf(`{"parallel": %d}`, workers))
-	startSidecar(b, textTarget, "bench_sidecar_c")
+	binLoad, binIndex := fastPhases(b, sb)
+	sc := startSidecar(b, textTarget, "bench_sidecar_c")
 	textCopied, textSynced := timeFastInit(b, textTarget, "node_c", fmt.Sprintf(`{"parallel": %d, "copy_format": "text"}`, workers))
+	textLoad, _ := fastPhases(b, sc)
 	after := bareSubscriptionCopy(b, a, bare, workers)
 	native := (before + after) / 2
 
@@ -87,6 +107,9 @@ func BenchmarkFastInitSingleLargeTable(b *testing.B) {
 	b.ReportMetric(native.Seconds()/binCopied.Seconds(), "native_vs_fast_copy_x")
 	b.ReportMetric(binCopied.Seconds()/textCopied.Seconds(), "binary_vs_text_copy_x")
 	b.ReportMetric(mbs/binSynced.Seconds(), "fast_MB/s")
+	b.ReportMetric(binLoad, "fast_load_s")
+	b.ReportMetric(binIndex, "fast_index_s")
+	b.ReportMetric(binLoad/textLoad, "binary_vs_text_load_x")
 	b.Logf("%.0f MB in one table: native subscription %s then %s; fast binary %s (CATCHING_UP after %s), fast text %s (after %s): native/fast %.2f, binary/text copy %.3f",
 		mbs, before.Round(100*time.Millisecond), after.Round(100*time.Millisecond), binSynced.Round(100*time.Millisecond),
 		binCopied.Round(100*time.Millisecond), textSynced.Round(100*time.Millisecond), textCopied.Round(100*time.Millisecond),

@@ -109,7 +109,7 @@ func BenchmarkFastInitVsBareSubscriptionAndFloor(b *testing.B) {
 	const workers = 2
 
 	before := bareSubscriptionCopy(b, a, others["bare"], workers)
-	startSidecar(b, target, "bench_sidecar")
+	side := startSidecar(b, target, "bench_sidecar")
 	start := time.Now()
 	var copiedAt time.Duration
 	target.Exec(b, "", "SELECT steep_repl.start_init('node_b', 'node_a', 'fast', $1)", fmt.Sprintf(`{"parallel": %d}`, workers))
@@ -124,6 +124,7 @@ func BenchmarkFastInitVsBareSubscriptionAndFloor(b *testing.B) {
 		return st == "synchronized"
 	})
 	fast := time.Since(start)
+	load, index := fastPhases(b, side)
 	floor := floorCopy(b, a, others["floor"], workers)
 	after := bareSubscriptionCopy(b, a, others["bare"], workers)
 	bare := (before + after) / 2
@@ -137,6 +138,8 @@ func BenchmarkFastInitVsBareSubscriptionAndFloor(b *testing.B) {
 	b.ReportMetric(copiedAt.Seconds()/floor.Seconds(), "fast_copy_vs_floor_x")
 	b.ReportMetric(bare.Seconds()/fast.Seconds(), "bare_vs_fast_x")
 	b.ReportMetric(float64(bytes)/1e6/fast.Seconds(), "fast_MB/s")
+	b.ReportMetric(load, "fast_load_s")
+	b.ReportMetric(index, "fast_index_s")
 	// SC-001 (opt-in: STEEP_BENCH_MB=10240): a 10 GB database initialized in under 30 minutes.
 	if mb >= 10240 {
 		b.Logf("SC-001: %.0f MB initialized (fast, %d workers) in %s, %.1f MB/s", float64(bytes)/1e6, workers,

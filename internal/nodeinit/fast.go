@@ -119,9 +119,12 @@ func loadTables(ctx context.Context, job *runner.Job, plan *api.InitPlan, src *p
 	if resumed {
 		ld.resumed = "copy"
 	}
+	started := time.Now()
 	if ld.copied, err = copyAll(ctx, job, plan, src, holder.Snapshot, origin, log); err != nil {
 		return loaded{}, err // the holder keeps the snapshot: a retried attempt resumes
 	}
+	log.Info("every chunk copied", "event", "init.fast_loaded", "rows", ld.copied.rows, "bytes", ld.copied.bytes,
+		"chunks", ld.copied.chunks, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
 	if ld.objects, err = api.FastLoaded(ctx, job.DB, plan.Target, holder.LSN); err != nil {
 		return loaded{}, err
 	}
