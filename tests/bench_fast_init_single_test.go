@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -88,14 +89,20 @@ func BenchmarkFastInitSingleLargeTable(b *testing.B) {
 	bytes := harness.QueryOne[int64](b, a, "", "SELECT pg_table_size('big')")
 	const workers = 2
 
+	cpu0 := machineBusySeconds(b)
 	before := bareSubscriptionCopy(b, a, bare, workers)
+	cpu1 := machineBusySeconds(b)
 	sb := startSidecar(b, binTarget, "bench_sidecar_b")
+	cpu2, sidecar0 := machineBusySeconds(b), processBusySeconds(b, sb.cmd.Process.Pid)
 	binCopied, binSynced := timeFastInit(b, binTarget, "node_b", fmt.Sprintf(`{"parallel": %d}`, workers))
+	fastCPU, sidecarCPU := machineBusySeconds(b)-cpu2, processBusySeconds(b, sb.cmd.Process.Pid)-sidecar0
 	binLoad, binIndex := fastPhases(b, sb)
 	sc := startSidecar(b, textTarget, "bench_sidecar_c")
 	textCopied, textSynced := timeFastInit(b, textTarget, "node_c", fmt.Sprintf(`{"parallel": %d, "copy_format": "text"}`, workers))
 	textLoad, _ := fastPhases(b, sc)
+	cpu3 := machineBusySeconds(b)
 	after := bareSubscriptionCopy(b, a, bare, workers)
+	nativeCPU := (cpu1 - cpu0 + machineBusySeconds(b) - cpu3) / 2
 	native := (before + after) / 2
 
 	mbs := float64(bytes) / 1e6
@@ -110,8 +117,15 @@ func BenchmarkFastInitSingleLargeTable(b *testing.B) {
 	b.ReportMetric(binLoad, "fast_load_s")
 	b.ReportMetric(binIndex, "fast_index_s")
 	b.ReportMetric(binLoad/textLoad, "binary_vs_text_load_x")
+	b.ReportMetric(nativeCPU, "native_cpu_s")
+	b.ReportMetric(fastCPU, "fast_cpu_s")
+	b.ReportMetric(sidecarCPU, "fast_sidecar_cpu_s")
+	b.ReportMetric(cpuBoundRatio(native.Seconds(), fastCPU), "cpu_bound_native_vs_fast_x")
 	b.Logf("%.0f MB in one table: native subscription %s then %s; fast binary %s (CATCHING_UP after %s), fast text %s (after %s): native/fast %.2f, binary/text copy %.3f",
 		mbs, before.Round(100*time.Millisecond), after.Round(100*time.Millisecond), binSynced.Round(100*time.Millisecond),
 		binCopied.Round(100*time.Millisecond), textSynced.Round(100*time.Millisecond), textCopied.Round(100*time.Millisecond),
 		native.Seconds()/binSynced.Seconds(), binCopied.Seconds()/textCopied.Seconds())
+	b.Logf("CPU work on %d cores: native %.1f s (busy %.0f%%), fast %.1f s (busy %.0f%%, its sidecar %.1f s); with every core busy fast could be at most %.2fx faster than native",
+		runtime.NumCPU(), nativeCPU, 100*nativeCPU/native.Seconds()/float64(runtime.NumCPU()), fastCPU,
+		100*fastCPU/binSynced.Seconds()/float64(runtime.NumCPU()), sidecarCPU, cpuBoundRatio(native.Seconds(), fastCPU))
 }
