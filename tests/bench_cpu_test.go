@@ -2,7 +2,6 @@ package tests
 
 import (
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,11 +38,31 @@ func machineBusySeconds(b *testing.B) float64 {
 	return busy / userHZ
 }
 
-// cpuBoundRatio is the best reference/fast wall-time ratio this machine could show: the
-// reference's wall time over the fast run's CPU work spread evenly over every core. A goal above
-// it needs less CPU work, not more parallelism.
-func cpuBoundRatio(referenceWall, fastCPU float64) float64 {
-	return referenceWall / (fastCPU / float64(runtime.NumCPU()))
+// machineCores is how many cores /proc/stat's first line sums (its cpuN lines): the cores
+// machineBusySeconds counts, whatever this process's own CPU affinity.
+func machineCores(b *testing.B) int {
+	b.Helper()
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatalf("read /proc/stat: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if len(line) > 3 && strings.HasPrefix(line, "cpu") && line[3] >= '0' && line[3] <= '9' {
+			n++
+		}
+	}
+	if n == 0 {
+		b.Fatal("/proc/stat lists no cpuN line")
+	}
+	return n
+}
+
+// cpuBoundRatio is the best reference/fast wall-time ratio cores could show: the reference's
+// wall time over the fast run's CPU work spread evenly over every core. A goal above it needs
+// less CPU work, not more parallelism.
+func cpuBoundRatio(referenceWall, fastCPU float64, cores int) float64 {
+	return referenceWall / (fastCPU / float64(cores))
 }
 
 // processBusySeconds is the CPU time (user and system) process pid has used so far, from
